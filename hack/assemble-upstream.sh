@@ -60,5 +60,9 @@ if ((${#patches[@]} > 0)); then
     die "a patch did not apply onto ${UPSTREAM_TAG}; resolve with: git -C ${KUBE_ROOT} am -3 --continue (after fixing), then hack/update-patches.sh"
   fi
 fi
+# Without upstream's go.work, `go` with -mod=mod records the staging modules' published versions in
+# the go.mod and go.sum files (the replace lines still point at the tree): build noise, not changes.
+kgit ls-files -z -- go.mod go.sum 'staging/src/k8s.io/*/go.mod' 'staging/src/k8s.io/*/go.sum' |
+  xargs -0 git -C "${KUBE_ROOT}" update-index --skip-worktree
 echo "$(kgit rev-parse HEAD) ${patches_sum}" >"${stamp}"
 kgit log --oneline -n "$((${#patches[@]} + 1))" >&2

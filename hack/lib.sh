@@ -25,3 +25,19 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 # git in the assembled tree, with a fixed identity so commits are reproducible.
 kgit() { git -C "${KUBE_ROOT}" -c user.name="${GIT_AUTHOR_NAME}" -c user.email="${GIT_AUTHOR_EMAIL}" -c commit.gpgsign=false "$@"; }
+
+# The files in this repo's pkg/kubelet/images/ are the source of truth for the new files of
+# upstream's package images; they enter the series through the commit with this subject.
+SOURCE_DIR="pkg/kubelet/images"
+SOURCE_COMMIT_SUBJECT="kubelet: add image GC exclusion matcher"
+
+# Files of SOURCE_DIR in this repo, relative to the repo root (tracked and untracked, not ignored).
+source_files() {
+  git -C "${REPO_ROOT}" ls-files --cached --others --exclude-standard -- "${SOURCE_DIR}" |
+    while read -r f; do [[ -f "${REPO_ROOT}/${f}" ]] && echo "${f}"; done | sort -u
+}
+
+# The commit of the assembled tree that carries the source files.
+source_commit() {
+  kgit log --format=%H --fixed-strings --grep="${SOURCE_COMMIT_SUBJECT}" "${UPSTREAM_TAG}..HEAD" | tail -n 1
+}
