@@ -33,7 +33,8 @@ SOURCE_COMMIT_SUBJECT="kubelet: add image GC exclusion matcher"
 
 # Files of SOURCE_DIR in this repo, relative to the repo root (tracked and untracked, not ignored).
 source_files() {
-  git -C "${REPO_ROOT}" ls-files --cached --others --exclude-standard -- "${SOURCE_DIR}" |
+  # The fuzz corpus stays in this repo: upstream gets the targets and their seeds only.
+  git -C "${REPO_ROOT}" ls-files --cached --others --exclude-standard -- "${SOURCE_DIR}" ":!:${SOURCE_DIR}/testdata/fuzz" |
     while read -r f; do [[ -f "${REPO_ROOT}/${f}" ]] && echo "${f}"; done | sort -u
 }
 

@@ -70,29 +70,23 @@ func (e *ImageGCExclusion) Matcher() *ImageMatcher {
 	return e.matcher
 }
 
-// Excludes reports whether the allowlist protects an image from garbage collection, and why:
-// the entry that matched. Labels are looked up, once per image ID, only when selectors are
-// configured and no pattern matched. When the runtime cannot tell the labels, the image is
-// kept for this pass: an image must not be deleted because a look-up failed.
-func (e *ImageGCExclusion) Excludes(ctx context.Context, imageID string, repoTags, repoDigests []string) (string, bool) {
+// Excludes returns the allowlist entry that protects an image from garbage collection, or ""
+// when none does. Labels are looked up, once per image ID, only when selectors are configured
+// and no pattern matched. An error means the image's labels could not be read: the caller must
+// keep the image for now, since an image must not be deleted because a look-up failed.
+// The result depends only on its arguments, so callers may cache it per image and names.
+func (e *ImageGCExclusion) Excludes(ctx context.Context, imageID string, repoTags, repoDigests []string) (string, error) {
 	if e == nil {
-		return "", false
+		return "", nil
 	}
-	if entry := e.matcher.MatchReferences(imageID, repoTags, repoDigests); entry != "" {
-		return entry, true
-	}
-	if !e.matcher.HasSelectors() {
-		return "", false
+	if entry := e.matcher.MatchReferences(imageID, repoTags, repoDigests); entry != "" || !e.matcher.HasSelectors() {
+		return entry, nil
 	}
 	imageLabels, err := e.imageLabels(ctx, imageID)
 	if err != nil {
-		klog.FromContext(ctx).Info("Keeping image: failed to read its labels for imageGCExcludeSelectors; will retry on the next garbage collection", "imageID", imageID, "err", err)
-		return "labels unavailable", true
+		return "", err
 	}
-	if entry := e.matcher.MatchLabels(imageLabels); entry != "" {
-		return entry, true
-	}
-	return "", false
+	return e.matcher.MatchLabels(imageLabels), nil
 }
 
 // Forget drops what is cached about an image that is no longer on the node.

@@ -19,6 +19,7 @@ package images
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -122,9 +123,10 @@ func ParseImagePattern(entry string) (ImagePattern, error) {
 }
 
 // parseWildcardPattern checks a pattern with '*' against the reference grammar and normalizes
-// it like a reference, unless it starts with '*' or has a '*' in a first path component that
-// is followed by '/': then whether the pattern names a registry is unknowable, so it is matched
-// as written.
+// it like a reference. A pattern that starts with '*' is compared as written (its '*' can stand
+// for any registry). A '*' in the first path component must be part of a registry host name
+// ("registry-*.example.com/app"), since a partial Docker Hub namespace would never match the
+// normalized references.
 func parseWildcardPattern(entry string) (ImagePattern, error) {
 	if strings.Trim(entry, "*") == "" {
 		return ImagePattern{}, errors.New("a pattern of only '*' would keep every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100 instead")
@@ -138,20 +140,24 @@ func parseWildcardPattern(entry string) (ImagePattern, error) {
 	for strings.Contains(entry, "**") {
 		entry = strings.ReplaceAll(entry, "**", "*")
 	}
-	candidate := strings.ReplaceAll(entry, "*", wildcardPlaceholder)
-	firstComponent, _, hasSlash := strings.Cut(entry, "/")
-	if entry[0] == '*' || (hasSlash && strings.Contains(firstComponent, "*")) {
-		// Checked as a path under a placeholder registry; compared as written.
-		if _, err := reference.ParseAnyReference("example.invalid/" + candidate); err != nil {
-			return ImagePattern{}, referenceError(err)
-		}
-		return ImagePattern{Kind: ImagePatternWildcard, Value: entry}, nil
-	}
-	named, err := reference.ParseNormalizedNamed(candidate)
-	if err != nil {
+	if _, err := reference.ParseNormalizedNamed(strings.ReplaceAll(entry, "*", wildcardPlaceholder)); err != nil {
 		return ImagePattern{}, referenceError(err)
 	}
-	return ImagePattern{Kind: ImagePatternWildcard, Value: strings.ReplaceAll(named.String(), wildcardPlaceholder, "*")}, nil
+	first, rest, hasSlash := strings.Cut(entry, "/")
+	switch {
+	case entry[0] == '*':
+		return ImagePattern{Kind: ImagePatternWildcard, Value: entry}, nil
+	case hasSlash && strings.Contains(first, "*"):
+		if !strings.ContainsAny(first, ".:") {
+			return ImagePattern{}, fmt.Errorf("a '*' in the first path component must be part of a registry host name (with '.' or ':'); for Docker Hub write %q", dockerDomain+"/"+entry)
+		}
+		return ImagePattern{Kind: ImagePatternWildcard, Value: entry}, nil
+	case hasSlash && (first == dockerDomain || first == "index."+dockerDomain) && strings.HasPrefix(rest, "*"):
+		// "docker.io/*" means every Docker Hub image, not only the official ones.
+		return ImagePattern{Kind: ImagePatternWildcard, Value: dockerDomain + "/" + rest}, nil
+	}
+	normalized, _ := NormalizeImageReference(entry)
+	return ImagePattern{Kind: ImagePatternWildcard, Value: normalized}, nil
 }
 
 // referenceError turns the reference parser's errors into what a user can act on.
@@ -197,7 +203,67 @@ func ParseImageSelector(entry string) (labels.Selector, error) {
 	if selector.Empty() {
 		return nil, errors.New("selects every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100 instead")
 	}
+	if _, ok := satisfyingLabels(selector); !ok {
+		return nil, errors.New("selects no image: its requirements contradict each other")
+	}
 	return selector, nil
+}
+
+// satisfyingLabels returns a label set that the selector matches, if there is one. Requirements
+// on different keys are independent, so each key is solved on its own: absent, or one of the
+// values the requirements name, or a value none of them names.
+func satisfyingLabels(selector labels.Selector) (map[string]string, bool) {
+	requirements, _ := selector.Requirements()
+	byKey := map[string][]labels.Requirement{}
+	for _, r := range requirements {
+		byKey[r.Key()] = append(byKey[r.Key()], r)
+	}
+	result := map[string]string{}
+	for key, reqs := range byKey {
+		// A value no requirement names: longer than any of them.
+		unnamed := "x"
+		var candidates []*string
+		for _, r := range reqs {
+			for _, v := range r.ValuesUnsorted() {
+				candidates = append(candidates, &v)
+				for len(unnamed) <= len(v) {
+					unnamed += "x"
+				}
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					above, below := strconv.FormatInt(n+1, 10), strconv.FormatInt(n-1, 10)
+					candidates = append(candidates, &above, &below)
+				}
+			}
+		}
+		candidates = append(candidates, nil, &unnamed)
+		found := false
+		for _, candidate := range candidates {
+			set := labels.Set{}
+			if candidate != nil {
+				set[key] = *candidate
+			}
+			if allMatch(reqs, set) {
+				if candidate != nil {
+					result[key] = *candidate
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return result, true
+}
+
+func allMatch(requirements []labels.Requirement, set labels.Set) bool {
+	for _, r := range requirements {
+		if !r.Matches(set) {
+			return false
+		}
+	}
+	return true
 }
 
 // ImageMatcher decides whether an image is on the image GC allowlist. It is compiled once from
@@ -444,7 +510,8 @@ func repositoryOf(ref string, sep byte) string {
 // It does not validate; ok is false for what cannot name an image ("<none>:<none>", "").
 // References that are already normalized, as runtimes report them, are returned without copying.
 func NormalizeImageReference(ref string) (string, bool) {
-	if ref == "" || strings.Contains(ref, "<none>") {
+	// Byte searches only: this runs for every name of every GC candidate.
+	if ref == "" || strings.IndexByte(ref, '<') >= 0 {
 		return "", false
 	}
 	slash := strings.IndexByte(ref, '/')
@@ -452,7 +519,7 @@ func NormalizeImageReference(ref string) (string, bool) {
 		return dockerDomain + "/" + officialRepo + ref, true
 	}
 	domain := ref[:slash]
-	if !strings.ContainsAny(domain, ".:") && domain != "localhost" && strings.ToLower(domain) == domain {
+	if strings.IndexByte(domain, '.') < 0 && strings.IndexByte(domain, ':') < 0 && domain != "localhost" && !hasUpper(domain) {
 		// No registry: Docker Hub, as in reference.ParseNormalizedNamed.
 		return dockerDomain + "/" + ref, true
 	}
@@ -460,8 +527,17 @@ func NormalizeImageReference(ref string) (string, bool) {
 		ref, domain = dockerDomain+ref[slash:], dockerDomain
 		slash = len(dockerDomain)
 	}
-	if domain == dockerDomain && !strings.Contains(ref[slash+1:], "/") {
+	if domain == dockerDomain && strings.IndexByte(ref[slash+1:], '/') < 0 {
 		return dockerDomain + "/" + officialRepo + ref[slash+1:], true
 	}
 	return ref, true
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }

@@ -74,6 +74,13 @@ func TestParseImagePattern(t *testing.T) {
 		{in: "acme/*-agent", want: ImagePattern{ImagePatternWildcard, "docker.io/acme/*-agent", false}},
 		{in: "*/pause:3.10", want: ImagePattern{ImagePatternWildcard, "*/pause:3.10", false}},
 		{in: "*.example.com/app:*", want: ImagePattern{ImagePatternWildcard, "*.example.com/app:*", false}},
+		{in: "registry-*.example.com/app", want: ImagePattern{ImagePatternWildcard, "registry-*.example.com/app", false}},
+		{in: "*:latest", want: ImagePattern{ImagePatternWildcard, "*:latest", false}},
+		{in: "nginx*", want: ImagePattern{ImagePatternWildcard, "docker.io/library/nginx*", false}},
+		{in: "docker.io/*", want: ImagePattern{ImagePatternWildcard, "docker.io/*", false}},
+		{in: "index.docker.io/*-agent:*", want: ImagePattern{ImagePatternWildcard, "docker.io/*-agent:*", false}},
+		{in: "docker.io/nginx:1.*", want: ImagePattern{ImagePatternWildcard, "docker.io/library/nginx:1.*", false}},
+		{in: "localhost:5000/*", want: ImagePattern{ImagePatternWildcard, "localhost:5000/*", false}},
 
 		{in: "", wantErr: "must not be empty"},
 		{in: " nginx", wantErr: "white space"},
@@ -90,6 +97,8 @@ func TestParseImagePattern(t *testing.T) {
 		{in: "nginx:1.27:2", wantErr: "not a valid image reference"},
 		{in: "ghcr.io/acme/x0wildcard0x*", wantErr: "must not contain"},
 		{in: "ghcr.io//app", wantErr: "not a valid image reference"},
+		{in: "acme*/app", wantErr: `for Docker Hub write "docker.io/acme*/app"`},
+		{in: "*/Acme", wantErr: "repository name must be lowercase"},
 	} {
 		got, err := ParseImagePattern(tc.in)
 		if tc.wantErr != "" {
@@ -124,6 +133,12 @@ func TestParseImageSelector(t *testing.T) {
 		{in: "tier in (", wantErr: "found"},
 		{in: "a=b=c", wantErr: ""},
 		{in: "Bad Key=1", wantErr: "found"},
+		{in: "a=1,a=2", wantErr: "selects no image"},
+		{in: "a,!a", wantErr: "selects no image"},
+		{in: "a in (1,2),a notin (1,2)", wantErr: "selects no image"},
+		{in: "a>5,a<3", wantErr: "selects no image"},
+		{in: "a>5,a<7"},
+		{in: "a!=1,a notin (2)"},
 	} {
 		_, err := ParseImageSelector(tc.in)
 		switch {

@@ -160,9 +160,9 @@ func TestImageGCExclusionExcludes(t *testing.T) {
 			{"sha256:unlabelled", "example.com/c:1", "", false},
 			{"sha256:weird", "example.com/d:1", "", false},
 		} {
-			entry, kept := exclusion.Excludes(ctx, tc.id, []string{tc.tag}, nil)
-			if entry != tc.wantEntry || kept != tc.wantKept {
-				t.Errorf("pass %d: Excludes(%s) = %q, %v; want %q, %v", pass, tc.id, entry, kept, tc.wantEntry, tc.wantKept)
+			entry, err := exclusion.Excludes(ctx, tc.id, []string{tc.tag}, nil)
+			if err != nil || entry != tc.wantEntry || (entry != "") != tc.wantKept {
+				t.Errorf("pass %d: Excludes(%s) = %q, %v; want %q", pass, tc.id, entry, err, tc.wantEntry)
 			}
 		}
 	}
@@ -178,7 +178,9 @@ func TestImageGCExclusionExcludes(t *testing.T) {
 	}
 	// Forget drops the cache entry: the next look-up asks the runtime again.
 	exclusion.Forget("sha256:labelled")
-	exclusion.Excludes(ctx, "sha256:labelled", []string{"example.com/a:1"}, nil)
+	if _, err := exclusion.Excludes(ctx, "sha256:labelled", []string{"example.com/a:1"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if n := statuses.callsFor("sha256:labelled"); n != 2 {
 		t.Errorf("after Forget, look-ups = %d; want 2", n)
 	}
@@ -191,23 +193,23 @@ func TestImageGCExclusionKeepsImageWhenLabelsAreUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, kept := exclusion.Excludes(ctx, "sha256:x", []string{"example.com/x:1"}, nil); !kept {
-		t.Error("image was not kept although its labels could not be read")
+	if _, err := exclusion.Excludes(ctx, "sha256:x", []string{"example.com/x:1"}, nil); err == nil {
+		t.Error("no error although the image's labels could not be read")
 	}
 	// A failed look-up is not cached: the next pass asks again, and then decides on the labels.
 	statuses.mu.Lock()
 	statuses.err = nil
 	statuses.infos = map[string]map[string]string{"sha256:x": {"info": `{"imageSpec":{"config":{}}}`}}
 	statuses.mu.Unlock()
-	if entry, kept := exclusion.Excludes(ctx, "sha256:x", []string{"example.com/x:1"}, nil); kept {
-		t.Errorf("unlabelled image kept by %q after the runtime recovered", entry)
+	if entry, err := exclusion.Excludes(ctx, "sha256:x", []string{"example.com/x:1"}, nil); entry != "" || err != nil {
+		t.Errorf("unlabelled image after the runtime recovered: Excludes = %q, %v; want \"\", nil", entry, err)
 	}
 	if n := statuses.callsFor("sha256:x"); n != 2 {
 		t.Errorf("look-ups = %d; want 2", n)
 	}
-	// An image the runtime no longer knows is kept too (it is probably being removed anyway).
-	if _, kept := exclusion.Excludes(ctx, "sha256:gone", nil, nil); !kept {
-		t.Error("image unknown to the runtime was not kept")
+	// An image the runtime does not know cannot be decided either.
+	if _, err := exclusion.Excludes(ctx, "sha256:gone", nil, nil); err == nil || !strings.Contains(err.Error(), "does not know the image") {
+		t.Errorf("image unknown to the runtime: error = %v", err)
 	}
 }
 
@@ -216,8 +218,8 @@ func TestImageGCExclusionWithoutSelectorsNeverCallsRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, kept := exclusion.Excludes(context.Background(), "sha256:x", []string{"example.com/x:1"}, nil); kept {
-		t.Error("image kept without a matching pattern")
+	if entry, err := exclusion.Excludes(context.Background(), "sha256:x", []string{"example.com/x:1"}, nil); entry != "" || err != nil {
+		t.Errorf("Excludes = %q, %v without a matching pattern", entry, err)
 	}
 	if _, err := NewImageGCExclusion(nil, []string{"keep"}, nil); err == nil {
 		t.Error("selectors without an image status provider were accepted")
@@ -226,8 +228,8 @@ func TestImageGCExclusionWithoutSelectorsNeverCallsRuntime(t *testing.T) {
 
 func TestNilImageGCExclusionExcludesNothing(t *testing.T) {
 	var exclusion *ImageGCExclusion
-	if _, kept := exclusion.Excludes(context.Background(), "sha256:x", []string{"nginx:1"}, nil); kept {
-		t.Error("nil exclusion kept an image")
+	if entry, err := exclusion.Excludes(context.Background(), "sha256:x", []string{"nginx:1"}, nil); entry != "" || err != nil {
+		t.Errorf("nil exclusion: Excludes = %q, %v", entry, err)
 	}
 	exclusion.Forget("sha256:x")
 	if exclusion.Matcher() != nil {

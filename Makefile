@@ -1,0 +1,49 @@
+# kubelet-imagecache: the front door. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash
+OUTPUT_DIR ?= $(CURDIR)/_output
+BIN := $(OUTPUT_DIR)/bin
+GO_TEST_FLAGS ?=
+STAGE := hack/stage.sh
+
+.PHONY: all build kubelet upstream update test test-unit verify test-upstream bench fuzz clean help
+
+all: build ## Build every binary into _output/bin
+
+build: kubelet ## Same as all
+
+kubelet: ## Build the patched kubelet into _output/bin/kubelet
+	@$(STAGE) kubelet cmd/kubelet/build.sh
+
+upstream: ## Assemble upstream + patches/ in _output/kubernetes
+	@$(STAGE) upstream hack/assemble-upstream.sh
+
+update: ## Regenerate generated upstream files, then patches/ from _output/kubernetes
+	@$(STAGE) update-upstream-codegen hack/update-upstream-codegen.sh
+	@$(STAGE) update-patches hack/update-patches.sh
+
+test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree
+	@$(STAGE) test-unit $(MAKE) --no-print-directory test-unit
+	@$(STAGE) verify $(MAKE) --no-print-directory verify
+	@$(STAGE) test-upstream $(MAKE) --no-print-directory test-upstream
+
+test-unit: ## Unit tests of this module (replays the fuzz corpus)
+	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+
+verify: ## Every hack/verify-*.sh
+	@set -e; for script in hack/verify-*.sh; do $(STAGE) $$(basename $$script .sh) $$script; done
+
+test-upstream: ## Upstream's unit tests of every package the patches touch, in the patched tree
+	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" hack/test-upstream.sh
+
+bench: ## Benchmarks; results in docs/bench/
+	@$(STAGE) bench hack/bench.sh
+
+fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new corpus entries land in testdata/fuzz
+	@hack/fuzz.sh
+
+clean: ## Remove _output/ (keeps the Go module and build caches)
+	rm -rf $(OUTPUT_DIR)
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'

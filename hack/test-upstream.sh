@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run upstream's own unit tests, in the patched tree, for every package the patches touch.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+"${REPO_ROOT}/hack/assemble-upstream.sh"
+cd "${KUBE_ROOT}"
+
+# The packages of every file patches/ changes, plus their subpackages where a change is an API.
+mapfile -t changed < <(git diff --name-only "${UPSTREAM_TAG}" HEAD -- '*.go' | xargs -n1 dirname | sort -u)
+root_pkgs=() staging_pkgs=()
+for dir in "${changed[@]}"; do
+  case "${dir}" in
+    staging/src/k8s.io/*)
+      staging_pkgs+=("${dir}") ;;
+    pkg/kubelet/apis/config* | pkg/kubelet/images* | cmd/kubelet/app/options*)
+      # Whole API and options trees: conversion, defaults, round-trip and validation tests.
+      root_pkgs+=("./$(echo "${dir}" | sed -E 's#^(pkg/kubelet/apis/config|pkg/kubelet/images|cmd/kubelet/app/options).*#\1#')/...") ;;
+    *)
+      root_pkgs+=("./${dir}") ;;
+  esac
+done
+mapfile -t root_pkgs < <(printf '%s\n' "${root_pkgs[@]}" | sort -u)
+
+log "upstream tests of the patched tree: ${root_pkgs[*]}"
+go test ${GO_TEST_FLAGS:-} "${root_pkgs[@]}"
+
+# Staging packages are tested inside their own module, as upstream does.
+for dir in $(printf '%s\n' "${staging_pkgs[@]}" | sort -u); do
+  module=$(echo "${dir}" | cut -d/ -f1-4)
+  log "upstream tests of ${dir} (module ${module})"
+  (cd "${module}" && go test ${GO_TEST_FLAGS:-} "./${dir#"${module}"/}/...")
+done
