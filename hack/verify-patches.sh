@@ -25,4 +25,10 @@ if ((${#stale[@]} > 0)); then
   printf '  %s\n' "${stale[@]}" >&2
   die "run hack/update-patches.sh and commit patches/"
 fi
+# Upstream's hack/verify-gofmt.sh would reject a patch with unformatted Go code.
+mapfile -t unformatted < <(cd "${KUBE_ROOT}" && git diff --name-only --diff-filter=AM "${UPSTREAM_TAG}" HEAD -- '*.go' | xargs -r gofmt -l)
+if ((${#unformatted[@]} > 0)); then
+  printf '  %s\n' "${unformatted[@]}" >&2
+  die "patches/ adds Go code that gofmt would change; gofmt -w those files in ${KUBE_ROOT}, commit (--fixup) and run hack/update-patches.sh"
+fi
 log "patches/ applies onto ${UPSTREAM_TAG} and matches ${SOURCE_DIR}/ (${#files[@]} files)"
