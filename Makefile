@@ -6,14 +6,19 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: all build kubelet upstream update test test-unit verify test-upstream bench fuzz clean help
+.PHONY: all build kubelet image-keeper upstream update test test-unit verify test-upstream bench fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
-build: kubelet ## Same as all
+build: kubelet image-keeper ## Same as all
 
 kubelet: ## Build the patched kubelet into _output/bin/kubelet
 	@$(STAGE) kubelet cmd/kubelet/build.sh
+
+image-keeper: ## Build image-keeper into _output/bin/image-keeper
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/image-keeper ./cmd/image-keeper
+	@echo "built $(BIN)/image-keeper"
 
 upstream: ## Assemble upstream + patches/ in _output/kubernetes
 	@$(STAGE) upstream hack/assemble-upstream.sh

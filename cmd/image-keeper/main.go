@@ -1,0 +1,321 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// image-keeper keeps a node's cached images present: it pulls wanted images that are missing
+// from the container runtime, and never deletes anything.
+//
+//	image-keeper [flags]          run the reconcile loop (or one pass with --once)
+//	image-keeper status [flags]   print the wanted images as a table
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/spf13/pflag"
+	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
+	remote "k8s.io/cri-client/pkg"
+	"k8s.io/klog/v2"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+)
+
+// config is everything the flags say.
+type config struct {
+	sources          keeper.Sources
+	options          keeper.Options
+	runtimeEndpoint  string
+	listen           string
+	once             bool
+	dockerConfigPath string
+	server           string // status: ask a running daemon instead of the runtime
+}
+
+func main() {
+	status := len(os.Args) > 1 && os.Args[1] == "status"
+	args := os.Args[1:]
+	if status {
+		args = args[1:]
+	}
+	cfg, err := parseFlags(args, status)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "image-keeper: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if status {
+		err = runStatus(ctx, cfg)
+	} else {
+		err = run(ctx, cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "image-keeper: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, status bool) (*config, error) {
+	cfg := &config{options: keeper.DefaultOptions()}
+	name := "image-keeper"
+	if status {
+		name += " status"
+	}
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.StringVar(&cfg.runtimeEndpoint, "runtime-endpoint", "unix:///run/containerd/containerd.sock", "CRI endpoint of the container runtime.")
+	fs.StringVar(&cfg.sources.ConfigFile, "config", "", "Config file (kind: ImageKeeperConfiguration) listing images to keep. Reloaded on SIGHUP and when it changes.")
+	fs.StringArrayVar(&cfg.sources.Images, "image", nil, "An image to keep, with a tag or a digest. Repeatable.")
+	fs.StringVar(&cfg.sources.KubeletConfigFile, "kubelet-config", "", "The kubelet's config file: tags and digests in its imageGCExclude are kept too, and its allowlist decides which wanted images are protected from the kubelet's garbage collection.")
+	if status {
+		fs.StringVar(&cfg.server, "server", "", "Ask a running image-keeper at this URL (e.g. http://127.0.0.1:10356) instead of the runtime.")
+	} else {
+		fs.DurationVar(&cfg.options.Interval, "interval", cfg.options.Interval, "Time between reconcile passes.")
+		fs.IntVar(&cfg.options.PullConcurrency, "pull-concurrency", cfg.options.PullConcurrency, "Most pulls in flight at once.")
+		fs.DurationVar(&cfg.options.PullTimeout, "pull-timeout", cfg.options.PullTimeout, "Longest one pull may take.")
+		fs.DurationVar(&cfg.options.BackoffMax, "max-backoff", cfg.options.BackoffMax, "Longest wait before retrying a failed pull.")
+		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:10356", "Address of /healthz, /readyz, /metrics and /status; empty to serve none.")
+		fs.BoolVar(&cfg.once, "once", false, "Reconcile once, print the status table and exit; non-zero if a wanted image is still missing.")
+		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form. Never logged.")
+	}
+	klogFlags := goflagSet()
+	fs.AddGoFlagSet(klogFlags)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q; images are given with --image", fs.Args())
+	}
+	if cfg.options.Interval <= 0 {
+		return nil, fmt.Errorf("--interval %v: must be positive", cfg.options.Interval)
+	}
+	if cfg.options.PullConcurrency < 1 {
+		return nil, fmt.Errorf("--pull-concurrency %d: must be at least 1", cfg.options.PullConcurrency)
+	}
+	if cfg.options.PullTimeout <= 0 || cfg.options.BackoffMax <= 0 {
+		return nil, errors.New("--pull-timeout and --max-backoff must be positive")
+	}
+	if cfg.dockerConfigPath != "" {
+		creds, err := dockerconfig.Load(cfg.dockerConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		cfg.options.Credentials = creds
+	}
+	return cfg, nil
+}
+
+// connector opens the runtime's image service; a runtime that is down is retried by the loop.
+func connector(endpoint string) func(context.Context) (keeper.ImageService, error) {
+	return func(ctx context.Context) (keeper.ImageService, error) {
+		return remote.NewRemoteImageService(ctx, endpoint, 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	}
+}
+
+func run(ctx context.Context, cfg *config) error {
+	logger := klog.FromContext(ctx)
+	wanted, err := keeper.Load(cfg.sources)
+	if err != nil {
+		return err
+	}
+	metrics := keeper.NewMetrics()
+	k := keeper.New(cfg.options, wanted, connector(cfg.runtimeEndpoint), metrics)
+	warnUnprotected(ctx, wanted)
+
+	if cfg.once {
+		err := k.Reconcile(ctx, true)
+		if err == nil {
+			err = k.Reconcile(ctx, false) // observe what the pulls left, for the table
+		}
+		status := k.Status()
+		keeper.PrintStatus(os.Stdout, status)
+		if ready, reason := status.Ready(); !ready {
+			return errors.New(reason)
+		}
+		return err
+	}
+
+	var servers []func(context.Context) error
+	if cfg.listen != "" {
+		ln, err := net.Listen("tcp", cfg.listen)
+		if err != nil {
+			return fmt.Errorf("--listen %s: %w", cfg.listen, err)
+		}
+		srv := &http.Server{Handler: k.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error(err, "HTTP server stopped")
+			}
+		}()
+		servers = append(servers, srv.Shutdown)
+		logger.Info("Serving /healthz, /readyz, /metrics, /status", "address", ln.Addr().String())
+	}
+
+	reload := make(chan struct{}, 1)
+	stopWatch := watchForReload(ctx, cfg.sources, reload)
+	defer stopWatch()
+
+	logger.Info("Keeping images present", "wanted", len(wanted.Images), "interval", cfg.options.Interval, "pullConcurrency", cfg.options.PullConcurrency, "runtime", cfg.runtimeEndpoint)
+	k.Run(ctx, reload, func() (*keeper.Wanted, error) {
+		w, err := keeper.Load(cfg.sources)
+		if err == nil {
+			warnUnprotected(ctx, w)
+		}
+		return w, err
+	})
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, shutdown := range servers {
+		_ = shutdown(shutdownCtx)
+	}
+	logger.Info("Stopped")
+	return nil
+}
+
+// warnUnprotected says once, at start and on reload, which wanted images the kubelet's garbage
+// collection would fight over, and which allowlist entries cannot be pulled.
+func warnUnprotected(ctx context.Context, w *keeper.Wanted) {
+	logger := klog.FromContext(ctx)
+	if len(w.NotPullable) > 0 {
+		logger.Info("Kubelet allowlist entries protect images but cannot be pulled; image-keeper skips them", "entries", w.NotPullable)
+	}
+	if w.Allowlist == nil {
+		return
+	}
+	if w.AllowlistOff {
+		logger.Info("WARNING: the kubelet config has an allowlist but the ImageGCExclusion feature gate is off: the kubelet will garbage-collect every wanted image")
+		return
+	}
+	for _, img := range w.Images {
+		var tags, digests []string
+		if img.Digest {
+			digests = []string{img.Reference}
+		} else {
+			tags = []string{img.Reference}
+		}
+		if w.Allowlist.MatchReferences("", tags, digests) == "" && !w.Allowlist.HasSelectors() {
+			logger.Info("WARNING: wanted image is not protected by the kubelet's allowlist; the kubelet's image garbage collection will delete it and image-keeper will pull it again", "image", img.Reference)
+		}
+	}
+}
+
+// watchForReload signals reload on SIGHUP and when a config file changes. Directories are
+// watched, so that editors' and ConfigMaps' rename-into-place is seen.
+func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struct{}) (stop func()) {
+	logger := klog.FromContext(ctx)
+	notify := func() {
+		select {
+		case reload <- struct{}{}:
+		default:
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		logger.Error(err, "Cannot watch config files; reload with SIGHUP")
+	}
+	files := map[string]bool{}
+	for _, f := range []string{src.ConfigFile, src.KubeletConfigFile} {
+		if f == "" || watcher == nil {
+			continue
+		}
+		abs, _ := filepath.Abs(f)
+		files[abs] = true
+		if err := watcher.Add(filepath.Dir(abs)); err != nil {
+			logger.Error(err, "Cannot watch config file; reload with SIGHUP", "file", f)
+		}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var events <-chan fsnotify.Event
+		if watcher != nil {
+			events = watcher.Events
+		}
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading configuration")
+				notify()
+			case ev := <-events:
+				if abs, _ := filepath.Abs(ev.Name); files[abs] || filepath.Base(ev.Name) == "..data" {
+					notify()
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		signal.Stop(hup)
+		if watcher != nil {
+			_ = watcher.Close()
+		}
+	}
+}
+
+func runStatus(ctx context.Context, cfg *config) error {
+	var status keeper.Status
+	if cfg.server != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.server+"/status", nil)
+		if err != nil {
+			return fmt.Errorf("--server %s: %w", cfg.server, err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("--server %s: %w", cfg.server, err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
+			return fmt.Errorf("--server %s: bad /status answer: %w", cfg.server, err)
+		}
+	} else {
+		wanted, err := keeper.Load(cfg.sources)
+		if err != nil {
+			return err
+		}
+		k := keeper.New(cfg.options, wanted, connector(cfg.runtimeEndpoint), keeper.NewMetrics())
+		if err := k.Reconcile(ctx, false); err != nil {
+			return err
+		}
+		status = k.Status()
+	}
+	keeper.PrintStatus(os.Stdout, status)
+	return nil
+}
+
+// goflagSet holds klog's flags (-v, --vmodule, ...).
+func goflagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	return fs
+}

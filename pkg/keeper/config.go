@@ -1,0 +1,215 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package keeper
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images"
+)
+
+const (
+	// APIVersion and Kind identify image-keeper's config file.
+	APIVersion = "imagekeeper.kubelet-imagecache.io/v1alpha1"
+	Kind       = "ImageKeeperConfiguration"
+)
+
+// File is image-keeper's config file.
+//
+//	apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1
+//	kind: ImageKeeperConfiguration
+//	images:
+//	  - registry.k8s.io/pause:3.10
+//	  - ghcr.io/acme/agent@sha256:<hex>
+type File struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Images are concrete references (a tag or a digest) to keep present.
+	Images []string `json:"images,omitempty"`
+}
+
+// Sources are where the wanted images come from; Load turns them into Wanted.
+type Sources struct {
+	// ConfigFile is image-keeper's config file ("" for none).
+	ConfigFile string
+	// Images are the --image flags.
+	Images []string
+	// KubeletConfigFile is a KubeletConfiguration whose imageGCExclude adds wanted images and
+	// whose allowlist decides "protected" ("" for none).
+	KubeletConfigFile string
+}
+
+// WantedImage is one image to keep present.
+type WantedImage struct {
+	// Reference is the normalized reference: "docker.io/library/nginx:1.27".
+	Reference string
+	// Digest is true for "repo@sha256:..." references, false for "repo:tag".
+	Digest bool
+	// Source says where it was asked for: "config", "flag" or "kubelet".
+	Source string
+}
+
+// Wanted is the loaded set of wanted images and the kubelet's allowlist.
+type Wanted struct {
+	Images []WantedImage
+	// Allowlist is the kubelet's compiled imageGCExclude and imageGCExcludeSelectors, nil without
+	// a kubelet config.
+	Allowlist *images.ImageMatcher
+	// AllowlistPatterns and AllowlistSelectors are the kubelet config's entries, as written.
+	AllowlistPatterns, AllowlistSelectors []string
+	// AllowlistOff is set when the kubelet config lists entries but the ImageGCExclusion feature
+	// gate is not on: then the kubelet protects nothing.
+	AllowlistOff bool
+	// NotPullable are kubelet allowlist entries that only protect (wildcards, bare repositories,
+	// image IDs, selectors).
+	NotPullable []string
+}
+
+// kubeletConfig is the part of a KubeletConfiguration image-keeper reads.
+type kubeletConfig struct {
+	Kind                    string          `json:"kind"`
+	FeatureGates            map[string]bool `json:"featureGates"`
+	ImageGCExclude          []string        `json:"imageGCExclude"`
+	ImageGCExcludeSelectors []string        `json:"imageGCExcludeSelectors"`
+}
+
+// Load reads every source. Each error names the file or flag, the entry and the reason.
+func Load(src Sources) (*Wanted, error) {
+	w := &Wanted{}
+	seen := map[string]string{}
+	add := func(source, where string, entries []string) error {
+		var errs []error
+		local := map[string]int{}
+		for i, entry := range entries {
+			img, err := parseWanted(entry, source)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d] %q: %w", where, i, entry, err))
+				continue
+			}
+			if j, dup := local[img.Reference]; dup {
+				errs = append(errs, fmt.Errorf("%s[%d] %q: duplicate of %s[%d]; list each image once", where, i, entry, where, j))
+				continue
+			}
+			local[img.Reference] = i
+			if _, dup := seen[img.Reference]; dup {
+				continue // asked for by another source too: keep the first
+			}
+			seen[img.Reference] = source
+			w.Images = append(w.Images, img)
+		}
+		return errors.Join(errs...)
+	}
+
+	if src.ConfigFile != "" {
+		f, err := readConfigFile(src.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := add("config", src.ConfigFile+": images", f.Images); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("flag", "--image", src.Images); err != nil {
+		return nil, err
+	}
+	if src.KubeletConfigFile != "" {
+		kc, err := readKubeletConfig(src.KubeletConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		matcher, err := images.NewImageMatcher(kc.ImageGCExclude, kc.ImageGCExcludeSelectors)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet config %s: %w", src.KubeletConfigFile, err)
+		}
+		w.Allowlist = matcher
+		w.AllowlistPatterns, w.AllowlistSelectors = kc.ImageGCExclude, kc.ImageGCExcludeSelectors
+		w.AllowlistOff = !matcher.Empty() && !kc.FeatureGates["ImageGCExclusion"]
+		var pullable []string
+		for _, entry := range kc.ImageGCExclude {
+			if p, _ := images.ParseImagePattern(entry); p.Pullable {
+				pullable = append(pullable, entry)
+			} else {
+				w.NotPullable = append(w.NotPullable, entry)
+			}
+		}
+		for _, s := range kc.ImageGCExcludeSelectors {
+			w.NotPullable = append(w.NotPullable, "selector "+s)
+		}
+		if err := add("kubelet", src.KubeletConfigFile+": imageGCExclude", pullable); err != nil {
+			return nil, err
+		}
+	}
+	if len(w.Images) == 0 {
+		return nil, errors.New("no images to keep: list them under images: in --config, with --image, or as tags and digests in the kubelet config's imageGCExclude (--kubelet-config)")
+	}
+	sort.SliceStable(w.Images, func(i, j int) bool { return w.Images[i].Reference < w.Images[j].Reference })
+	return w, nil
+}
+
+// parseWanted accepts only what a runtime can pull: a repository with a tag or a digest.
+func parseWanted(entry, source string) (WantedImage, error) {
+	p, err := images.ParseImagePattern(entry)
+	if err != nil {
+		return WantedImage{}, err
+	}
+	switch p.Kind {
+	case images.ImagePatternTag:
+		return WantedImage{Reference: p.Value, Source: source}, nil
+	case images.ImagePatternDigest:
+		return WantedImage{Reference: p.Value, Digest: true, Source: source}, nil
+	case images.ImagePatternRepository:
+		return WantedImage{}, fmt.Errorf("a repository without a tag or digest cannot be pulled; write %s:<tag> or %s@sha256:<hex>", entry, entry)
+	}
+	return WantedImage{}, fmt.Errorf("a %s pattern cannot be pulled; give a tag or a digest", p.Kind)
+}
+
+func readConfigFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var f File
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
+	}
+	if f.APIVersion != APIVersion || f.Kind != Kind {
+		return nil, fmt.Errorf("config %s: apiVersion %q, kind %q: want apiVersion: %s and kind: %s", path, f.APIVersion, f.Kind, APIVersion, Kind)
+	}
+	return &f, nil
+}
+
+func readKubeletConfig(path string) (*kubeletConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet config: %w", err)
+	}
+	var kc kubeletConfig
+	// Not strict: a KubeletConfiguration has many fields image-keeper does not read.
+	if err := yaml.Unmarshal(data, &kc); err != nil {
+		return nil, fmt.Errorf("kubelet config %s: %v", path, err)
+	}
+	if kc.Kind != "KubeletConfiguration" {
+		return nil, fmt.Errorf("kubelet config %s: kind %q: want KubeletConfiguration", path, kc.Kind)
+	}
+	return &kc, nil
+}

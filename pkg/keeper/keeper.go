@@ -1,0 +1,443 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package keeper keeps a set of wanted images present in a CRI runtime: it pulls what is
+// missing, backs off per image while a registry is unreachable, and never removes anything.
+package keeper
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images"
+)
+
+// ImageService is the part of the CRI image service image-keeper uses. It has no RemoveImage:
+// image-keeper never deletes.
+type ImageService interface {
+	ListImages(ctx context.Context, filter *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error)
+	ImageStatus(ctx context.Context, image *runtimeapi.ImageSpec, verbose bool) (*runtimeapi.ImageStatusResponse, error)
+	PullImage(ctx context.Context, image *runtimeapi.ImageSpec, auth *runtimeapi.AuthConfig, podSandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+}
+
+// Options tune the reconcile loop.
+type Options struct {
+	// Interval between passes when nothing is due earlier.
+	Interval time.Duration
+	// PullConcurrency bounds the pulls in flight.
+	PullConcurrency int
+	// PullTimeout bounds one pull; a pass never waits longer for a pull.
+	PullTimeout time.Duration
+	// ListTimeout bounds one ListImages or ImageStatus call.
+	ListTimeout time.Duration
+	// BackoffBase is the delay after the first failure; it doubles per failure up to BackoffMax,
+	// with jitter.
+	BackoffBase, BackoffMax time.Duration
+	// Credentials log in to registries; nil for anonymous pulls.
+	Credentials dockerconfig.Credentials
+}
+
+// DefaultOptions are the flags' defaults.
+func DefaultOptions() Options {
+	return Options{
+		Interval:        30 * time.Second,
+		PullConcurrency: 2,
+		PullTimeout:     10 * time.Minute,
+		ListTimeout:     30 * time.Second,
+		BackoffBase:     time.Second,
+		BackoffMax:      60 * time.Second,
+	}
+}
+
+// ImageState is what image-keeper knows of one wanted image: a row of `image-keeper status`.
+type ImageState struct {
+	Reference string `json:"reference"`
+	Source    string `json:"source"`
+	Present   bool   `json:"present"`
+	ImageID   string `json:"imageID,omitempty"`
+	Size      uint64 `json:"size,omitempty"`
+	// Protected says whether the kubelet's allowlist keeps the image: "yes: <entry>", "no: ...",
+	// or "unknown: ..." with the reason.
+	Protected   string    `json:"protected"`
+	LastPull    time.Time `json:"lastPull,omitzero"`
+	LastError   string    `json:"lastError,omitempty"`
+	Failures    int       `json:"failures,omitempty"`
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+}
+
+// Status is the whole state: what /status serves and `image-keeper status` prints.
+type Status struct {
+	Images []ImageState `json:"images"`
+	// RuntimeError is the last failure to reach the runtime, "" when the last pass reached it.
+	RuntimeError string `json:"runtimeError,omitempty"`
+	// ConfigError is the last failed reload; the previous configuration stays in force.
+	ConfigError string `json:"configError,omitempty"`
+	// LastReconcile is when a pass last reached the runtime.
+	LastReconcile time.Time `json:"lastReconcile,omitzero"`
+	// NotPullable lists kubelet allowlist entries that protect but cannot be pulled.
+	NotPullable []string `json:"notPullable,omitempty"`
+}
+
+// Ready reports whether every wanted image is present, and if not, why.
+func (s Status) Ready() (bool, string) {
+	if s.RuntimeError != "" {
+		return false, "container runtime unreachable: " + s.RuntimeError
+	}
+	if s.LastReconcile.IsZero() {
+		return false, "no reconcile pass has reached the runtime yet"
+	}
+	var missing []string
+	for _, img := range s.Images {
+		if !img.Present {
+			reason := img.Reference
+			if img.LastError != "" {
+				reason += " (" + img.LastError + ")"
+			}
+			missing = append(missing, reason)
+		}
+	}
+	if len(missing) > 0 {
+		return false, fmt.Sprintf("%d of %d wanted images missing: %v", len(missing), len(s.Images), missing)
+	}
+	return true, fmt.Sprintf("all %d wanted images present", len(s.Images))
+}
+
+// Keeper is the reconcile loop. Its methods are safe for concurrent use.
+type Keeper struct {
+	opts    Options
+	connect func(context.Context) (ImageService, error)
+	metrics *Metrics
+
+	// pullLock is held by a pass; one pass runs at a time.
+	pullLock sync.Mutex
+
+	// mu guards the fields below.
+	mu              sync.Mutex
+	svc             ImageService
+	wanted          *Wanted
+	allowlist       *images.ImageGCExclusion
+	states          map[string]*ImageState
+	status          Status
+	runtimeFailures int
+	runtimeRetry    time.Time
+	rng             *rand.Rand
+}
+
+// New returns a Keeper for the wanted images. connect opens the runtime's image service; it is
+// called again after a failure, so a runtime that is down at start is picked up later.
+func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageService, error), metrics *Metrics) *Keeper {
+	k := &Keeper{
+		opts:    opts,
+		connect: connect,
+		metrics: metrics,
+		states:  map[string]*ImageState{},
+		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
+	}
+	k.SetWanted(wanted)
+	return k
+}
+
+// SetWanted replaces the wanted images, keeping what is known of those still wanted.
+func (k *Keeper) SetWanted(w *Wanted) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	states := map[string]*ImageState{}
+	for _, img := range w.Images {
+		if old, ok := k.states[img.Reference]; ok {
+			old.Source = img.Source
+			states[img.Reference] = old
+			continue
+		}
+		states[img.Reference] = &ImageState{Reference: img.Reference, Source: img.Source, Protected: "unknown: not checked yet"}
+	}
+	k.states = states
+	k.wanted = w
+	k.allowlist = nil // rebuilt with the runtime connection on the next pass
+	k.status.ConfigError = ""
+	k.status.NotPullable = w.NotPullable
+	k.metrics.wanted.Set(float64(len(w.Images)))
+}
+
+// SetConfigError records a failed reload; the current wanted images stay.
+func (k *Keeper) SetConfigError(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.status.ConfigError = err.Error()
+}
+
+// Status returns a copy of the current state, images sorted by reference.
+func (k *Keeper) Status() Status {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.status
+	s.Images = make([]ImageState, 0, len(k.wanted.Images))
+	for _, img := range k.wanted.Images {
+		s.Images = append(s.Images, *k.states[img.Reference])
+	}
+	return s
+}
+
+// Reconcile runs one pass: list the runtime's images once, then pull every wanted image that is
+// missing and due, at most PullConcurrency at a time. With pull false it only observes.
+// It returns an error only when the runtime could not be reached.
+func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
+	k.pullLock.Lock()
+	defer k.pullLock.Unlock()
+	logger := klog.FromContext(ctx)
+
+	svc, present, err := k.listImages(ctx)
+	if err != nil {
+		k.mu.Lock()
+		k.runtimeFailures++
+		k.runtimeRetry = time.Now().Add(k.backoff(k.runtimeFailures))
+		k.status.RuntimeError = err.Error()
+		k.mu.Unlock()
+		logger.Info("Container runtime unreachable; will retry", "err", err)
+		return err
+	}
+
+	now := time.Now()
+	k.mu.Lock()
+	k.runtimeFailures = 0
+	k.status.RuntimeError = ""
+	k.status.LastReconcile = now
+	var due []*ImageState
+	for _, img := range k.wanted.Images {
+		state := k.states[img.Reference]
+		found := present[img.Reference]
+		state.Present = found != nil
+		if found != nil {
+			state.ImageID, state.Size = found.Id, found.GetSize()
+		}
+		state.Protected = k.protection(ctx, svc, found, img)
+		if !state.Present && pull && !now.Before(state.NextAttempt) {
+			due = append(due, state)
+		}
+	}
+	k.mu.Unlock()
+
+	if len(due) > 0 {
+		k.pullAll(ctx, svc, due)
+	}
+	k.updatePresentMetric()
+	k.metrics.lastReconcile.Set(float64(now.Unix()))
+	return nil
+}
+
+// listImages returns the runtime's images by normalized repo tag and repo digest.
+func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runtimeapi.Image, error) {
+	k.mu.Lock()
+	svc := k.svc
+	k.mu.Unlock()
+	if svc == nil {
+		var err error
+		if svc, err = k.connect(ctx); err != nil {
+			return nil, nil, err
+		}
+		k.mu.Lock()
+		k.svc = svc
+		k.mu.Unlock()
+	}
+	listCtx, cancel := context.WithTimeout(ctx, k.opts.ListTimeout)
+	defer cancel()
+	list, err := svc.ListImages(listCtx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ListImages: %w", err)
+	}
+	present := map[string]*runtimeapi.Image{}
+	for _, img := range list {
+		for _, ref := range append(append([]string{}, img.RepoTags...), img.RepoDigests...) {
+			if normalized, ok := images.NormalizeImageReference(ref); ok {
+				present[normalized] = img
+			}
+		}
+	}
+	return svc, present, nil
+}
+
+// protection says whether the kubelet's allowlist keeps the image, decided by the kubelet's own
+// matcher. The caller holds mu.
+func (k *Keeper) protection(ctx context.Context, svc ImageService, found *runtimeapi.Image, img WantedImage) string {
+	w := k.wanted
+	switch {
+	case w.Allowlist == nil:
+		return "unknown: no --kubelet-config"
+	case w.AllowlistOff:
+		return "no: the kubelet's ImageGCExclusion feature gate is off"
+	case w.Allowlist.Empty():
+		return "no: the kubelet's allowlist is empty"
+	}
+	if k.allowlist == nil {
+		exclusion, err := images.NewImageGCExclusion(w.AllowlistPatterns, w.AllowlistSelectors, svc)
+		if err != nil {
+			return "unknown: " + err.Error()
+		}
+		k.allowlist = exclusion
+	}
+	if found == nil {
+		var tags, digests []string
+		if img.Digest {
+			digests = []string{img.Reference}
+		} else {
+			tags = []string{img.Reference}
+		}
+		if entry := w.Allowlist.MatchReferences("", tags, digests); entry != "" {
+			return "yes: " + entry
+		}
+		if w.Allowlist.HasSelectors() {
+			return "unknown: not present, and the allowlist has label selectors"
+		}
+		return "no: the kubelet's garbage collection would delete it"
+	}
+	statusCtx, cancel := context.WithTimeout(ctx, k.opts.ListTimeout)
+	defer cancel()
+	entry, err := k.allowlist.Excludes(statusCtx, found.Id, found.RepoTags, found.RepoDigests)
+	switch {
+	case err != nil:
+		return "unknown: " + err.Error()
+	case entry != "":
+		return "yes: " + entry
+	}
+	return "no: the kubelet's garbage collection would delete it"
+}
+
+// pullAll pulls the due images, at most PullConcurrency at a time, and waits for all of them.
+func (k *Keeper) pullAll(ctx context.Context, svc ImageService, due []*ImageState) {
+	slots := make(chan struct{}, max(1, k.opts.PullConcurrency))
+	var wg sync.WaitGroup
+	for _, state := range due {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-slots }()
+			k.pull(ctx, svc, state)
+		}()
+	}
+	wg.Wait()
+}
+
+func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) {
+	logger := klog.FromContext(ctx)
+	k.mu.Lock()
+	ref := state.Reference
+	k.mu.Unlock()
+
+	pullCtx, cancel := context.WithTimeout(ctx, k.opts.PullTimeout)
+	defer cancel()
+	start := time.Now()
+	logger.V(2).Info("Pulling missing image", "image", ref)
+	imageRef, err := svc.PullImage(pullCtx, &runtimeapi.ImageSpec{Image: ref}, k.opts.Credentials.For(ref), nil)
+	elapsed := time.Since(start)
+
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if ctx.Err() != nil {
+		return // shutting down: not a registry failure
+	}
+	if err != nil {
+		state.Failures++
+		state.LastError = err.Error()
+		delay := k.backoff(state.Failures)
+		state.NextAttempt = time.Now().Add(delay)
+		k.metrics.observePull("failure", elapsed)
+		logger.Info("Failed to pull image; backing off", "image", ref, "failures", state.Failures, "retryIn", delay.Round(time.Millisecond), "err", err)
+		return
+	}
+	state.Present, state.ImageID = true, imageRef
+	state.LastPull, state.LastError, state.Failures, state.NextAttempt = time.Now(), "", 0, time.Time{}
+	k.metrics.observePull("success", elapsed)
+	logger.Info("Pulled image", "image", ref, "imageRef", imageRef, "duration", elapsed.Round(time.Millisecond))
+}
+
+// backoff is BackoffBase doubled per failure, capped at BackoffMax, with the upper half jittered
+// so that many nodes do not retry in step. The caller holds mu (for rng).
+func (k *Keeper) backoff(failures int) time.Duration {
+	d := k.opts.BackoffBase
+	for i := 1; i < failures && d < k.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, k.opts.BackoffMax)
+	half := d / 2
+	return half + time.Duration(k.rng.Int64N(int64(half)+1))
+}
+
+// NextDelay is how long the loop may sleep: until the next interval, the next due retry of a
+// missing image, or the next try to reach the runtime, whichever is first.
+func (k *Keeper) NextDelay() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := time.Now()
+	next := now.Add(k.opts.Interval)
+	if k.runtimeFailures > 0 && k.runtimeRetry.Before(next) {
+		next = k.runtimeRetry
+	}
+	for _, state := range k.states {
+		if !state.Present && !state.NextAttempt.IsZero() && state.NextAttempt.Before(next) {
+			next = state.NextAttempt
+		}
+	}
+	return max(next.Sub(now), 10*time.Millisecond)
+}
+
+func (k *Keeper) updatePresentMetric() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	for _, state := range k.states {
+		if state.Present {
+			n++
+		}
+	}
+	k.metrics.present.Set(float64(n))
+}
+
+// Run reconciles until ctx is done. A receive on reload reloads the wanted images with load;
+// a failed reload keeps the current ones and is reported in Status.
+func (k *Keeper) Run(ctx context.Context, reload <-chan struct{}, load func() (*Wanted, error)) {
+	logger := klog.FromContext(ctx)
+	for {
+		_ = k.Reconcile(ctx, true) // failures are in Status and the log
+		timer := time.NewTimer(k.NextDelay())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		case <-reload:
+			timer.Stop()
+			w, err := load()
+			if err != nil {
+				logger.Error(err, "Reload failed; keeping the previous configuration")
+				k.SetConfigError(err)
+				continue
+			}
+			logger.Info("Reloaded configuration", "wantedImages", len(w.Images))
+			k.SetWanted(w)
+		}
+	}
+}

@@ -1,0 +1,535 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package keeper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
+)
+
+func testOptions() Options {
+	opts := DefaultOptions()
+	opts.Interval = time.Hour // tests drive passes themselves
+	opts.BackoffBase = 40 * time.Millisecond
+	opts.BackoffMax = 320 * time.Millisecond
+	opts.PullTimeout = 5 * time.Second
+	opts.ListTimeout = 2 * time.Second
+	return opts
+}
+
+func wantedImages(t *testing.T, refs ...string) *Wanted {
+	t.Helper()
+	w, err := Load(Sources{Images: refs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func newTestKeeper(t *testing.T, server *imageServer, opts Options, refs ...string) *Keeper {
+	t.Helper()
+	return New(opts, wantedImages(t, refs...), server.connect, NewMetrics())
+}
+
+func TestReconcilePullsMissingAndLeavesPresent(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.add("registry.k8s.io/pause:3.10")
+	k := newTestKeeper(t, server, testOptions(), "registry.k8s.io/pause:3.10", "nginx:1.27", "localhost:5000/app@sha256:"+strings.Repeat("a", 64))
+
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := server.pullCount("registry.k8s.io/pause:3.10"); n != 0 {
+		t.Errorf("present image pulled %d times", n)
+	}
+	if n := server.pullCount("docker.io/library/nginx:1.27"); n != 1 {
+		t.Errorf("missing tag pulled %d times; want 1 (by its normalized reference)", n)
+	}
+	if n := server.pullCount("localhost:5000/app@sha256:" + strings.Repeat("a", 64)); n != 1 {
+		t.Errorf("missing digest pulled %d times; want 1", n)
+	}
+	// A second pass finds everything present and pulls nothing.
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := server.pullCount("docker.io/library/nginx:1.27"); n != 1 {
+		t.Errorf("after a second pass nginx was pulled %d times; want 1", n)
+	}
+	if ready, reason := k.Status().Ready(); !ready {
+		t.Errorf("not ready after pulling everything: %s", reason)
+	}
+	if got := testutil.ToFloat64(k.metrics.pulls.WithLabelValues("success")); got != 2 {
+		t.Errorf("image_keeper_pulls_total{result=success} = %v; want 2", got)
+	}
+	if got := testutil.ToFloat64(k.metrics.present); got != 3 {
+		t.Errorf("image_keeper_present_images = %v; want 3", got)
+	}
+}
+
+func TestRestoreAfterRemoval(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.add("nginx:1.27")
+	k := newTestKeeper(t, server, testOptions(), "nginx:1.27")
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	server.remove("nginx:1.27") // crictl rmi
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := server.pullCount("docker.io/library/nginx:1.27"); n != 1 {
+		t.Errorf("removed image pulled %d times; want 1", n)
+	}
+	if s := k.Status(); !s.Images[0].Present || s.Images[0].LastPull.IsZero() {
+		t.Errorf("status after restore: %+v", s.Images[0])
+	}
+}
+
+func TestBackoffGrowsAndResets(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.pullErr = map[string]bool{"*": true}
+	opts := testOptions()
+	k := newTestKeeper(t, server, opts, "example.com/app:1")
+
+	var delays []time.Duration
+	for i := 0; i < 6; i++ {
+		if err := k.Reconcile(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		s := k.Status().Images[0]
+		if s.Failures != i+1 || s.Present || !strings.Contains(s.LastError, "connection refused") {
+			t.Fatalf("after failure %d: %+v", i+1, s)
+		}
+		delay := time.Until(s.NextAttempt)
+		delays = append(delays, delay)
+		// Not due yet: a pass now must not pull again.
+		before := server.pullCount("example.com/app:1")
+		if err := k.Reconcile(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if server.pullCount("example.com/app:1") != before {
+			t.Fatalf("pulled again before the backoff of %v ran out", delay)
+		}
+		time.Sleep(delay + 5*time.Millisecond)
+	}
+	// What is left of each wait never exceeds the backoff for that failure (the exact values
+	// are checked in TestBackoffBounds, free of scheduling delays).
+	for i, d := range delays {
+		if want := min(opts.BackoffBase<<i, opts.BackoffMax); d > want {
+			t.Errorf("wait after failure %d = %v; want at most %v", i+1, d, want)
+		}
+	}
+	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "connection refused") {
+		t.Errorf("Ready() = %v, %q; want not ready, with the pull error", ready, reason)
+	}
+	// The registry comes back: the next due pull succeeds and the backoff resets.
+	server.mu.Lock()
+	server.pullErr = nil
+	server.mu.Unlock()
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if s := k.Status().Images[0]; !s.Present || s.Failures != 0 || s.LastError != "" || !s.NextAttempt.IsZero() {
+		t.Errorf("after recovery: %+v", s)
+	}
+	if got := testutil.ToFloat64(k.metrics.pulls.WithLabelValues("failure")); got != 6 {
+		t.Errorf("image_keeper_pulls_total{result=failure} = %v; want 6", got)
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	opts := testOptions()
+	k := New(opts, wantedImages(t, "example.com/app:1"), nil, NewMetrics())
+	for failures := 1; failures <= 8; failures++ {
+		want := min(opts.BackoffBase<<(failures-1), opts.BackoffMax)
+		lo, hi := want, time.Duration(0)
+		for i := 0; i < 1000; i++ {
+			d := k.backoff(failures)
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		// Exponential, capped, jittered over the upper half: [want/2, want], and spread out.
+		if lo < want/2 || hi > want || hi-lo < want/4 {
+			t.Errorf("failure %d: backoff in [%v, %v]; want within [%v, %v] and spread by jitter", failures, lo, hi, want/2, want)
+		}
+	}
+}
+
+func TestPullConcurrencyIsBounded(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.pullDelay = 50 * time.Millisecond
+	opts := testOptions()
+	opts.PullConcurrency = 3
+	var refs []string
+	for i := 0; i < 10; i++ {
+		refs = append(refs, "example.com/app:"+string(rune('a'+i)))
+	}
+	k := newTestKeeper(t, server, opts, refs...)
+	start := time.Now()
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if server.maxInFlight != 3 {
+		t.Errorf("at most %d pulls were in flight; want exactly 3", server.maxInFlight)
+	}
+	if ready, reason := k.Status().Ready(); !ready {
+		t.Errorf("not ready: %s (pass took %v)", reason, elapsed)
+	}
+}
+
+func TestSlowPullIsBoundedByTimeout(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.pullDelay = time.Minute
+	opts := testOptions()
+	opts.PullTimeout = 100 * time.Millisecond
+	k := newTestKeeper(t, server, opts, "example.com/slow:1")
+	done := make(chan struct{})
+	go func() {
+		_ = k.Reconcile(ctx, true)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a pass waited for a pull beyond its timeout")
+	}
+	if s := k.Status().Images[0]; s.Present || !strings.Contains(s.LastError, "DeadlineExceeded") {
+		t.Errorf("after a timed-out pull: %+v", s)
+	}
+}
+
+func TestRuntimeRestartRecovery(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	k := newTestKeeper(t, server, testOptions(), "example.com/app:1")
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	server.stop()
+	server.remove("example.com/app:1")
+	if err := k.Reconcile(ctx, true); err == nil {
+		t.Fatal("Reconcile succeeded with the runtime down")
+	}
+	s := k.Status()
+	if s.RuntimeError == "" {
+		t.Error("runtime error not reported in status")
+	}
+	if ready, _ := s.Ready(); ready {
+		t.Error("ready while the runtime is down")
+	}
+	if d := k.NextDelay(); d > time.Second {
+		t.Errorf("next try in %v with the runtime down; want the runtime backoff, not the interval", d)
+	}
+	server.start(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for k.Reconcile(ctx, true) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("did not reconnect to the restarted runtime")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := k.Status(); s.RuntimeError != "" || !s.Images[0].Present {
+		t.Errorf("after the runtime came back: %+v", s)
+	}
+}
+
+func TestRuntimeDownAtStart(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.stop()
+	k := newTestKeeper(t, server, testOptions(), "example.com/app:1")
+	if err := k.Reconcile(ctx, true); err == nil {
+		t.Fatal("Reconcile succeeded with no runtime")
+	}
+	server.start(t)
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatalf("did not connect once the runtime was up: %v", err)
+	}
+}
+
+func TestCredentialsArePassedPerRegistry(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, []byte(`{"auths":{"localhost:5000":{"auth":"dXNlcjpzM2NyM3Q="},"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := dockerconfig.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(creds.String(), "s3cr3t") || strings.Contains(creds.String(), "pw") {
+		t.Errorf("Credentials.String() leaks a secret: %s", creds)
+	}
+	opts := testOptions()
+	opts.Credentials = creds
+	opts.PullConcurrency = 1
+	k := newTestKeeper(t, server, opts, "localhost:5000/app:1", "nginx:1", "quay.io/x/y:1")
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range server.auths {
+		if a != nil {
+			got[a.ServerAddress] = a.Username + ":" + a.Password
+		}
+	}
+	want := map[string]string{"localhost:5000": "user:s3cr3t", "docker.io": "hub:pw"}
+	if len(got) != len(want) || got["localhost:5000"] != want["localhost:5000"] || got["docker.io"] != want["docker.io"] {
+		t.Errorf("credentials sent = %v; want %v (and none for quay.io)", got, want)
+	}
+}
+
+func TestProtectionDecidedByKubeletAllowlist(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.add("example.com/labelled:1")
+	dir := t.TempDir()
+	kubelet := filepath.Join(dir, "kubelet.yaml")
+	writeFile(t, kubelet, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+featureGates:
+  ImageGCExclusion: true
+imageGCExclude:
+  - registry.k8s.io/pause:3.10
+  - "ghcr.io/acme/*"
+imageGCExcludeSelectors:
+  - cache.example.com/keep=true
+`)
+	w, err := Load(Sources{Images: []string{"example.com/labelled:1", "example.com/other:1"}, KubeletConfigFile: kubelet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Images) != 3 {
+		t.Fatalf("wanted %v; want the two flags and the kubelet's pause tag", w.Images)
+	}
+	if strings.Join(w.NotPullable, ",") != "ghcr.io/acme/*,selector cache.example.com/keep=true" {
+		t.Errorf("NotPullable = %q", w.NotPullable)
+	}
+	k := New(testOptions(), w, server.connect, NewMetrics())
+	if err := k.Reconcile(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, img := range k.Status().Images {
+		got[img.Reference] = img.Protected
+	}
+	want := map[string]string{
+		"example.com/labelled:1":     "yes: cache.example.com/keep=true", // present: labels read from the runtime
+		"example.com/other:1":        "unknown: not present, and the allowlist has label selectors",
+		"registry.k8s.io/pause:3.10": "yes: registry.k8s.io/pause:3.10",
+	}
+	for ref, p := range want {
+		if got[ref] != p {
+			t.Errorf("%s: protected = %q; want %q", ref, got[ref], p)
+		}
+	}
+
+	// The same allowlist with the gate off protects nothing.
+	writeFile(t, kubelet, `kind: KubeletConfiguration
+imageGCExclude: [registry.k8s.io/pause:3.10]
+`)
+	w, err = Load(Sources{KubeletConfigFile: kubelet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k = New(testOptions(), w, server.connect, NewMetrics())
+	_ = k.Reconcile(ctx, false)
+	if p := k.Status().Images[0].Protected; !strings.Contains(p, "ImageGCExclusion feature gate is off") {
+		t.Errorf("gate off: protected = %q", p)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		file    string
+		images  []string
+		wantErr string
+	}{
+		{name: "unknown field", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimagse: [nginx:1]\n", wantErr: `unknown field "imagse"`},
+		{name: "wrong kind", file: "apiVersion: v1\nkind: ConfigMap\n", wantErr: "want apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1 and kind: ImageKeeperConfiguration"},
+		{name: "bad yaml", file: "apiVersion: [\n", wantErr: "line"},
+		{name: "bad reference", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, Nginx:2]\n", wantErr: `images[1] "Nginx:2": repository name must be lowercase`},
+		{name: "bare repository", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx]\n", wantErr: `images[0] "nginx": a repository without a tag or digest cannot be pulled; write nginx:<tag>`},
+		{name: "wildcard", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [\"ghcr.io/acme/*\"]\n", wantErr: "a wildcard pattern cannot be pulled"},
+		{name: "duplicate", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, docker.io/library/nginx:1]\n", wantErr: `images[1] "docker.io/library/nginx:1": duplicate of`},
+		{name: "duplicate flag", images: []string{"nginx:1", "nginx:1"}, wantErr: `--image[1] "nginx:1": duplicate of --image[0]`},
+		{name: "nothing wanted", wantErr: "no images to keep"},
+		{name: "missing file", file: "-", wantErr: "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := Sources{Images: tc.images}
+			if tc.file != "" {
+				src.ConfigFile = filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+				if tc.file != "-" {
+					writeFile(t, src.ConfigFile, tc.file)
+				}
+			}
+			_, err := Load(src)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Load error = %v; want it to contain %q", err, tc.wantErr)
+			}
+			if tc.file != "" && tc.file != "-" && !strings.Contains(err.Error(), src.ConfigFile) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestRunReloadKeepsLastGoodConfig(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	server := newImageServer(t)
+	path := filepath.Join(t.TempDir(), "keeper.yaml")
+	writeFile(t, path, "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [example.com/a:1]\n")
+	src := Sources{ConfigFile: path}
+	w, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := New(testOptions(), w, server.connect, NewMetrics())
+	reload := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		k.Run(ctx, reload, func() (*Wanted, error) { return Load(src) })
+		close(stopped)
+	}()
+	waitFor(t, "example.com/a:1 pulled", func() bool { return server.pullCount("example.com/a:1") == 1 })
+
+	writeFile(t, path, "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [example.com/a:1, example.com/b:1]\n")
+	reload <- struct{}{}
+	waitFor(t, "example.com/b:1 pulled after reload", func() bool { return server.pullCount("example.com/b:1") == 1 })
+
+	writeFile(t, path, "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [Bad]\n")
+	reload <- struct{}{}
+	waitFor(t, "config error reported", func() bool {
+		return strings.Contains(k.Status().ConfigError, `"Bad": repository name must be lowercase`)
+	})
+	if s := k.Status(); len(s.Images) != 2 || !s.Images[0].Present || !s.Images[1].Present {
+		t.Errorf("after a bad reload the previous images and their state must stay: %+v", s.Images)
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not stop within 2s of cancellation")
+	}
+	t.Logf("stopped %v after cancellation", time.Since(start))
+}
+
+func TestShutdownCancelsInFlightPulls(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	server := newImageServer(t)
+	server.pullDelay = time.Minute
+	k := newTestKeeper(t, server, testOptions(), "example.com/slow:1")
+	stopped := make(chan struct{})
+	go func() {
+		k.Run(ctx, nil, nil)
+		close(stopped)
+	}()
+	waitFor(t, "pull in flight", func() bool { return server.pullCount("example.com/slow:1") == 1 })
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		t.Fatal("in-flight pull not cancelled within 2s")
+	}
+	if s := k.Status().Images[0]; s.Failures != 0 {
+		t.Errorf("a cancelled pull counted as a registry failure: %+v", s)
+	}
+}
+
+func TestHandlerAndStatusTable(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.pullErr = map[string]bool{"example.com/missing:1": true}
+	server.add("nginx:1.27")
+	k := newTestKeeper(t, server, testOptions(), "nginx:1.27", "example.com/missing:1")
+	h := k.Handler()
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no reconcile pass") {
+		t.Errorf("/readyz before the first pass = %d %q", code, body)
+	}
+	if err := k.Reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d with a registry failure; want 200", code)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "1 of 2 wanted images missing") || !strings.Contains(body, "connection refused") {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+	code, body := get("/status")
+	var s Status
+	if err := json.Unmarshal([]byte(body), &s); code != http.StatusOK || err != nil || len(s.Images) != 2 {
+		t.Errorf("/status = %d %q (%v)", code, body, err)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, `image_keeper_pulls_total{result="failure"} 1`) || !strings.Contains(body, "image_keeper_wanted_images 2") || !strings.Contains(body, "image_keeper_pull_duration_seconds_bucket") {
+		t.Errorf("/metrics lacks the keeper's metrics:\n%s", body)
+	}
+	var out bytes.Buffer
+	PrintStatus(&out, k.Status())
+	table := out.String()
+	for _, want := range []string{"IMAGE", "PROTECTED", "docker.io/library/nginx:1.27", "yes", "example.com/missing:1", "no", "connection refused", "1 of 2 wanted images missing"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("status table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

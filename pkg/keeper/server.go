@@ -1,0 +1,119 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package keeper
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves /healthz (the process is up), /readyz (every wanted image is present),
+// /metrics and /status (JSON of Status).
+func (k *Keeper) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// An unreachable registry or runtime is not a reason to restart image-keeper.
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready, reason := k.Status().Ready()
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, reason)
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(k.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(k.Status())
+	})
+	return mux
+}
+
+// PrintStatus writes the status table that `image-keeper status` shows.
+func PrintStatus(out io.Writer, s Status) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tPRESENT\tIMAGE ID\tSIZE\tPROTECTED\tLAST PULL\tLAST ERROR")
+	for _, img := range s.Images {
+		present := "no"
+		if img.Present {
+			present = "yes"
+		}
+		lastPull := "-"
+		if !img.LastPull.IsZero() {
+			lastPull = img.LastPull.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", img.Reference, present, shortID(img.ImageID),
+			humanSize(img.Size), img.Protected, lastPull, orDash(oneLine(img.LastError)))
+	}
+	_ = tw.Flush()
+	if s.RuntimeError != "" {
+		fmt.Fprintf(out, "\nruntime: %s\n", s.RuntimeError)
+	}
+	if s.ConfigError != "" {
+		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", s.ConfigError)
+	}
+	if len(s.NotPullable) > 0 {
+		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", strings.Join(s.NotPullable, ", "))
+	}
+	_, reason := s.Ready()
+	fmt.Fprintf(out, "\n%s\n", reason)
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return orDash(id)
+}
+
+func humanSize(b uint64) string {
+	switch {
+	case b == 0:
+		return "-"
+	case b < 1<<20:
+		return fmt.Sprintf("%.1fKiB", float64(b)/(1<<10))
+	case b < 1<<30:
+		return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%.1fGiB", float64(b)/(1<<30))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 120 {
+		return s[:117] + "..."
+	}
+	return s
+}
