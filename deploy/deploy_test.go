@@ -1,0 +1,105 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package deploy holds the deployment manifests; its test checks that they decode strictly
+// into the Kubernetes API types and that the shipped image-keeper config loads.
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+)
+
+func TestDaemonSetManifest(t *testing.T) {
+	data, err := os.ReadFile("daemonset.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawConfigMap, sawDaemonSet bool
+	for i, doc := range strings.Split(string(data), "\n---\n") {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		switch meta.Kind {
+		case "Namespace":
+			var ns corev1.Namespace
+			if err := yaml.UnmarshalStrict([]byte(doc), &ns); err != nil {
+				t.Fatalf("Namespace: %v", err)
+			}
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			if err := yaml.UnmarshalStrict([]byte(doc), &cm); err != nil {
+				t.Fatalf("ConfigMap: %v", err)
+			}
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := keeper.Load(keeper.Sources{ConfigFile: path}); err != nil {
+				t.Errorf("the ConfigMap's image-keeper config does not load: %v", err)
+			}
+			sawConfigMap = true
+		case "DaemonSet":
+			var ds appsv1.DaemonSet
+			if err := yaml.UnmarshalStrict([]byte(doc), &ds); err != nil {
+				t.Fatalf("DaemonSet: %v", err)
+			}
+			spec := ds.Spec.Template.Spec
+			if len(spec.Containers) != 1 || !strings.Contains(strings.Join(spec.Containers[0].Args, " "), "--runtime-endpoint=unix:///run/containerd/containerd.sock") {
+				t.Errorf("DaemonSet container args: %v", spec.Containers)
+			}
+			for _, m := range spec.Containers[0].VolumeMounts {
+				found := false
+				for _, v := range spec.Volumes {
+					found = found || v.Name == m.Name
+				}
+				if !found {
+					t.Errorf("volume mount %q has no volume", m.Name)
+				}
+			}
+			if ds.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != ds.Spec.Template.Labels["app.kubernetes.io/name"] {
+				t.Error("DaemonSet selector does not match its template's labels")
+			}
+			sawDaemonSet = true
+		default:
+			t.Errorf("document %d: unexpected kind %q", i, meta.Kind)
+		}
+	}
+	if !sawConfigMap || !sawDaemonSet {
+		t.Error("daemonset.yaml must hold a ConfigMap and a DaemonSet")
+	}
+}
+
+func TestSystemdUnitFlagsExist(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("systemd", "image-keeper.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/run/containerd", "ExecReload=/bin/kill -HUP $MAINPID"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("image-keeper.service lacks %q", want)
+		}
+	}
+}
