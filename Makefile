@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: all build kubelet image-keeper upstream update test test-unit verify test-upstream bench fuzz clean help
+.PHONY: demo all build kubelet image-keeper upstream update test test-unit verify test-upstream e2e bench fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -27,10 +27,11 @@ update: ## Regenerate generated upstream files, then patches/ from _output/kuber
 	@$(STAGE) update-upstream-codegen hack/update-upstream-codegen.sh
 	@$(STAGE) update-patches hack/update-patches.sh
 
-test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree
+test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree, e2e
 	@$(STAGE) test-unit $(MAKE) --no-print-directory test-unit
 	@$(STAGE) verify $(MAKE) --no-print-directory verify
 	@$(STAGE) test-upstream $(MAKE) --no-print-directory test-upstream
+	@$(STAGE) e2e $(MAKE) --no-print-directory e2e
 
 test-unit: ## Unit tests of this module (replays the fuzz corpus)
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
@@ -40,6 +41,15 @@ verify: ## Every hack/verify-*.sh
 
 test-upstream: ## Upstream's unit tests of every package the patches touch, in the patched tree
 	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" hack/test-upstream.sh
+
+demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~2 min)
+	@hack/install-e2e-deps.sh
+	go run ./test/e2e/demo --repo . --bin $(BIN)
+
+E2E_RUN ?= .
+e2e: build ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper); root
+	@hack/install-e2e-deps.sh
+	go test -tags e2e -count=1 -timeout 40m -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; exit $${PIPESTATUS[0]}
 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh

@@ -1,0 +1,481 @@
+//go:build e2e
+
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// End-to-end tests on a real node: Debian's containerd and runc, Debian's docker-registry on
+// loopback, the patched kubelet in standalone mode and image-keeper. Run with `make e2e`.
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
+)
+
+var repoRoot, binDir, logsDir string
+
+func TestMain(m *testing.M) {
+	wd, _ := os.Getwd()
+	repoRoot = filepath.Join(wd, "..", "..")
+	binDir = envOr("E2E_BIN", filepath.Join(repoRoot, "_output", "bin"))
+	logsDir = envOr("E2E_LOGS", filepath.Join(repoRoot, "_output", "e2e-logs"))
+	for _, bin := range []string{"kubelet", "image-keeper"} {
+		if _, err := os.Stat(filepath.Join(binDir, bin)); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %s not built (%v); run make e2e\n", bin, err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// newNode starts a registry and containerd under a fresh temp root. On failure the components'
+// logs are copied to _output/e2e-logs/<test> and their tails printed; everything is stopped.
+func newNode(t *testing.T) *framework.Node {
+	t.Helper()
+	root, err := os.MkdirTemp("", "imagecache-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := framework.NewNode(root, binDir, repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	t.Cleanup(func() {
+		if t.Failed() {
+			dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
+			_ = os.RemoveAll(dest)
+			_ = os.MkdirAll(dest, 0o755)
+			for _, p := range []*framework.Process{n.Registry, n.Containerd, n.Kubelet, n.Keeper} {
+				if p == nil {
+					continue
+				}
+				data, _ := os.ReadFile(p.Log)
+				_ = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
+				t.Logf("--- tail of %s (full log in %s):\n%s", p.Name, dest, framework.Tail(p, 25))
+			}
+		}
+		if err := n.Teardown(false); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+		t.Logf("%s took %v", t.Name(), time.Since(start).Round(time.Second))
+	})
+	if err := n.StartRegistry(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func push(t *testing.T, n *framework.Node, spec framework.ImageSpec) *framework.Image {
+	t.Helper()
+	img, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func startContainerd(t *testing.T, n *framework.Node, pause *framework.Image) {
+	t.Helper()
+	if err := n.StartContainerd(pause.Ref); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pull(t *testing.T, n *framework.Node, refs ...string) {
+	t.Helper()
+	for _, ref := range refs {
+		if err := n.Pull(ref); err != nil {
+			t.Fatalf("pull %s: %v", ref, err)
+		}
+	}
+}
+
+func present(t *testing.T, n *framework.Node) map[string]bool {
+	t.Helper()
+	p, err := n.Present()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		if !strings.HasPrefix(k, "sha256:") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitGCPasses waits until the kubelet has run `more` further DeleteUnusedImages passes.
+func waitGCPasses(t *testing.T, n *framework.Node, more int) {
+	t.Helper()
+	target := n.GCPasses() + more
+	if !framework.Eventually(time.Duration(more)*30*time.Second, time.Second, func() bool { return n.GCPasses() >= target }) {
+		t.Fatalf("the kubelet ran %d image GC passes; waited for %d", n.GCPasses(), target)
+	}
+}
+
+// scenarioImages is the node of scenario 1: an image protected by each form of entry, two
+// unprotected images and a decoy whose repository shares a prefix with a bare-repository entry.
+type scenarioImages struct {
+	pause                                            *framework.Image
+	exact, repo1, repo2, wild, digest, byID, labeled *framework.Image
+	junk1, junk2, decoy                              *framework.Image
+}
+
+func (s *scenarioImages) protected() map[string]string {
+	return map[string]string{
+		"pause":   s.pause.Ref,
+		"exact":   s.exact.Ref,
+		"repo:1":  s.repo1.Ref,
+		"repo:2":  s.repo2.Ref,
+		"wild":    s.wild.Ref,
+		"digest":  s.digest.DigestRef,
+		"byID":    s.byID.Ref,
+		"labeled": s.labeled.Ref,
+	}
+}
+
+func (s *scenarioImages) unprotected() map[string]string {
+	return map[string]string{"junk:1": s.junk1.Ref, "junk:2": s.junk2.Ref, "decoy": s.decoy.Ref}
+}
+
+func buildScenario(t *testing.T, n *framework.Node) *scenarioImages {
+	t.Helper()
+	s := &scenarioImages{
+		pause:   push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"}),
+		exact:   push(t, n, framework.ImageSpec{Repository: "e2e/exact", Tag: "1"}),
+		repo1:   push(t, n, framework.ImageSpec{Repository: "e2e/repo", Tag: "1"}),
+		repo2:   push(t, n, framework.ImageSpec{Repository: "e2e/repo", Tag: "2", Labels: map[string]string{"tag": "2"}}),
+		wild:    push(t, n, framework.ImageSpec{Repository: "e2e/wild/a", Tag: "1"}),
+		digest:  push(t, n, framework.ImageSpec{Repository: "e2e/digest", Tag: "1"}),
+		byID:    push(t, n, framework.ImageSpec{Repository: "e2e/byid", Tag: "1"}),
+		labeled: push(t, n, framework.ImageSpec{Repository: "e2e/labeled", Tag: "1", Labels: map[string]string{"e2e.kubelet-imagecache.io/keep": "true"}}),
+		junk1:   push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"}),
+		junk2:   push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "2", Labels: map[string]string{"e2e.kubelet-imagecache.io/keep": "false"}}),
+		decoy:   push(t, n, framework.ImageSpec{Repository: "e2e/repo-decoy", Tag: "1"}),
+	}
+	startContainerd(t, n, s.pause)
+	for _, ref := range s.protected() {
+		pull(t, n, ref)
+	}
+	for _, ref := range s.unprotected() {
+		pull(t, n, ref)
+	}
+	return s
+}
+
+func (s *scenarioImages) allowlist(reg string) framework.KubeletConfig {
+	return framework.KubeletConfig{
+		Gate: true,
+		Exclude: []string{
+			s.pause.Ref,                 // exact tag
+			s.exact.Ref,                 // exact tag
+			reg + "/e2e/repo",           // bare repository: both tags, not e2e/repo-decoy
+			reg + "/e2e/wild/*",         // wildcard
+			s.digest.DigestRef,          // repo digest
+			s.byID.ID,                   // image ID
+		},
+		Selectors: []string{"e2e.kubelet-imagecache.io/keep=true"},
+	}
+}
+
+// Scenario 1: every protected image survives at least three GC passes under an always-crossed
+// imagefs threshold, while the unprotected images and the decoy go; with the gate off
+// (control) the protected images go too.
+func TestAllowlistUnderPressure(t *testing.T) {
+	t.Run("allowlist", func(t *testing.T) {
+		n := newNode(t)
+		s := buildScenario(t, n)
+		config, err := n.WriteKubeletConfig("kubelet", s.allowlist(n.RegistryAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.StartKubelet(config); err != nil {
+			t.Fatal(err)
+		}
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			p := present(t, n)
+			for _, ref := range s.unprotected() {
+				if p[ref] {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("unprotected images not deleted; present: %v", keys(present(t, n)))
+		}
+		waitGCPasses(t, n, 3)
+		p := present(t, n)
+		for name, ref := range s.protected() {
+			if !p[ref] {
+				t.Errorf("protected image %s (%s) was deleted", name, ref)
+			}
+		}
+		for name, ref := range s.unprotected() {
+			if p[ref] {
+				t.Errorf("unprotected image %s (%s) is still present", name, ref)
+			}
+		}
+		if !strings.Contains(n.Kubelet.LogText(), `"Image garbage collection allowlist" tagPatterns=2 digestPatterns=1 repositoryPatterns=1 idPatterns=1 wildcardPatterns=1 selectors=1`) {
+			t.Error("the kubelet did not log the allowlist at start-up")
+		}
+		t.Logf("after %d GC passes present: %v", n.GCPasses(), keys(p))
+	})
+	t.Run("control: gate off", func(t *testing.T) {
+		n := newNode(t)
+		s := buildScenario(t, n)
+		config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.StartKubelet(config); err != nil {
+			t.Fatal(err)
+		}
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			p := present(t, n)
+			for _, ref := range s.protected() {
+				if p[ref] {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("without the allowlist the kubelet kept images: %v", keys(present(t, n)))
+		}
+	})
+}
+
+// Scenario 2: a bad allowlist stops the kubelet at start-up, naming the entry.
+func TestBadConfigurationStopsKubelet(t *testing.T) {
+	root := t.TempDir()
+	n, err := framework.NewNode(root, binDir, repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		kc   framework.KubeletConfig
+		want string
+	}{
+		{"empty entry", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx", ""}}, `imageGCExclude[1] \"\": must not be empty`},
+		{"uppercase", framework.KubeletConfig{Gate: true, Exclude: []string{"ghcr.io/Acme/app"}}, `imageGCExclude[0] \"ghcr.io/Acme/app\": repository name must be lowercase`},
+		{"bad digest", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx@sha256:abc"}}, `imageGCExclude[0] \"nginx@sha256:abc\": invalid digest`},
+		{"bad image ID", framework.KubeletConfig{Gate: true, Exclude: []string{"sha256:xyz"}}, `imageGCExclude[0] \"sha256:xyz\": image ID must be`},
+		{"only a wildcard", framework.KubeletConfig{Gate: true, Exclude: []string{"*"}}, `imageGCExclude[0] \"*\": a pattern of only '*' would keep every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100`},
+		{"bad selector", framework.KubeletConfig{Gate: true, Selectors: []string{"tier in (edge"}}, `imageGCExcludeSelectors[0] \"tier in (edge\"`},
+		{"empty selector", framework.KubeletConfig{Gate: true, Selectors: []string{" "}}, `imageGCExcludeSelectors[0] \" \": must not be empty`},
+		{"contradictory selector", framework.KubeletConfig{Gate: true, Selectors: []string{"a=1,a=2"}}, `imageGCExcludeSelectors[0] \"a=1,a=2\": selects no image`},
+		{"gate off", framework.KubeletConfig{Exclude: []string{"nginx"}}, "ImageGCExclusion feature gate is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config, err := n.WriteKubeletConfig(strings.ReplaceAll(tc.name, " ", "-"), tc.kc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := n.RunKubelet("kubelet-"+strings.ReplaceAll(tc.name, " ", "-"), config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exitErr, exited := p.Wait(60 * time.Second)
+			if !exited {
+				p.Stop(5 * time.Second)
+				t.Fatalf("the kubelet kept running with a bad config")
+			}
+			if exitErr == nil {
+				t.Fatalf("the kubelet exited 0 with a bad config")
+			}
+			if log := p.LogText(); !strings.Contains(log, tc.want) {
+				t.Errorf("the kubelet's error does not contain %q:\n%s", tc.want, framework.Tail(p, 5))
+			}
+		})
+	}
+}
+
+func getURL(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// keeperNode is a node with the kubelet (allowlist on, protecting e2e/kept) and image-keeper
+// keeping e2e/kept:1 and, unprotected, e2e/unprotected:1.
+func keeperNode(t *testing.T) (n *framework.Node, pause, kept, unprotected *framework.Image) {
+	t.Helper()
+	n = newNode(t)
+	pause = push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	kept = push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
+	unprotected = push(t, n, framework.ImageSpec{Repository: "e2e/unprotected", Tag: "1"})
+	startContainerd(t, n, pause)
+	pull(t, n, pause.Ref)
+	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{pause.Ref, kept.Ref}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKeeper("--kubelet-config", config, "--image", kept.Ref, "--image", unprotected.Ref, "--interval", "2s", "--max-backoff", "2s"); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(60*time.Second, 500*time.Millisecond, func() bool { return present(t, n)[kept.Ref] }) {
+		t.Fatalf("image-keeper did not pull %s", kept.Ref)
+	}
+	return n, pause, kept, unprotected
+}
+
+// Scenario 3: image-keeper restores an image removed behind its back, and warns about a wanted
+// image the kubelet's allowlist does not protect.
+func TestKeeperRestores(t *testing.T) {
+	n, _, kept, unprotected := keeperNode(t)
+	if !strings.Contains(n.Keeper.LogText(), "wanted image is not protected by the kubelet's allowlist") || !strings.Contains(n.Keeper.LogText(), unprotected.Ref) {
+		t.Errorf("no warning about %s, which the allowlist does not protect:\n%s", unprotected.Ref, framework.Tail(n.Keeper, 10))
+	}
+	_, before := getURL("http://" + n.KeeperAddr + "/metrics")
+	if err := n.RemoveImage(kept.Ref); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	if !framework.Eventually(2*time.Second+15*time.Second, 200*time.Millisecond, func() bool { return present(t, n)[kept.Ref] }) {
+		t.Fatalf("%s not restored within interval + 15s", kept.Ref)
+	}
+	t.Logf("restored %s %v after crictl rmi", kept.Ref, time.Since(removed).Round(100*time.Millisecond))
+	_, after := getURL("http://" + n.KeeperAddr + "/metrics")
+	if pullsOK(after) <= pullsOK(before) {
+		t.Errorf("image_keeper_pulls_total{result=\"success\"} did not grow: %v -> %v", pullsOK(before), pullsOK(after))
+	}
+	code, status := getURL("http://" + n.KeeperAddr + "/status")
+	if code != http.StatusOK || !strings.Contains(status, `"protected": "yes: `+kept.Ref) || !strings.Contains(status, "the kubelet's garbage collection would delete it") {
+		t.Errorf("/status = %d:\n%s", code, status)
+	}
+}
+
+func pullsOK(metrics string) string {
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, `image_keeper_pulls_total{result="success"}`) {
+			return strings.TrimSpace(strings.TrimPrefix(line, `image_keeper_pulls_total{result="success"}`))
+		}
+	}
+	return ""
+}
+
+// Scenario 4: with the registry down, a static pod whose image is kept starts; a pod whose image
+// was never pulled goes to image pull back-off; the registry never served the kept image again.
+func TestOfflineEdgeNode(t *testing.T) {
+	n, _, kept, _ := keeperNode(t)
+	never := push(t, n, framework.ImageSpec{Repository: "e2e/never", Tag: "1"})
+	registryLogBefore := len(n.Registry.LogText())
+	n.StopRegistry()
+
+	if err := n.WriteStaticPod("cached", kept.Ref, "IfNotPresent"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WriteStaticPod("uncached", never.Ref, "IfNotPresent"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if !framework.Eventually(2*time.Minute, 500*time.Millisecond, func() bool {
+		running, _ := n.ContainerRunning("cached")
+		return running
+	}) {
+		t.Fatalf("static pod with the kept image did not start offline")
+	}
+	t.Logf("cached pod running %v after its manifest was written, registry down", time.Since(start).Round(100*time.Millisecond))
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		return strings.Contains(n.Kubelet.LogText(), "Back-off pulling image") && strings.Contains(n.Kubelet.LogText(), never.Ref)
+	}) {
+		t.Errorf("the never-pulled image did not go to image pull back-off")
+	}
+	if running, _ := n.ContainerRunning("uncached"); running {
+		t.Errorf("a pod whose image was never pulled is running")
+	}
+	if log := n.Registry.LogText()[registryLogBefore:]; strings.Contains(log, "/v2/e2e/kept/") {
+		t.Errorf("the registry served the kept image while the node was offline:\n%s", log)
+	}
+}
+
+// Scenario 5: image-keeper recovers from a containerd restart by itself, and the allowlist still
+// protects after a kubelet restart.
+func TestRestarts(t *testing.T) {
+	n, pause, kept, _ := keeperNode(t)
+	keeperPID := n.Keeper.PID()
+	if !framework.Eventually(30*time.Second, 500*time.Millisecond, func() bool {
+		code, body := getURL("http://" + n.KeeperAddr + "/readyz")
+		return code == http.StatusOK || strings.Contains(body, "e2e/unprotected") // may be mid-fight with GC
+	}) {
+		t.Fatal("image-keeper never reported its images")
+	}
+	n.StopContainerd()
+	if !framework.Eventually(30*time.Second, 500*time.Millisecond, func() bool {
+		_, body := getURL("http://" + n.KeeperAddr + "/readyz")
+		return strings.Contains(body, "container runtime unreachable")
+	}) {
+		t.Fatal("image-keeper did not notice containerd going away")
+	}
+	if err := n.StartContainerd(pause.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(60*time.Second, 500*time.Millisecond, func() bool {
+		_, body := getURL("http://" + n.KeeperAddr + "/status")
+		return !strings.Contains(body, "runtimeError")
+	}) {
+		t.Fatal("image-keeper did not reconnect to the restarted containerd")
+	}
+	if n.Keeper.Exited() || n.Keeper.PID() != keeperPID {
+		t.Fatal("image-keeper restarted instead of recovering")
+	}
+
+	// Kubelet restart: the allowlist applies again from the config file.
+	if err := n.RemoveImage(kept.Ref); err != nil {
+		t.Fatal(err)
+	}
+	n.Keeper.Stop(5 * time.Second) // nothing may bring the image back but the cache itself
+	pull(t, n, kept.Ref)
+	n.StopKubelet()
+	config := filepath.Join(n.Root, "kubelet", "kubelet.yaml")
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	waitGCPasses(t, n, 3)
+	if !present(t, n)[kept.Ref] {
+		t.Errorf("after a kubelet restart and 3 GC passes %s is gone", kept.Ref)
+	}
+}

@@ -1,0 +1,608 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package framework
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	remote "k8s.io/cri-client/pkg"
+	criapi "k8s.io/cri-api/pkg/apis"
+)
+
+// Process is a component started by the framework, stopped by its PID.
+type Process struct {
+	Name string
+	Log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start runs a command with its output in logDir/<name>.log.
+func Start(logDir, name string, args []string, env ...string) (*Process, error) {
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(logDir, name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
+	// Its own process group, so that Stop reaches its children (containerd's shims excepted: they
+	// are stopped with their containers by containerd).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Process{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Stop sends SIGTERM to the process, then SIGKILL after the grace period.
+func (p *Process) Stop(grace time.Duration) {
+	if p == nil || p.Exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the process to exit, at most timeout.
+func (p *Process) Wait(timeout time.Duration) (exitErr error, exited bool) {
+	select {
+	case <-p.done:
+		return p.err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// PID is the process ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// LogText returns the whole log.
+func (p *Process) LogText() string {
+	data, _ := os.ReadFile(p.Log)
+	return string(data)
+}
+
+// CountInLog counts the log lines containing s.
+func (p *Process) CountInLog(s string) int {
+	f, err := os.Open(p.Log)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			n++
+		}
+	}
+	return n
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Eventually polls cond every interval until it holds or timeout passes.
+func Eventually(timeout, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+}
+
+// Node is a throwaway node under Root.
+type Node struct {
+	Root string
+	// Bin holds the binaries under test: kubelet, image-keeper.
+	Bin string
+	// LogDir collects every component's log.
+	LogDir string
+
+	RegistryAddr string
+	Registry     *Process
+	Containerd   *Process
+	Kubelet      *Process
+	Keeper       *Process
+
+	// KeeperAddr is image-keeper's --listen address.
+	KeeperAddr string
+	// Sleeper is the static binary inside every test image.
+	Sleeper []byte
+
+	mu     sync.Mutex
+	images criapi.ImageManagerService
+}
+
+// NewNode prepares directories under root and builds the sleeper binary.
+func NewNode(root, bin, repoRoot string) (*Node, error) {
+	n := &Node{Root: root, Bin: bin, LogDir: filepath.Join(root, "logs")}
+	for _, d := range []string{n.LogDir, n.path("registry"), n.path("containerd"), n.path("kubelet"), n.path("manifests")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	out := n.path("sleeper")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./test/e2e/sleeper")
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if msg, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build sleeper: %v: %s", err, msg)
+	}
+	var err error
+	n.Sleeper, err = os.ReadFile(out)
+	return n, err
+}
+
+func (n *Node) path(parts ...string) string { return filepath.Join(append([]string{n.Root}, parts...)...) }
+
+// ContainerdSocket is containerd's CRI endpoint.
+func (n *Node) ContainerdSocket() string { return "unix://" + n.path("containerd.sock") }
+
+// StartRegistry starts Debian's docker-registry on a loopback port (the same port again after
+// StopRegistry, so that references stay valid).
+func (n *Node) StartRegistry() error {
+	if n.RegistryAddr == "" {
+		port, err := FreePort()
+		if err != nil {
+			return err
+		}
+		n.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	config := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, n.path("registry", "data"), n.RegistryAddr)
+	if err := os.WriteFile(n.path("registry", "config.yml"), []byte(config), 0o644); err != nil {
+		return err
+	}
+	p, err := Start(n.LogDir, "registry", []string{"docker-registry", "serve", n.path("registry", "config.yml")})
+	if err != nil {
+		return err
+	}
+	n.Registry = p
+	if !Eventually(15*time.Second, 100*time.Millisecond, func() bool {
+		c, err := net.Dial("tcp", n.RegistryAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		return fmt.Errorf("registry did not listen on %s; log: %s", n.RegistryAddr, tail(p.LogText(), 20))
+	}
+	return nil
+}
+
+// StopRegistry stops the registry: the node is offline.
+func (n *Node) StopRegistry() {
+	n.Registry.Stop(5 * time.Second)
+}
+
+// StartContainerd starts containerd with its CRI plugin on a socket under Root, reaching the
+// registry through a hosts.toml, with sandboxImage as the pause image.
+func (n *Node) StartContainerd(sandboxImage string) error {
+	hostsDir := n.path("containerd", "certs.d", n.RegistryAddr)
+	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
+		return err
+	}
+	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", n.RegistryAddr)
+	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		return err
+	}
+	config := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+
+[grpc]
+  address = %q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  # This machine may not lower oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
+`, n.path("containerd", "root"), n.path("containerd", "state"), n.path("containerd.sock"), sandboxImage, n.path("containerd", "certs.d"))
+	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(config), 0o644); err != nil {
+		return err
+	}
+	p, err := Start(n.LogDir, "containerd", []string{"containerd", "--config", n.path("containerd", "config.toml")})
+	if err != nil {
+		return err
+	}
+	n.Containerd = p
+	n.mu.Lock()
+	n.images = nil
+	n.mu.Unlock()
+	if !Eventually(30*time.Second, 200*time.Millisecond, func() bool {
+		_, err := n.ImageService()
+		return err == nil
+	}) {
+		return fmt.Errorf("containerd did not serve CRI on %s; log: %s", n.ContainerdSocket(), tail(p.LogText(), 20))
+	}
+	return nil
+}
+
+// StopContainerd stops containerd (its containers' shims keep running, as on a real node).
+func (n *Node) StopContainerd() {
+	n.Containerd.Stop(10 * time.Second)
+	n.mu.Lock()
+	n.images = nil
+	n.mu.Unlock()
+}
+
+// ImageService is a CRI client of containerd's image service.
+func (n *Node) ImageService() (criapi.ImageManagerService, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.images != nil {
+		return n.images, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	svc, err := remote.NewRemoteImageService(ctx, n.ContainerdSocket(), 2*time.Minute, noopoteltrace.NewTracerProvider(), false)
+	if err != nil {
+		return nil, err
+	}
+	n.images = svc
+	return svc, nil
+}
+
+// Pull pulls an image through CRI, as the kubelet would.
+func (n *Node) Pull(ref string) error {
+	svc, err := n.ImageService()
+	if err != nil {
+		return err
+	}
+	_, err = svc.PullImage(context.Background(), &runtimeapi.ImageSpec{Image: ref}, nil, nil)
+	return err
+}
+
+// RemoveImage is `crictl rmi`.
+func (n *Node) RemoveImage(ref string) error {
+	svc, err := n.ImageService()
+	if err != nil {
+		return err
+	}
+	return svc.RemoveImage(context.Background(), &runtimeapi.ImageSpec{Image: ref})
+}
+
+// Present lists the node's images by every repo tag, repo digest and ID.
+func (n *Node) Present() (map[string]bool, error) {
+	svc, err := n.ImageService()
+	if err != nil {
+		return nil, err
+	}
+	list, err := svc.ListImages(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, img := range list {
+		present[img.Id] = true
+		for _, ref := range append(img.RepoTags, img.RepoDigests...) {
+			present[ref] = true
+		}
+	}
+	return present, nil
+}
+
+// KubeletConfig is the part of the kubelet's config the tests vary.
+type KubeletConfig struct {
+	Gate      bool
+	Exclude   []string
+	Selectors []string
+	// Extra is appended to the config verbatim.
+	Extra string
+}
+
+// WriteKubeletConfig writes a standalone kubelet config: static pods from Root/manifests, no API
+// server, cgroupfs, and an imagefs eviction threshold that is always crossed, so that the
+// eviction manager calls DeleteUnusedImages every ~10 s.
+func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error) {
+	ports := make([]int, 2)
+	for i := range ports {
+		p, err := FreePort()
+		if err != nil {
+			return "", err
+		}
+		ports[i] = p
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: %s
+staticPodPath: %s
+podLogsDir: %s
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+address: 127.0.0.1
+port: %d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: %d
+fileCheckFrequency: 1s
+imageMinimumGCAge: 1s
+evictionHard:
+  imagefs.available: "99%%"
+evictionPressureTransitionPeriod: 5s
+`, n.ContainerdSocket(), n.path("manifests"), n.path("kubelet", "pod-logs"), ports[0], ports[1])
+	if kc.Gate {
+		b.WriteString("featureGates:\n  ImageGCExclusion: true\n")
+	}
+	writeList(&b, "imageGCExclude", kc.Exclude)
+	writeList(&b, "imageGCExcludeSelectors", kc.Selectors)
+	b.WriteString(kc.Extra)
+	path := n.path("kubelet", name+".yaml")
+	return path, os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+func writeList(b *bytes.Buffer, field string, entries []string) {
+	if entries == nil {
+		return
+	}
+	fmt.Fprintf(b, "%s:\n", field)
+	for _, e := range entries {
+		fmt.Fprintf(b, "  - %q\n", e)
+	}
+}
+
+// StartKubelet starts the patched kubelet with a config file.
+func (n *Node) StartKubelet(config string) error {
+	p, err := n.RunKubelet("kubelet", config)
+	if err != nil {
+		return err
+	}
+	n.Kubelet = p
+	return nil
+}
+
+// RunKubelet starts the kubelet under another log name (for start-up failure tests).
+func (n *Node) RunKubelet(logName, config string) (*Process, error) {
+	return Start(n.LogDir, logName, []string{filepath.Join(n.Bin, "kubelet"),
+		"--config", config,
+		"--root-dir", n.path("kubelet", "root"),
+		"--cert-dir", n.path("kubelet", "pki"),
+		"--hostname-override", "e2e-node",
+		"-v=5",
+	})
+}
+
+// StopKubelet stops the kubelet; its pods keep running in containerd, as on a real node.
+func (n *Node) StopKubelet() {
+	n.Kubelet.Stop(15 * time.Second)
+}
+
+// GCPasses counts the kubelet's DeleteUnusedImages calls so far.
+func (n *Node) GCPasses() int {
+	if n.Kubelet == nil {
+		return 0
+	}
+	return n.Kubelet.CountInLog("Attempting to delete unused images")
+}
+
+// StartKeeper starts image-keeper against containerd.
+func (n *Node) StartKeeper(args ...string) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	n.KeeperAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := Start(n.LogDir, "image-keeper", append([]string{filepath.Join(n.Bin, "image-keeper"),
+		"--runtime-endpoint", n.ContainerdSocket(),
+		"--listen", n.KeeperAddr,
+		"-v=2",
+	}, args...))
+	if err != nil {
+		return err
+	}
+	n.Keeper = p
+	return nil
+}
+
+// WriteStaticPod writes a static pod running image with hostNetwork.
+func (n *Node) WriteStaticPod(name, image, pullPolicy string) error {
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %[1]s
+  namespace: default
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: %[2]s
+      imagePullPolicy: %[3]s
+`, name, image, pullPolicy)
+	return os.WriteFile(n.path("manifests", name+".yaml"), []byte(manifest), 0o644)
+}
+
+// RemoveStaticPod deletes a static pod's manifest.
+func (n *Node) RemoveStaticPod(name string) error {
+	return os.Remove(n.path("manifests", name+".yaml"))
+}
+
+// ContainerRunning reports whether a container of the static pod is running.
+func (n *Node) ContainerRunning(podName string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	if err != nil {
+		return false, err
+	}
+	list, err := rs.ListContainers(ctx, &runtimeapi.ContainerFilter{
+		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-e2e-node"},
+	})
+	if err != nil {
+		return false, err
+	}
+	return len(list) > 0, nil
+}
+
+// Teardown stops everything the node started, by PID, removes every pod sandbox and container,
+// unmounts what is mounted under Root, and removes Root unless keep is set.
+func (n *Node) Teardown(keep bool) error {
+	n.Keeper.Stop(5 * time.Second)
+	if n.Kubelet != nil {
+		n.Kubelet.Stop(15 * time.Second)
+	}
+	if n.Containerd != nil && !n.Containerd.Exited() {
+		n.removePods()
+		n.Containerd.Stop(15 * time.Second)
+	}
+	if n.Registry != nil {
+		n.Registry.Stop(5 * time.Second)
+	}
+	var errs []error
+	for _, m := range mountsUnder(n.Root) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
+		}
+	}
+	if !keep {
+		if err := os.RemoveAll(n.Root); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removePods stops and removes every sandbox so that no shim or container outlives the test.
+func (n *Node) removePods() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	if err != nil {
+		return
+	}
+	sandboxes, err := rs.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return
+	}
+	for _, s := range sandboxes {
+		_ = rs.StopPodSandbox(ctx, s.Id)
+		_ = rs.RemovePodSandbox(ctx, s.Id)
+	}
+}
+
+// mountsUnder lists mount points under root, deepest first.
+func mountsUnder(root string) []string {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 1 && (fields[1] == root || strings.HasPrefix(fields[1], root+"/")) {
+			mounts = append(mounts, fields[1])
+		}
+	}
+	for i, j := 0, len(mounts)-1; i < j; i, j = i+1, j-1 {
+		mounts[i], mounts[j] = mounts[j], mounts[i]
+	}
+	return mounts
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// Tail returns the last lines of a component's log.
+func Tail(p *Process, lines int) string {
+	if p == nil {
+		return ""
+	}
+	return tail(p.LogText(), lines)
+}
