@@ -203,12 +203,12 @@ func (s *scenarioImages) allowlist(reg string) framework.KubeletConfig {
 	return framework.KubeletConfig{
 		Gate: true,
 		Exclude: []string{
-			s.pause.Ref,                 // exact tag
-			s.exact.Ref,                 // exact tag
-			reg + "/e2e/repo",           // bare repository: both tags, not e2e/repo-decoy
-			reg + "/e2e/wild/*",         // wildcard
-			s.digest.DigestRef,          // repo digest
-			s.byID.ID,                   // image ID
+			s.pause.Ref,         // exact tag
+			s.exact.Ref,         // exact tag
+			reg + "/e2e/repo",   // bare repository: both tags, not e2e/repo-decoy
+			reg + "/e2e/wild/*", // wildcard
+			s.digest.DigestRef,  // repo digest
+			s.byID.ID,           // image ID
 		},
 		Selectors: []string{"e2e.kubelet-imagecache.io/keep=true"},
 	}

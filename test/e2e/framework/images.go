@@ -37,7 +37,7 @@ import (
 type ImageSpec struct {
 	// Repository and Tag name it in the registry ("e2e/app", "1").
 	Repository, Tag string
-	Labels      map[string]string
+	Labels          map[string]string
 	// PadBytes adds a layer of that many random (incompressible) bytes.
 	PadBytes int
 }

@@ -32,9 +32,9 @@ import (
 	"time"
 
 	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
+	criapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
-	criapi "k8s.io/cri-api/pkg/apis"
 )
 
 // Process is a component started by the framework, stopped by its PID.
@@ -203,7 +203,9 @@ func NewNode(root, bin, repoRoot string) (*Node, error) {
 	return n, err
 }
 
-func (n *Node) path(parts ...string) string { return filepath.Join(append([]string{n.Root}, parts...)...) }
+func (n *Node) path(parts ...string) string {
+	return filepath.Join(append([]string{n.Root}, parts...)...)
+}
 
 // ContainerdSocket is containerd's CRI endpoint.
 func (n *Node) ContainerdSocket() string { return "unix://" + n.path("containerd.sock") }
