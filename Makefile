@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo all build kubelet image-keeper upstream update test test-unit verify test-upstream e2e bench fuzz clean help
+.PHONY: demo all build kubelet image-keeper upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -53,6 +53,10 @@ e2e: build ## End-to-end tests on a throwaway node (containerd, registry, patche
 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh
+
+bench-e2e: build ## Pod-start and image-keeper benchmarks on a throwaway node (root); results in docs/bench/
+	@hack/install-e2e-deps.sh
+	go run ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new corpus entries land in testdata/fuzz
 	@hack/fuzz.sh

@@ -374,6 +374,8 @@ type KubeletConfig struct {
 	Selectors []string
 	// Extra is appended to the config verbatim.
 	Extra string
+	// NoPressure leaves out the always-crossed imagefs eviction threshold.
+	NoPressure bool
 }
 
 // WriteKubeletConfig writes a standalone kubelet config: static pods from Root/manifests, no API
@@ -410,10 +412,10 @@ healthzBindAddress: 127.0.0.1
 healthzPort: %d
 fileCheckFrequency: 1s
 imageMinimumGCAge: 1s
-evictionHard:
-  imagefs.available: "99%%"
-evictionPressureTransitionPeriod: 5s
 `, n.ContainerdSocket(), n.path("manifests"), n.path("kubelet", "pod-logs"), ports[0], ports[1])
+	if !kc.NoPressure {
+		b.WriteString("evictionHard:\n  imagefs.available: \"99%\"\nevictionPressureTransitionPeriod: 5s\n")
+	}
 	if kc.Gate {
 		b.WriteString("featureGates:\n  ImageGCExclusion: true\n")
 	}
