@@ -212,13 +212,7 @@ func warnUnprotected(ctx context.Context, w *keeper.Wanted) {
 		return
 	}
 	for _, img := range w.Images {
-		var tags, digests []string
-		if img.Digest {
-			digests = []string{img.Reference}
-		} else {
-			tags = []string{img.Reference}
-		}
-		if w.Allowlist.MatchReferences("", tags, digests) == "" && !w.Allowlist.HasSelectors() {
+		if w.AllowlistEntry(img) == "" && !w.Allowlist.HasSelectors() {
 			logger.Info("WARNING: wanted image is not protected by the kubelet's allowlist; the kubelet's image garbage collection will delete it and image-keeper will pull it again", "image", img.Reference)
 		}
 	}

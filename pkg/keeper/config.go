@@ -85,6 +85,21 @@ type Wanted struct {
 	NotPullable []string
 }
 
+// names returns the image's reference as the repo tags or repo digests a runtime would report.
+func (img WantedImage) names() (repoTags, repoDigests []string) {
+	if img.Digest {
+		return nil, []string{img.Reference}
+	}
+	return []string{img.Reference}, nil
+}
+
+// AllowlistEntry returns the kubelet allowlist entry that protects the image by its reference
+// alone ("" if none does; label selectors need the pulled image and are not consulted).
+func (w *Wanted) AllowlistEntry(img WantedImage) string {
+	tags, digests := img.names()
+	return w.Allowlist.MatchReferences("", tags, digests)
+}
+
 // kubeletConfig is the part of a KubeletConfiguration image-keeper reads.
 type kubeletConfig struct {
 	Kind                    string          `json:"kind"`

@@ -295,13 +295,7 @@ func (k *Keeper) protection(ctx context.Context, svc ImageService, found *runtim
 		k.allowlist = exclusion
 	}
 	if found == nil {
-		var tags, digests []string
-		if img.Digest {
-			digests = []string{img.Reference}
-		} else {
-			tags = []string{img.Reference}
-		}
-		if entry := w.Allowlist.MatchReferences("", tags, digests); entry != "" {
+		if entry := w.AllowlistEntry(img); entry != "" {
 			return "yes: " + entry
 		}
 		if w.Allowlist.HasSelectors() {

@@ -149,6 +149,20 @@ func waitGCPasses(t *testing.T, n *framework.Node, more int) {
 	}
 }
 
+// waitDeleted waits up to 2 minutes for the kubelet's GC to delete every image in refs.
+func waitDeleted(t *testing.T, n *framework.Node, refs map[string]string) bool {
+	t.Helper()
+	return framework.Eventually(2*time.Minute, time.Second, func() bool {
+		p := present(t, n)
+		for _, ref := range refs {
+			if p[ref] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // scenarioImages is the node of scenario 1: an image protected by each form of entry, two
 // unprotected images and a decoy whose repository shares a prefix with a bare-repository entry.
 type scenarioImages struct {
@@ -228,15 +242,7 @@ func TestAllowlistUnderPressure(t *testing.T) {
 		if err := n.StartKubelet(config); err != nil {
 			t.Fatal(err)
 		}
-		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-			p := present(t, n)
-			for _, ref := range s.unprotected() {
-				if p[ref] {
-					return false
-				}
-			}
-			return true
-		}) {
+		if !waitDeleted(t, n, s.unprotected()) {
 			t.Fatalf("unprotected images not deleted; present: %v", keys(present(t, n)))
 		}
 		waitGCPasses(t, n, 3)
@@ -266,15 +272,7 @@ func TestAllowlistUnderPressure(t *testing.T) {
 		if err := n.StartKubelet(config); err != nil {
 			t.Fatal(err)
 		}
-		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-			p := present(t, n)
-			for _, ref := range s.protected() {
-				if p[ref] {
-					return false
-				}
-			}
-			return true
-		}) {
+		if !waitDeleted(t, n, s.protected()) {
 			t.Fatalf("without the allowlist the kubelet kept images: %v", keys(present(t, n)))
 		}
 	})
