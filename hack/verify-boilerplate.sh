@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
 missing=()
 while read -r f; do
-  head -n 5 "${f}" | grep -q 'Licensed under the Apache License, Version 2.0' || missing+=("${f}")
+  head -n 10 "${f}" | grep -q 'Licensed under the Apache License, Version 2.0' || missing+=("${f}")
 done < <(git ls-files --cached --others --exclude-standard -- '*.go')
 if ((${#missing[@]} > 0)); then
   printf '  %s\n' "${missing[@]}" >&2
