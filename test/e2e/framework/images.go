@@ -50,6 +50,8 @@ type Image struct {
 	// DigestRef is registry/repository@digest.
 	DigestRef string
 	Size      int64
+	// Layers are the layer blobs' digests.
+	Layers []string
 }
 
 type blob struct {
@@ -145,7 +147,16 @@ func BuildAndPush(addr string, sleeper []byte, spec ImageSpec) (*Image, error) {
 		Digest:    md,
 		ID:        digestOf(config),
 		Size:      size,
+		Layers:    layerDigests(layerBlobs),
 	}, nil
+}
+
+func layerDigests(blobs []blob) []string {
+	out := make([]string, len(blobs))
+	for i, b := range blobs {
+		out[i] = digestOf(b.data)
+	}
+	return out
 }
 
 func pushBlob(addr, repo string, data []byte) error {

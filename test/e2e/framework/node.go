@@ -530,6 +530,38 @@ func (n *Node) ContainerRunning(podName string) (bool, error) {
 	return len(list) > 0, nil
 }
 
+// RemovePod stops and removes the sandboxes of a static pod whose manifest is gone, so that
+// nothing on the node references its image any more.
+func (n *Node) RemovePod(podName string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	if err != nil {
+		return err
+	}
+	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-e2e-node"}})
+	if err != nil {
+		return err
+	}
+	for _, s := range sandboxes {
+		if err := rs.StopPodSandbox(ctx, s.Id); err != nil {
+			return err
+		}
+		if err := rs.RemovePodSandbox(ctx, s.Id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HasBlob reports whether containerd's content store holds a blob: after an image is removed
+// and nothing references it, containerd's garbage collector deletes its blobs, and only then
+// does a pull download them again.
+func (n *Node) HasBlob(digest string) bool {
+	_, err := os.Stat(n.path("containerd", "root", "io.containerd.content.v1.content", "blobs", "sha256", strings.TrimPrefix(digest, "sha256:")))
+	return err == nil
+}
+
 // Teardown stops everything the node started, by PID, removes every pod sandbox and container,
 // unmounts what is mounted under Root, and removes Root unless keep is set.
 func (n *Node) Teardown(keep bool) error {
