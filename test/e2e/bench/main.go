@@ -66,18 +66,29 @@ func main() {
 	}
 }
 
-func newNode(repo, bin string) (*framework.Node, func(), error) {
+// newNode starts a registry and containerd (with a pushed and pulled pause image) on a
+// throwaway node. The returned teardown stops everything; call it also after an error.
+func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teardown func(), err error) {
 	repo, _ = filepath.Abs(repo)
 	bin, _ = filepath.Abs(bin)
 	root, err := os.MkdirTemp("", "imagecache-bench-")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, func() {}, err
 	}
-	n, err := framework.NewNode(root, bin, repo)
-	if err != nil {
-		return nil, nil, err
+	if n, err = framework.NewNode(root, bin, repo); err != nil {
+		return nil, nil, func() {}, err
 	}
-	return n, func() { _ = n.Teardown(false) }, n.StartRegistry()
+	teardown = func() { _ = n.Teardown(false) }
+	if err := n.StartRegistry(); err != nil {
+		return n, nil, teardown, err
+	}
+	if pause, err = framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: "bench/pause", Tag: "1"}); err != nil {
+		return n, nil, teardown, err
+	}
+	if err := n.StartContainerd(pause.Ref); err != nil {
+		return n, nil, teardown, err
+	}
+	return n, pause, teardown, n.Pull(pause.Ref)
 }
 
 type sample struct {
@@ -103,27 +114,13 @@ func (s sample) minMax() (float64, float64) {
 }
 
 func podStart(repo, bin, out string, runs int) error {
-	n, teardown, err := newNode(repo, bin)
-	defer func() {
-		if teardown != nil {
-			teardown()
-		}
-	}()
-	if err != nil {
-		return err
-	}
-	pause, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: "bench/pause", Tag: "1"})
+	n, pause, teardown, err := newNode(repo, bin)
+	defer teardown()
 	if err != nil {
 		return err
 	}
 	big, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: "bench/app", Tag: "1", PadBytes: 48 << 20})
 	if err != nil {
-		return err
-	}
-	if err := n.StartContainerd(pause.Ref); err != nil {
-		return err
-	}
-	if err := n.Pull(pause.Ref); err != nil {
 		return err
 	}
 	const latency, bandwidth = 50 * time.Millisecond, 20 << 20
@@ -271,20 +268,9 @@ func barChart(samples []sample) string {
 
 // keeperBench measures image-keeper's idle footprint and its restore against a sequential loop.
 func keeperBench(repo, bin, out string) error {
-	n, teardown, err := newNode(repo, bin)
-	defer func() {
-		if teardown != nil {
-			teardown()
-		}
-	}()
+	n, _, teardown, err := newNode(repo, bin)
+	defer teardown()
 	if err != nil {
-		return err
-	}
-	pause, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: "bench/pause", Tag: "1"})
-	if err != nil {
-		return err
-	}
-	if err := n.StartContainerd(pause.Ref); err != nil {
 		return err
 	}
 
