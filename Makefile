@@ -42,7 +42,7 @@ verify: ## Every hack/verify-*.sh
 test-upstream: ## Upstream's unit tests of every package the patches touch, in the patched tree
 	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" hack/test-upstream.sh
 
-demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~2 min)
+demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
 	@hack/install-e2e-deps.sh
 	go run ./test/e2e/demo --repo . --bin $(BIN)
 

@@ -136,6 +136,7 @@ type Keeper struct {
 	svc             ImageService
 	wanted          *Wanted
 	allowlist       *images.ImageGCExclusion
+	allowlistErr    error
 	states          map[string]*ImageState
 	status          Status
 	runtimeFailures int
@@ -172,7 +173,7 @@ func (k *Keeper) SetWanted(w *Wanted) {
 	}
 	k.states = states
 	k.wanted = w
-	k.allowlist = nil // rebuilt with the runtime connection on the next pass
+	k.allowlist, k.allowlistErr = nil, nil // rebuilt with the runtime connection on the next pass
 	k.status.ConfigError = ""
 	k.status.NotPullable = w.NotPullable
 	k.metrics.wanted.Set(float64(len(w.Images)))
@@ -221,20 +222,35 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 	k.runtimeFailures = 0
 	k.status.RuntimeError = ""
 	k.status.LastReconcile = now
+	wanted := k.wanted
+	if k.allowlist == nil && wanted.Allowlist != nil {
+		// Built with the runtime connection, which reads labels for selectors.
+		k.allowlist, k.allowlistErr = images.NewImageGCExclusion(wanted.AllowlistPatterns, wanted.AllowlistSelectors, svc)
+	}
+	allowlist, allowlistErr := k.allowlist, k.allowlistErr
 	var due []*ImageState
-	for _, img := range k.wanted.Images {
+	for _, img := range wanted.Images {
 		state := k.states[img.Reference]
 		found := present[img.Reference]
 		state.Present = found != nil
 		if found != nil {
 			state.ImageID, state.Size = found.Id, found.GetSize()
 		}
-		state.Protected = k.protection(ctx, svc, found, img)
 		if !state.Present && pull && !now.Before(state.NextAttempt) {
 			due = append(due, state)
 		}
 	}
 	k.mu.Unlock()
+
+	// Outside mu: deciding protection may ask the runtime for labels.
+	for _, img := range wanted.Images {
+		protected := k.protection(ctx, wanted, allowlist, allowlistErr, present[img.Reference], img)
+		k.mu.Lock()
+		if state, ok := k.states[img.Reference]; ok {
+			state.Protected = protected
+		}
+		k.mu.Unlock()
+	}
 
 	if len(due) > 0 {
 		k.pullAll(ctx, svc, due)
@@ -276,9 +292,8 @@ func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runt
 }
 
 // protection says whether the kubelet's allowlist keeps the image, decided by the kubelet's own
-// matcher. The caller holds mu.
-func (k *Keeper) protection(ctx context.Context, svc ImageService, found *runtimeapi.Image, img WantedImage) string {
-	w := k.wanted
+// matcher and, for present images, their labels.
+func (k *Keeper) protection(ctx context.Context, w *Wanted, allowlist *images.ImageGCExclusion, allowlistErr error, found *runtimeapi.Image, img WantedImage) string {
 	switch {
 	case w.Allowlist == nil:
 		return "unknown: no --kubelet-config"
@@ -286,13 +301,8 @@ func (k *Keeper) protection(ctx context.Context, svc ImageService, found *runtim
 		return "no: the kubelet's ImageGCExclusion feature gate is off"
 	case w.Allowlist.Empty():
 		return "no: the kubelet's allowlist is empty"
-	}
-	if k.allowlist == nil {
-		exclusion, err := images.NewImageGCExclusion(w.AllowlistPatterns, w.AllowlistSelectors, svc)
-		if err != nil {
-			return "unknown: " + err.Error()
-		}
-		k.allowlist = exclusion
+	case allowlistErr != nil:
+		return "unknown: " + allowlistErr.Error()
 	}
 	if found == nil {
 		if entry := w.AllowlistEntry(img); entry != "" {
@@ -305,7 +315,7 @@ func (k *Keeper) protection(ctx context.Context, svc ImageService, found *runtim
 	}
 	statusCtx, cancel := context.WithTimeout(ctx, k.opts.ListTimeout)
 	defer cancel()
-	entry, err := k.allowlist.Excludes(statusCtx, found.Id, found.RepoTags, found.RepoDigests)
+	entry, err := allowlist.Excludes(statusCtx, found.Id, found.RepoTags, found.RepoDigests)
 	switch {
 	case err != nil:
 		return "unknown: " + err.Error()
