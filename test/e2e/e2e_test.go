@@ -25,8 +25,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -376,9 +378,23 @@ func TestKeeperRestores(t *testing.T) {
 		t.Fatalf("%s not restored within interval + 15s", kept.Ref)
 	}
 	t.Logf("restored %s %v after crictl rmi", kept.Ref, time.Since(removed).Round(100*time.Millisecond))
-	_, after := getURL("http://" + n.KeeperAddr + "/metrics")
-	if pullsOK(after) <= pullsOK(before) {
+	// The image shows up in containerd just before image-keeper counts its pull.
+	var after string
+	if !framework.Eventually(5*time.Second, 100*time.Millisecond, func() bool {
+		_, after = getURL("http://" + n.KeeperAddr + "/metrics")
+		return pullsOK(after) > pullsOK(before)
+	}) {
 		t.Errorf("image_keeper_pulls_total{result=\"success\"} did not grow: %v -> %v", pullsOK(before), pullsOK(after))
+	}
+	// `image-keeper status`, against the daemon and against the runtime directly.
+	for _, args := range [][]string{
+		{"status", "--server", "http://" + n.KeeperAddr},
+		{"status", "--runtime-endpoint", n.ContainerdSocket(), "--image", kept.Ref, "--kubelet-config", filepath.Join(n.Root, "kubelet", "kubelet.yaml")},
+	} {
+		out, err := exec.Command(filepath.Join(binDir, "image-keeper"), args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "PROTECTED") || !strings.Contains(string(out), kept.Ref) || !strings.Contains(string(out), "yes: "+kept.Ref) {
+			t.Errorf("image-keeper %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 	code, status := getURL("http://" + n.KeeperAddr + "/status")
 	if code != http.StatusOK || !strings.Contains(status, `"protected": "yes: `+kept.Ref) || !strings.Contains(status, "the kubelet's garbage collection would delete it") {
@@ -386,13 +402,16 @@ func TestKeeperRestores(t *testing.T) {
 	}
 }
 
-func pullsOK(metrics string) string {
+// pullsOK reads image_keeper_pulls_total{result="success"}, -1 if absent.
+func pullsOK(metrics string) float64 {
 	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, `image_keeper_pulls_total{result="success"}`) {
-			return strings.TrimSpace(strings.TrimPrefix(line, `image_keeper_pulls_total{result="success"}`))
+		if v, ok := strings.CutPrefix(line, `image_keeper_pulls_total{result="success"} `); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
 		}
 	}
-	return ""
+	return -1
 }
 
 // Scenario 4: a static pod whose image is kept starts without a request to the registry, and
