@@ -282,9 +282,11 @@ func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runt
 	}
 	present := map[string]*runtimeapi.Image{}
 	for _, img := range list {
-		for _, ref := range append(append([]string{}, img.RepoTags...), img.RepoDigests...) {
-			if normalized, ok := images.NormalizeImageReference(ref); ok {
-				present[normalized] = img
+		for _, names := range [][]string{img.RepoTags, img.RepoDigests} {
+			for _, ref := range names {
+				if normalized, ok := images.NormalizeImageReference(ref); ok {
+					present[normalized] = img
+				}
 			}
 		}
 	}

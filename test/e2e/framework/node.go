@@ -179,8 +179,10 @@ type Node struct {
 	// Sleeper is the static binary inside every test image.
 	Sleeper []byte
 
-	mu     sync.Mutex
-	images criapi.ImageManagerService
+	// mu guards the CRI clients, which are reset when containerd restarts.
+	mu      sync.Mutex
+	images  criapi.ImageManagerService
+	runtime criapi.RuntimeService
 }
 
 // NewNode prepares directories under root and builds the sleeper binary.
@@ -291,9 +293,7 @@ state = %q
 		return err
 	}
 	n.Containerd = p
-	n.mu.Lock()
-	n.images = nil
-	n.mu.Unlock()
+	n.resetClients()
 	if !Eventually(30*time.Second, 200*time.Millisecond, func() bool {
 		_, err := n.ImageService()
 		return err == nil
@@ -306,9 +306,30 @@ state = %q
 // StopContainerd stops containerd (its containers' shims keep running, as on a real node).
 func (n *Node) StopContainerd() {
 	n.Containerd.Stop(10 * time.Second)
+	n.resetClients()
+}
+
+func (n *Node) resetClients() {
 	n.mu.Lock()
-	n.images = nil
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	n.images, n.runtime = nil, nil
+}
+
+// RuntimeService is a CRI client of containerd's runtime service, shared by every poll.
+func (n *Node) RuntimeService() (criapi.RuntimeService, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.runtime != nil {
+		return n.runtime, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 30*time.Second, noopoteltrace.NewTracerProvider(), false)
+	if err != nil {
+		return nil, err
+	}
+	n.runtime = rs
+	return rs, nil
 }
 
 // ImageService is a CRI client of containerd's image service.
@@ -516,7 +537,7 @@ func (n *Node) RemoveStaticPod(name string) error {
 func (n *Node) ContainerRunning(podName string) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	rs, err := n.RuntimeService()
 	if err != nil {
 		return false, err
 	}
@@ -535,7 +556,7 @@ func (n *Node) ContainerRunning(podName string) (bool, error) {
 func (n *Node) RemovePod(podName string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	rs, err := n.RuntimeService()
 	if err != nil {
 		return err
 	}
@@ -594,7 +615,7 @@ func (n *Node) Teardown(keep bool) error {
 func (n *Node) removePods() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 10*time.Second, noopoteltrace.NewTracerProvider(), false)
+	rs, err := n.RuntimeService()
 	if err != nil {
 		return
 	}
