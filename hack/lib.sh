@@ -26,10 +26,11 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 # git in the assembled tree, with a fixed identity so commits are reproducible.
 kgit() { git -C "${KUBE_ROOT}" -c user.name="${GIT_AUTHOR_NAME}" -c user.email="${GIT_AUTHOR_EMAIL}" -c commit.gpgsign=false "$@"; }
 
-# The files in this repo's pkg/kubelet/images/ are the source of truth for the new files of
-# upstream's package images; they enter the series through the commit with this subject.
-SOURCE_DIR="pkg/kubelet/images"
-SOURCE_COMMIT_SUBJECT="kubelet: add image GC exclusion matcher"
+# The files in this repo's pkg/kubelet/images/allowlist/ are the source of truth for the
+# new package allowlist of upstream's pkg/kubelet/images; they enter the series through the
+# commit with this subject.
+SOURCE_DIR="pkg/kubelet/images/allowlist"
+SOURCE_COMMIT_SUBJECT="kubelet: add image GC allowlist package"
 
 # Files of SOURCE_DIR in this repo, relative to the repo root (tracked and untracked, not ignored).
 source_files() {

@@ -25,7 +25,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
 
 const (
@@ -74,7 +74,7 @@ type Wanted struct {
 	Images []WantedImage
 	// Allowlist is the kubelet's compiled imageGCExclude and imageGCExcludeSelectors, nil without
 	// a kubelet config.
-	Allowlist *images.ImageMatcher
+	Allowlist *allowlist.Matcher
 	// AllowlistPatterns and AllowlistSelectors are the kubelet config's entries, as written.
 	AllowlistPatterns, AllowlistSelectors []string
 	// AllowlistOff is set when the kubelet config lists entries but the ImageGCExclusion feature
@@ -152,7 +152,7 @@ func Load(src Sources) (*Wanted, error) {
 		if err != nil {
 			return nil, err
 		}
-		matcher, err := images.NewImageMatcher(kc.ImageGCExclude, kc.ImageGCExcludeSelectors)
+		matcher, err := allowlist.NewMatcher(kc.ImageGCExclude, kc.ImageGCExcludeSelectors)
 		if err != nil {
 			return nil, fmt.Errorf("kubelet config %s: %w", src.KubeletConfigFile, err)
 		}
@@ -161,7 +161,7 @@ func Load(src Sources) (*Wanted, error) {
 		w.AllowlistOff = !matcher.Empty() && !kc.FeatureGates["ImageGCExclusion"]
 		var pullable []string
 		for _, entry := range kc.ImageGCExclude {
-			if p, _ := images.ParseImagePattern(entry); p.Pullable {
+			if p, err := allowlist.ParsePattern(entry); err == nil && p.Pullable() {
 				pullable = append(pullable, entry)
 			} else {
 				w.NotPullable = append(w.NotPullable, entry)
@@ -183,16 +183,16 @@ func Load(src Sources) (*Wanted, error) {
 
 // parseWanted accepts only what a runtime can pull: a repository with a tag or a digest.
 func parseWanted(entry, source string) (WantedImage, error) {
-	p, err := images.ParseImagePattern(entry)
+	p, err := allowlist.ParsePattern(entry)
 	if err != nil {
 		return WantedImage{}, err
 	}
-	switch p.Kind {
-	case images.ImagePatternTag:
-		return WantedImage{Reference: p.Value, Source: source}, nil
-	case images.ImagePatternDigest:
-		return WantedImage{Reference: p.Value, Digest: true, Source: source}, nil
-	case images.ImagePatternRepository:
+	switch {
+	case p.Pullable():
+		return WantedImage{Reference: p.String(), Digest: p.Kind == allowlist.PatternDigest, Source: source}, nil
+	case strings.Contains(entry, "*"):
+		return WantedImage{}, errors.New("a pattern with '*' cannot be pulled; give one repository with a tag or a digest")
+	case p.Kind == allowlist.PatternRepository:
 		return WantedImage{}, fmt.Errorf("a repository without a tag or digest cannot be pulled; write %s:<tag> or %s@sha256:<hex>", entry, entry)
 	}
 	return WantedImage{}, fmt.Errorf("a %s pattern cannot be pulled; give a tag or a digest", p.Kind)

@@ -33,7 +33,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
 
-	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
 
 // imageServer is a CRI ImageService served over gRPC on a unix socket, as a runtime would, with
@@ -101,7 +101,7 @@ func imageID(ref string) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(
 func (s *imageServer) add(ref string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	normalized, _ := images.NormalizeImageReference(ref)
+	normalized, _ := allowlist.NormalizeReference(ref)
 	img := &runtimeapi.Image{Id: imageID(normalized), Size: 1 << 20}
 	if i := len(normalized) - len("@sha256:") - 64; i > 0 && normalized[i] == '@' {
 		img.RepoDigests = []string{normalized}
@@ -115,7 +115,7 @@ func (s *imageServer) add(ref string) {
 func (s *imageServer) remove(ref string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	normalized, _ := images.NormalizeImageReference(ref)
+	normalized, _ := allowlist.NormalizeReference(ref)
 	delete(s.images, imageID(normalized))
 }
 

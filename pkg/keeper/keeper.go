@@ -20,6 +20,7 @@ package keeper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -29,7 +30,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
-	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
 
 // ImageService is the part of the CRI image service image-keeper uses. It has no RemoveImage:
@@ -135,7 +136,7 @@ type Keeper struct {
 	mu              sync.Mutex
 	svc             ImageService
 	wanted          *Wanted
-	allowlist       *images.ImageGCExclusion
+	allowlist       *allowlist.Allowlist
 	allowlistErr    error
 	states          map[string]*ImageState
 	status          Status
@@ -225,9 +226,9 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 	wanted := k.wanted
 	if k.allowlist == nil && wanted.Allowlist != nil {
 		// Built with the runtime connection, which reads labels for selectors.
-		k.allowlist, k.allowlistErr = images.NewImageGCExclusion(wanted.AllowlistPatterns, wanted.AllowlistSelectors, svc)
+		k.allowlist, k.allowlistErr = allowlist.New(wanted.AllowlistPatterns, wanted.AllowlistSelectors, svc)
 	}
-	allowlist, allowlistErr := k.allowlist, k.allowlistErr
+	gcAllowlist, allowlistErr := k.allowlist, k.allowlistErr
 	var due []*ImageState
 	for _, img := range wanted.Images {
 		state := k.states[img.Reference]
@@ -244,7 +245,7 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 
 	// Outside mu: deciding protection may ask the runtime for labels.
 	for _, img := range wanted.Images {
-		protected := k.protection(ctx, wanted, allowlist, allowlistErr, present[img.Reference], img)
+		protected := k.protection(ctx, wanted, gcAllowlist, allowlistErr, present[img.Reference], img)
 		k.mu.Lock()
 		if state, ok := k.states[img.Reference]; ok {
 			state.Protected = protected
@@ -284,7 +285,7 @@ func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runt
 	for _, img := range list {
 		for _, names := range [][]string{img.RepoTags, img.RepoDigests} {
 			for _, ref := range names {
-				if normalized, ok := images.NormalizeImageReference(ref); ok {
+				if normalized, ok := allowlist.NormalizeReference(ref); ok {
 					present[normalized] = img
 				}
 			}
@@ -295,7 +296,7 @@ func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runt
 
 // protection says whether the kubelet's allowlist keeps the image, decided by the kubelet's own
 // matcher and, for present images, their labels.
-func (k *Keeper) protection(ctx context.Context, w *Wanted, allowlist *images.ImageGCExclusion, allowlistErr error, found *runtimeapi.Image, img WantedImage) string {
+func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) string {
 	switch {
 	case w.Allowlist == nil:
 		return "unknown: no --kubelet-config"
@@ -317,8 +318,13 @@ func (k *Keeper) protection(ctx context.Context, w *Wanted, allowlist *images.Im
 	}
 	statusCtx, cancel := context.WithTimeout(ctx, k.opts.ListTimeout)
 	defer cancel()
-	entry, err := allowlist.Excludes(statusCtx, found.Id, found.RepoTags, found.RepoDigests)
+	entry, err := gcAllowlist.Excludes(statusCtx, found.Id, "", found.RepoTags, found.RepoDigests)
 	switch {
+	case errors.Is(err, allowlist.ErrUnknownInfoFormat):
+		// As in the kubelet: the runtime's labels are unreadable, so selectors match nothing.
+		if entry == "" {
+			return "no: the runtime reports labels in a format the kubelet cannot read, so selectors match nothing"
+		}
 	case err != nil:
 		return "unknown: " + err.Error()
 	case entry != "":

@@ -21,18 +21,25 @@ limitations under the License.
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
@@ -59,15 +66,39 @@ func envOr(key, def string) string {
 	return def
 }
 
-// newNode starts a registry and containerd under a fresh temp root. On failure the components'
-// logs are copied to _output/e2e-logs/<test> and their tails printed; everything is stopped.
+// newNode starts a registry under a fresh temp root for a node that runs the containerd of
+// E2E_RUNTIME (default containerd 2.4). On failure the components' logs are copied to
+// _output/e2e-logs/<test> and their tails printed; everything is stopped.
 func newNode(t *testing.T) *framework.Node {
+	t.Helper()
+	runtime, err := framework.ContainerdFromEnv(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newNodeOn(t, runtime)
+}
+
+// runtimes are the legs of the scenarios that run on every supported containerd.
+func runtimes(t *testing.T) []framework.Containerd {
+	var out []framework.Containerd
+	for _, name := range []string{"containerd-2.4", "containerd-1.6"} {
+		r, err := framework.ContainerdNamed(repoRoot, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// newNodeOn is newNode on a given containerd.
+func newNodeOn(t *testing.T, runtime framework.Containerd) *framework.Node {
 	t.Helper()
 	root, err := os.MkdirTemp("", "imagecache-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := framework.NewNode(root, binDir, repoRoot)
+	n, err := framework.NewNode(root, binDir, repoRoot, runtime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +314,7 @@ func TestAllowlistUnderPressure(t *testing.T) {
 // Scenario 2: a bad allowlist stops the kubelet at start-up, naming the entry.
 func TestBadConfigurationStopsKubelet(t *testing.T) {
 	root := t.TempDir()
-	n, err := framework.NewNode(root, binDir, repoRoot)
+	n, err := framework.NewNode(root, binDir, repoRoot, framework.Containerd{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,5 +535,47 @@ func TestRestarts(t *testing.T) {
 	waitGCPasses(t, n, 3)
 	if !present(t, n)[kept.Ref] {
 		t.Errorf("after a kubelet restart and 3 GC passes %s is gone", kept.Ref)
+	}
+}
+
+// The labels the kubelet's selectors read come from the runtime's verbose ImageStatus; the
+// label reader is checked against each real containerd here. With
+// E2E_RECORD_IMAGESTATUS=<dir> the info is also written to <dir>/<runtime>.json, which is
+// how pkg/kubelet/images/allowlist/testdata/imagestatus was recorded.
+func TestVerboseImageStatusLabels(t *testing.T) {
+	want := map[string]string{"cache.example.com/keep": "true", "tier": "edge", "org.opencontainers.image.title": "keep-label"}
+	for _, runtime := range runtimes(t) {
+		t.Run(runtime.Name, func(t *testing.T) {
+			n := newNodeOn(t, runtime)
+			pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+			labelled := push(t, n, framework.ImageSpec{Repository: "e2e/labelled", Tag: "1", Labels: want})
+			startContainerd(t, n, pause)
+			pull(t, n, labelled.Ref)
+			svc, err := n.ImageService()
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := svc.ImageStatus(context.Background(), &runtimeapi.ImageSpec{Image: labelled.ID}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := allowlist.LabelsFromVerboseInfo(resp.GetInfo())
+			if err != nil {
+				t.Fatalf("verbose ImageStatus of %s on %s: %v; info: %v", labelled.Ref, runtime.Name, err, resp.GetInfo())
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("labels on %s = %v; want %v", runtime.Name, got, want)
+			}
+			if dir := os.Getenv("E2E_RECORD_IMAGESTATUS"); dir != "" {
+				var pretty bytes.Buffer
+				if err := json.Compact(&pretty, []byte(resp.GetInfo()["info"])); err != nil {
+					t.Fatal(err)
+				}
+				pretty.WriteByte('\n')
+				if err := os.WriteFile(filepath.Join(dir, runtime.Name+".json"), pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }

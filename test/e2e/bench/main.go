@@ -75,7 +75,11 @@ func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teard
 	if err != nil {
 		return nil, nil, func() {}, err
 	}
-	if n, err = framework.NewNode(root, bin, repo); err != nil {
+	runtime, err := framework.ContainerdFromEnv(repo)
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	if n, err = framework.NewNode(root, bin, repo, runtime); err != nil {
 		return nil, nil, func() {}, err
 	}
 	teardown = func() { _ = n.Teardown(false) }

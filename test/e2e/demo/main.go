@@ -58,7 +58,11 @@ func run(repo, bin string) (err error) {
 	if err != nil {
 		return err
 	}
-	n, err := framework.NewNode(root, bin, repo)
+	runtime, err := framework.ContainerdFromEnv(repo)
+	if err != nil {
+		return err
+	}
+	n, err := framework.NewNode(root, bin, repo, runtime)
 	if err != nil {
 		return err
 	}
@@ -122,7 +126,7 @@ func run(repo, bin string) (err error) {
 	if err := n.StartContainerd(rows[0].ref); err != nil {
 		return err
 	}
-	say("containerd %s running on %s", "1.6", n.ContainerdSocket())
+	say("%s running on %s", n.Runtime.Name, n.ContainerdSocket())
 	for _, r := range rows {
 		if err := n.Pull(r.ref); err != nil {
 			return err

@@ -174,6 +174,9 @@ type Node struct {
 	Kubelet      *Process
 	Keeper       *Process
 
+	// Runtime is the containerd the node runs.
+	Runtime Containerd
+
 	// KeeperAddr is image-keeper's --listen address.
 	KeeperAddr string
 	// Sleeper is the static binary inside every test image.
@@ -185,9 +188,10 @@ type Node struct {
 	runtime criapi.RuntimeService
 }
 
-// NewNode prepares directories under root and builds the sleeper binary.
-func NewNode(root, bin, repoRoot string) (*Node, error) {
-	n := &Node{Root: root, Bin: bin, LogDir: filepath.Join(root, "logs")}
+// NewNode prepares directories under root for a node that runs runtime, and builds the sleeper
+// binary.
+func NewNode(root, bin, repoRoot string, runtime Containerd) (*Node, error) {
+	n := &Node{Root: root, Bin: bin, LogDir: filepath.Join(root, "logs"), Runtime: runtime}
 	for _, d := range []string{n.LogDir, n.path("registry"), n.path("containerd"), n.path("kubelet"), n.path("manifests")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -260,6 +264,50 @@ func (n *Node) StopRegistry() {
 	n.Registry.Stop(5 * time.Second)
 }
 
+// Containerd says which containerd a node runs. Kubernetes 1.36+ supports containerd 2.x only,
+// so the default is the v2.4 that hack/install-containerd.sh builds into _output/; Debian's 1.6
+// is the legacy leg.
+type Containerd struct {
+	// Name is what tests and logs call it: "containerd-2.4", "containerd-1.6".
+	Name string
+	// Dir holds containerd and containerd-shim-runc-v2; empty means the system's (PATH).
+	Dir string
+	// Major is the major version, which decides the config format.
+	Major int
+}
+
+// ContainerdFromEnv returns the containerd that E2E_RUNTIME names: "containerd-2.4" (default,
+// from _output/containerd-<CONTAINERD_VERSION>/bin) or "containerd-1.6" (Debian's, on PATH).
+func ContainerdFromEnv(repoRoot string) (Containerd, error) {
+	name := os.Getenv("E2E_RUNTIME")
+	if name == "" {
+		name = "containerd-2.4"
+	}
+	return ContainerdNamed(repoRoot, name)
+}
+
+// ContainerdNamed returns the containerd of that name; see ContainerdFromEnv.
+func ContainerdNamed(repoRoot, name string) (Containerd, error) {
+	switch name {
+	case "containerd-2.4":
+		version := os.Getenv("CONTAINERD_VERSION")
+		if version == "" {
+			version = "v2.4.2"
+		}
+		dir := filepath.Join(repoRoot, "_output", "containerd-"+version, "bin")
+		if _, err := os.Stat(filepath.Join(dir, "containerd")); err != nil {
+			return Containerd{}, fmt.Errorf("containerd %s is not built (%v); run hack/install-containerd.sh", version, err)
+		}
+		return Containerd{Name: name, Dir: dir, Major: 2}, nil
+	case "containerd-1.6":
+		if _, err := exec.LookPath("containerd"); err != nil {
+			return Containerd{}, fmt.Errorf("Debian's containerd is not installed (%v); run hack/install-e2e-deps.sh", err)
+		}
+		return Containerd{Name: name, Major: 1}, nil
+	}
+	return Containerd{}, fmt.Errorf("E2E_RUNTIME=%q: want containerd-2.4 or containerd-1.6", name)
+}
+
 // StartContainerd starts containerd with its CRI plugin on a socket under Root, reaching the
 // registry through a hosts.toml, with sandboxImage as the pause image.
 func (n *Node) StartContainerd(sandboxImage string) error {
@@ -271,24 +319,16 @@ func (n *Node) StartContainerd(sandboxImage string) error {
 	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 		return err
 	}
-	config := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-
-[grpc]
-  address = %q
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %q
-  # This machine may not lower oom_score_adj.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %q
-`, n.path("containerd", "root"), n.path("containerd", "state"), n.path("containerd.sock"), sandboxImage, n.path("containerd", "certs.d"))
+	config := n.containerdConfig(sandboxImage)
 	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(config), 0o644); err != nil {
 		return err
 	}
-	p, err := Start(n.LogDir, "containerd", []string{"containerd", "--config", n.path("containerd", "config.toml")})
+	bin, env := "containerd", []string(nil)
+	if n.Runtime.Dir != "" {
+		// The shim is found on PATH: ours first, so Debian's 1.6 shim is never used with 2.x.
+		bin, env = filepath.Join(n.Runtime.Dir, "containerd"), []string{"PATH=" + n.Runtime.Dir + ":" + os.Getenv("PATH")}
+	}
+	p, err := Start(n.LogDir, "containerd", []string{bin, "--config", n.path("containerd", "config.toml")}, env...)
 	if err != nil {
 		return err
 	}
@@ -298,9 +338,48 @@ state = %q
 		_, err := n.ImageService()
 		return err == nil
 	}) {
-		return fmt.Errorf("containerd did not serve CRI on %s; log: %s", n.ContainerdSocket(), tail(p.LogText(), 20))
+		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name, n.ContainerdSocket(), tail(p.LogText(), 20))
 	}
 	return nil
+}
+
+// containerdConfig is the node's containerd config in the format of its major version. This
+// machine may not lower oom_score_adj, hence restrict_oom_score_adj. NRI is off: its socket is
+// machine-wide.
+func (n *Node) containerdConfig(sandboxImage string) string {
+	root, state, socket, certs := n.path("containerd", "root"), n.path("containerd", "state"), n.path("containerd.sock"), n.path("containerd", "certs.d")
+	if n.Runtime.Major >= 2 {
+		return fmt.Sprintf(`version = 3
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.nri.v1.nri"]
+
+[grpc]
+  address = %q
+
+[plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = %q
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = %q
+
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+`, root, state, socket, sandboxImage, certs)
+	}
+	return fmt.Sprintf(`version = 2
+root = %q
+state = %q
+
+[grpc]
+  address = %q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
+`, root, state, socket, sandboxImage, certs)
 }
 
 // StopContainerd stops containerd (its containers' shims keep running, as on a real node).

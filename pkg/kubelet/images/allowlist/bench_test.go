@@ -5,7 +5,7 @@ Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
 You may obtain a copy of the License at
 
-    http://www.apache.org/licenses/LICENSE-2.0
+	http://www.apache.org/licenses/LICENSE-2.0
 
 Unless required by applicable law or agreed to in writing, software
 distributed under the License is distributed on an "AS IS" BASIS,
@@ -13,8 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-
-package images
+package allowlist
 
 import (
 	"fmt"
@@ -75,13 +74,13 @@ func benchAllowlist(n int) (patterns, selectors []string) {
 	return patterns, selectors
 }
 
-// BenchmarkImageMatcher measures one image against the allowlist (op = one image), references
+// BenchmarkMatcher measures one image against the allowlist (op = one image), references
 // only: the cost the allowlist adds per GC candidate before its decision is cached.
-func BenchmarkImageMatcher(b *testing.B) {
+func BenchmarkMatcher(b *testing.B) {
 	for _, entries := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
 			patterns, selectors := benchAllowlist(entries)
-			matcher, err := NewImageMatcher(patterns, selectors)
+			matcher, err := NewMatcher(patterns, selectors)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,0 +1,128 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package allowlist
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/distribution/reference"
+)
+
+// FuzzNormalizeReference is differential: wherever distribution/reference parses a reference,
+// NormalizeReference gives the same normalized string.
+func FuzzNormalizeReference(f *testing.F) {
+	for _, seed := range []string{
+		"nginx", "nginx:1.27", "acme/app:1", "docker.io/nginx", "index.docker.io/acme/app", "localhost:5000/app:1",
+		"localhost/app", "Registry.example.com/app", "quay.io/acme/app@" + testDigest, "a/b/c/d:e", "nginx:1.27@" + testDigest,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			return
+		}
+		got, ok := NormalizeReference(ref)
+		if !ok {
+			t.Fatalf("NormalizeReference(%q) refused what distribution/reference parses as %q", ref, named.String())
+		}
+		if want := named.String(); got != want {
+			t.Fatalf("NormalizeReference(%q) = %q; distribution/reference says %q", ref, got, want)
+		}
+	})
+}
+
+// FuzzParsePattern: no input panics, an accepted entry compiles, and it matches an image that
+// carries the reference it describes (each '*' filled in), while a repository entry does not
+// match a longer repository name.
+func FuzzParsePattern(f *testing.F) {
+	for _, seed := range []string{
+		"registry.k8s.io/pause:3.10", "nginx", "nginx:1.27", "ghcr.io/acme/*", "*/pause:*", "ghcr.io/*/app",
+		"quay.io/acme/app@" + testDigest, testDigest, "localhost:5000/app", "docker.io/*", "acme/*-agent",
+		"registry-*.example.com/app:v*", "*:latest", "nginx*", "a/b/c/d:e", "ghcr.io/Acme/x", "", "ghcr.io",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		p, err := ParsePattern(entry)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("ParsePattern(%q): empty error text", entry)
+			}
+			return
+		}
+		m, err := NewMatcher([]string{entry}, nil)
+		if err != nil {
+			t.Fatalf("ParsePattern(%q) accepted it but NewMatcher refused it: %v", entry, err)
+		}
+		repo := strings.ReplaceAll(p.Repository, "*", "x")
+		var id string
+		var tags, digests []string
+		switch p.Kind {
+		case PatternRepository:
+			tags = []string{repo + ":latest"}
+			digests = []string{repo + "@" + testDigest}
+		case PatternTag:
+			tags = []string{repo + ":" + strings.ReplaceAll(p.Tag, "*", "x")}
+		case PatternDigest:
+			digests = []string{repo + "@" + p.Digest}
+		case PatternID:
+			id = p.Digest
+		}
+		if got := m.MatchReferences(id, tags, digests); got != entry {
+			t.Fatalf("entry %q (%+v) does not match its own image id=%q tags=%q digests=%q: got %q", entry, p, id, tags, digests, got)
+		}
+		if p.Kind == PatternRepository && !strings.HasSuffix(p.Repository, "*") {
+			if got := m.MatchReferences("", []string{repo + "-other:latest"}, nil); got != "" {
+				t.Fatalf("repository entry %q matches %q", entry, repo+"-other:latest")
+			}
+		}
+	})
+}
+
+// FuzzParseSelector: no input panics, and every accepted selector matches some label set that
+// has at least one label.
+func FuzzParseSelector(f *testing.F) {
+	for _, seed := range []string{
+		"cache.example.com/keep=true", "tier in (edge,critical),!deprecated", "a!=b", "a", "!a",
+		"a notin (x,y)", "a>1,a<3", "a=1,a=2", "", "a in (", "x==y,z",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		selector, err := ParseSelector(entry)
+		if err != nil {
+			return
+		}
+		requirements, _ := selector.Requirements()
+		set, ok := satisfyingLabels(requirements)
+		if !ok || len(set) == 0 {
+			t.Fatalf("selector %q was accepted but selects no labelled image (%v)", entry, set)
+		}
+		m, err := NewMatcher(nil, []string{entry})
+		if err != nil {
+			t.Fatalf("ParseSelector(%q) accepted it but NewMatcher refused it: %v", entry, err)
+		}
+		if got := m.MatchLabels(set); got != entry {
+			t.Fatalf("selector %q does not match the labels %v it was solved with", entry, set)
+		}
+		if got := m.MatchLabels(nil); got != "" {
+			t.Fatalf("selector %q keeps an unlabelled image", entry)
+		}
+	})
+}

@@ -1,0 +1,296 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package allowlist is the image garbage collection allowlist of the ImageGCExclusion feature:
+// imageGCExclude patterns and imageGCExcludeSelectors label selectors, compiled into a Matcher,
+// and the image labels that selectors read from the container runtime. It is a leaf package:
+// kubelet config validation imports it without the image manager.
+package allowlist
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Field names of the KubeletConfiguration whose entries NewMatcher compiles; errors name them.
+const (
+	ExcludeFieldName          = "imageGCExclude"
+	ExcludeSelectorsFieldName = "imageGCExcludeSelectors"
+)
+
+// Matcher decides whether an image is on the allowlist. It is compiled once from the
+// configuration: literal references and repositories go into maps, and repositories with '*'
+// are grouped by their literal head, so its cost barely grows with the number of entries.
+// It is immutable and safe for concurrent use.
+type Matcher struct {
+	tags    map[string]string // "repo:tag" -> entry
+	digests map[string]string // "repo@sha256:hex" -> entry
+	repos   map[string]string // "repo" -> entry: every tag and digest
+	ids     map[string]string // "sha256:hex" -> entry: the image ID or any repo digest
+	// tagGlobs are tag patterns with '*' in the tag only, by repository.
+	tagGlobs map[string][]rule
+	// repoGlobs are patterns with '*' in the repository, grouped by the literal text before the
+	// first '*' cut after its last '/', so a reference consults only the groups of its own
+	// '/'-prefixes.
+	repoGlobs map[string][]rule
+	selectors []selectorEntry
+	counts    [PatternID + 1]int
+}
+
+// rule is a compiled pattern that needs more than a map look-up.
+type rule struct {
+	entry string
+	kind  PatternKind
+	repo  glob
+	tag   glob
+	// digest is the digest of a PatternDigest.
+	digest string
+}
+
+type selectorEntry struct {
+	entry    string
+	selector labels.Selector
+}
+
+// MatcherError lists every invalid entry found while compiling a Matcher.
+type MatcherError struct {
+	Errs []error
+}
+
+func (e *MatcherError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.Is and errors.As look at each entry's error.
+func (e *MatcherError) Unwrap() []error { return e.Errs }
+
+// NewMatcher compiles imageGCExclude patterns and imageGCExcludeSelectors selectors. Every
+// invalid entry is reported, each as `<field>[<index>] "<entry>": <reason>`. The lists are sets:
+// an entry that repeats another, or means the same after normalization, is an error.
+func NewMatcher(patterns, selectors []string) (*Matcher, error) {
+	m := &Matcher{
+		tags:      map[string]string{},
+		digests:   map[string]string{},
+		repos:     map[string]string{},
+		ids:       map[string]string{},
+		tagGlobs:  map[string][]rule{},
+		repoGlobs: map[string][]rule{},
+	}
+	var errs []error
+	seen := map[string]int{}
+	for i, entry := range patterns {
+		p, err := ParsePattern(entry)
+		if err == nil {
+			err = duplicate(seen, p.String(), patterns, ExcludeFieldName, i)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", ExcludeFieldName, i, quoteBounded(entry), err))
+			continue
+		}
+		m.add(entry, p)
+	}
+	seen = map[string]int{}
+	for i, entry := range selectors {
+		s, err := ParseSelector(entry)
+		if err == nil {
+			err = duplicate(seen, s.String(), selectors, ExcludeSelectorsFieldName, i)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", ExcludeSelectorsFieldName, i, quoteBounded(entry), err))
+			continue
+		}
+		m.selectors = append(m.selectors, selectorEntry{entry: entry, selector: s})
+	}
+	if len(errs) > 0 {
+		return nil, &MatcherError{Errs: errs}
+	}
+	return m, nil
+}
+
+// duplicate records the canonical form of entries[i] and reports an earlier entry with the same.
+func duplicate(seen map[string]int, canonical string, entries []string, field string, i int) error {
+	if j, ok := seen[canonical]; ok {
+		if entries[j] == entries[i] {
+			return fmt.Errorf("duplicate of %s[%d]; remove one", field, j)
+		}
+		return fmt.Errorf("means the same as %s[%d] %q (%s); remove one", field, j, quoteBounded(entries[j]), canonical)
+	}
+	seen[canonical] = i
+	return nil
+}
+
+// quoteBounded shortens an entry for an error message, so that a huge entry is not echoed whole.
+func quoteBounded(entry string) string {
+	const max = 256
+	if len(entry) <= max {
+		return entry
+	}
+	return entry[:max] + fmt.Sprintf("...(%d more bytes)", len(entry)-max)
+}
+
+func (m *Matcher) add(entry string, p Pattern) {
+	m.counts[p.Kind]++
+	literalRepo := !strings.Contains(p.Repository, "*")
+	switch {
+	case p.Kind == PatternID:
+		m.ids[p.Digest] = entry
+	case p.Kind == PatternRepository && literalRepo:
+		m.repos[p.Repository] = entry
+	case p.Kind == PatternDigest && literalRepo:
+		m.digests[p.String()] = entry
+	case p.Kind == PatternTag && literalRepo && !strings.Contains(p.Tag, "*"):
+		m.tags[p.String()] = entry
+	case literalRepo: // a tag glob
+		m.tagGlobs[p.Repository] = append(m.tagGlobs[p.Repository], rule{entry: entry, kind: p.Kind, tag: newGlob(p.Tag)})
+	default:
+		head := p.Repository[:strings.IndexByte(p.Repository, '*')]
+		key := head[:strings.LastIndexByte(head, '/')+1]
+		r := rule{entry: entry, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
+		if p.Kind == PatternTag {
+			r.tag = newGlob(p.Tag)
+		}
+		m.repoGlobs[key] = append(m.repoGlobs[key], r)
+	}
+}
+
+// Empty reports whether the matcher has no entries at all.
+func (m *Matcher) Empty() bool {
+	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.tagGlobs)+len(m.repoGlobs)+len(m.selectors) == 0)
+}
+
+// HasSelectors reports whether matching can depend on image labels.
+func (m *Matcher) HasSelectors() bool {
+	return m != nil && len(m.selectors) > 0
+}
+
+// Summary counts the entries of each kind, as key/value pairs for a structured log line.
+func (m *Matcher) Summary() []any {
+	if m == nil {
+		return nil
+	}
+	kv := make([]any, 0, 2*(len(m.counts)+1))
+	for kind, n := range m.counts {
+		kv = append(kv, PatternKind(kind).String()+"Patterns", n)
+	}
+	return append(kv, "selectors", len(m.selectors))
+}
+
+// MatchReferences returns the first entry that matches the image by its ID, a repo tag or a repo
+// digest, or "" if none does. Labels are not consulted; see MatchLabels. The names may be in the
+// short form some runtimes report ("nginx:1.27"); they are normalized before comparison.
+func (m *Matcher) MatchReferences(imageID string, repoTags, repoDigests []string) string {
+	if m == nil {
+		return ""
+	}
+	if len(m.ids) > 0 && imageID != "" {
+		if !strings.HasPrefix(imageID, idPrefix) {
+			// CRI-O reports image IDs without the algorithm.
+			imageID = idPrefix + imageID
+		}
+		if entry, ok := m.ids[imageID]; ok {
+			return entry
+		}
+	}
+	for _, ref := range repoTags {
+		if entry := m.matchReference(ref); entry != "" {
+			return entry
+		}
+	}
+	for _, ref := range repoDigests {
+		if entry := m.matchReference(ref); entry != "" {
+			return entry
+		}
+	}
+	return ""
+}
+
+// matchReference matches one repo tag or repo digest by its parts.
+func (m *Matcher) matchReference(ref string) string {
+	ref, ok := NormalizeReference(ref)
+	if !ok {
+		return ""
+	}
+	repo, tag, dgst := splitReference(ref)
+	if dgst != "" {
+		if entry, ok := m.digests[ref]; ok {
+			return entry
+		}
+		if entry, ok := m.ids[dgst]; ok {
+			return entry
+		}
+	} else if tag != "" {
+		if entry, ok := m.tags[ref]; ok {
+			return entry
+		}
+		for _, r := range m.tagGlobs[repo] {
+			if r.tag.match(tag) {
+				return r.entry
+			}
+		}
+	}
+	if entry, ok := m.repos[repo]; ok {
+		return entry
+	}
+	if len(m.repoGlobs) == 0 {
+		return ""
+	}
+	for i := 0; ; {
+		for _, r := range m.repoGlobs[repo[:i]] {
+			if r.matches(repo, tag, dgst) {
+				return r.entry
+			}
+		}
+		next := strings.IndexByte(repo[i:], '/')
+		if next < 0 {
+			return ""
+		}
+		i += next + 1
+	}
+}
+
+// matches compares a repository glob rule with a reference's parts.
+func (r *rule) matches(repo, tag, dgst string) bool {
+	switch r.kind {
+	case PatternTag:
+		if tag == "" || !r.tag.match(tag) {
+			return false
+		}
+	case PatternDigest:
+		if dgst != r.digest {
+			return false
+		}
+	}
+	return r.repo.match(repo)
+}
+
+// MatchLabels returns the first selector that matches the image's labels, or "".
+func (m *Matcher) MatchLabels(imageLabels map[string]string) string {
+	if m == nil {
+		return ""
+	}
+	for _, s := range m.selectors {
+		if s.selector.Matches(labels.Set(imageLabels)) {
+			return s.entry
+		}
+	}
+	return ""
+}

@@ -1,0 +1,277 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package allowlist
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/distribution/reference"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// image is what a runtime reports of an image: its ID, repo tags and repo digests.
+type image struct {
+	id      string
+	tags    []string
+	digests []string
+}
+
+func tagged(tags ...string) image      { return image{id: testDigest2, tags: tags} }
+func digested(digests ...string) image { return image{id: testDigest2, digests: digests} }
+
+func TestMatchReferences(t *testing.T) {
+	for _, tc := range []struct {
+		entry      string
+		match, not []image
+	}{
+		{
+			entry: "registry.k8s.io/pause:3.10",
+			match: []image{tagged("registry.k8s.io/pause:3.10")},
+			not:   []image{tagged("registry.k8s.io/pause:3.9"), digested("registry.k8s.io/pause@" + testDigest)},
+		},
+		{
+			entry: "nginx",
+			match: []image{tagged("nginx:1.27"), tagged("docker.io/library/nginx:1.26"), digested("docker.io/library/nginx@" + testDigest)},
+			not:   []image{tagged("docker.io/library/nginx-exporter:1"), tagged("docker.io/acme/nginx:1"), tagged("ghcr.io/nginx:1")},
+		},
+		{
+			// A wildcard in the middle of the registry host: every tag and digest.
+			entry: "registry-*.example.com/app",
+			match: []image{tagged("registry-eu.example.com/app:1.0"), digested("registry-us.example.com/app@" + testDigest)},
+			not:   []image{tagged("registry-eu.example.com/app2:1.0"), tagged("registry.example.com/app:1.0")},
+		},
+		{
+			entry: "ghcr.io/*/app",
+			match: []image{tagged("ghcr.io/acme/app:v1"), tagged("ghcr.io/acme/team/app:v1"), digested("ghcr.io/acme/app@" + testDigest)},
+			not:   []image{tagged("ghcr.io/acme/app2:v1"), tagged("ghcr.io/app:v1"), tagged("quay.io/acme/app:v1")},
+		},
+		{
+			entry: "acme/*-agent",
+			match: []image{tagged("docker.io/acme/log-agent:2"), digested("docker.io/acme/metrics-agent@" + testDigest)},
+			not:   []image{tagged("docker.io/acme/log-agent-x:2"), tagged("ghcr.io/acme/log-agent:2")},
+		},
+		{
+			entry: "ghcr.io/acme/*",
+			match: []image{tagged("ghcr.io/acme/app:v1"), tagged("ghcr.io/acme/team/app:v1"), digested("ghcr.io/acme/app@" + testDigest)},
+			not:   []image{tagged("ghcr.io/acmecorp/app:v1")},
+		},
+		{
+			// A tag glob matches tags only: never a digest-only image of the same repository.
+			entry: "ghcr.io/acme/app:1.*",
+			match: []image{tagged("ghcr.io/acme/app:1.2"), tagged("ghcr.io/acme/app:1.2-alpine")},
+			not:   []image{tagged("ghcr.io/acme/app:2.0"), tagged("ghcr.io/acme/app:v1.2"), digested("ghcr.io/acme/app@" + testDigest)},
+		},
+		{
+			entry: "*/pause:*",
+			match: []image{tagged("registry.k8s.io/pause:3.10"), tagged("docker.io/library/pause:1"), tagged("localhost:5000/e2e/pause:1")},
+			not:   []image{digested("registry.k8s.io/pause@" + testDigest), tagged("registry.k8s.io/pause2:3.10")},
+		},
+		{
+			// The '*' of a repository never reaches into the tag.
+			entry: "docker.io/library/nginx*",
+			match: []image{tagged("nginx:1.27"), tagged("nginx-exporter:1")},
+			not:   []image{tagged("docker.io/acme/nginx:1")},
+		},
+		{
+			entry: "docker.io/*",
+			match: []image{tagged("nginx:1"), tagged("acme/app:1")},
+			not:   []image{tagged("ghcr.io/acme/app:1")},
+		},
+		{
+			entry: "localhost:5000/*",
+			match: []image{tagged("localhost:5000/app:1"), digested("localhost:5000/a/b@" + testDigest)},
+			not:   []image{tagged("localhost:5001/app:1"), tagged("localhost/app:1")},
+		},
+		{
+			entry: "quay.io/acme/app@" + testDigest,
+			match: []image{digested("quay.io/acme/app@" + testDigest)},
+			not:   []image{digested("quay.io/acme/other@" + testDigest), tagged("quay.io/acme/app:1")},
+		},
+		{
+			entry: "ghcr.io/*/app@" + testDigest,
+			match: []image{digested("ghcr.io/x/app@" + testDigest)},
+			not:   []image{digested("ghcr.io/x/app@" + testDigest2), tagged("ghcr.io/x/app:1")},
+		},
+		{
+			// An image ID, or a repo digest with that hex as crictl images --digests shows it.
+			entry: testDigest,
+			match: []image{{id: testDigest}, {id: strings.TrimPrefix(testDigest, "sha256:")}, digested("quay.io/acme/app@" + testDigest)},
+			not:   []image{{id: testDigest2}, tagged("quay.io/acme/app:1")},
+		},
+	} {
+		t.Run(tc.entry, func(t *testing.T) {
+			m, err := NewMatcher([]string{tc.entry}, nil)
+			require.NoError(t, err)
+			for _, img := range tc.match {
+				assert.Equal(t, tc.entry, m.MatchReferences(img.id, img.tags, img.digests), "image %+v", img)
+			}
+			for _, img := range tc.not {
+				assert.Empty(t, m.MatchReferences(img.id, img.tags, img.digests), "image %+v", img)
+			}
+		})
+	}
+}
+
+func TestMatchLabels(t *testing.T) {
+	m, err := NewMatcher(nil, []string{"cache.example.com/keep=true", "tier in (edge,critical),!deprecated"})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{map[string]string{"cache.example.com/keep": "true"}, "cache.example.com/keep=true"},
+		{map[string]string{"tier": "edge"}, "tier in (edge,critical),!deprecated"},
+		{map[string]string{"tier": "edge", "deprecated": ""}, ""},
+		{map[string]string{"tier": "dev"}, ""},
+		{map[string]string{}, ""},
+		{nil, ""},
+	} {
+		assert.Equal(t, tc.want, m.MatchLabels(tc.labels), "labels %v", tc.labels)
+	}
+}
+
+// globRegexp is the property test's oracle for '*': a regular expression, not the matcher's code.
+func globRegexp(pattern string) *regexp.Regexp {
+	parts := strings.Split(pattern, "*")
+	for i := range parts {
+		parts[i] = regexp.QuoteMeta(parts[i])
+	}
+	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$")
+}
+
+// oracleNormalize normalizes a repository pattern with distribution/reference, '*' standing in
+// as a valid name character, except where the documented rules keep it as written: a leading
+// '*', and a single '*' component after an explicit docker.io/.
+func oracleNormalize(repo string) string {
+	const placeholder = "starstar"
+	if strings.HasPrefix(repo, "*") {
+		return repo
+	}
+	if rest, ok := strings.CutPrefix(repo, "docker.io/"); ok && strings.Contains(rest, "*") && !strings.Contains(rest, "/") {
+		return repo
+	}
+	named, err := reference.ParseNormalizedNamed(strings.ReplaceAll(repo, "*", placeholder))
+	if err != nil {
+		return "\x00invalid"
+	}
+	return strings.ReplaceAll(named.Name(), placeholder, "*")
+}
+
+// TestMatchProperty compares the matcher with an oracle on random allowlists and images: names
+// with tags, digests and digest-only images, patterns with '*' anywhere in the repository and
+// in tags. Set ALLOWLIST_PROPERTY_SEED to replay a seed.
+func TestMatchProperty(t *testing.T) {
+	seed := int64(20261129)
+	if s := os.Getenv("ALLOWLIST_PROPERTY_SEED"); s != "" {
+		var err error
+		seed, err = strconv.ParseInt(s, 10, 64)
+		require.NoError(t, err)
+	}
+	t.Logf("seed %d (ALLOWLIST_PROPERTY_SEED=%d replays it)", seed, seed)
+	rng := rand.New(rand.NewSource(seed))
+	hosts := []string{"docker.io", "ghcr.io", "registry-eu.example.com", "localhost:5000"}
+	paths := []string{"library/nginx", "acme/app", "acme/log-agent", "acme/team/app", "edge/pause"}
+	tags := []string{"1", "1.2", "1.2-alpine", "latest", "v2"}
+	digests := []string{testDigest, testDigest2}
+	pick := func(s []string) string { return s[rng.Intn(len(s))] }
+	// star replaces a random run of s with '*', keeping at least one literal character.
+	star := func(s string) string {
+		i := rng.Intn(len(s))
+		j := i + rng.Intn(len(s)-i+1)
+		if out := s[:i] + "*" + s[j:]; strings.Trim(out, catchAllCharacters) != "" {
+			return out
+		}
+		return s
+	}
+	type oracle struct {
+		entry     string
+		repo, tag *regexp.Regexp
+		digest    string
+		kind      PatternKind
+	}
+	for c := 0; c < 5000; c++ {
+		var entries []string
+		var oracles []oracle
+		seen := map[string]bool{}
+		for n := 1 + rng.Intn(4); n > 0; n-- {
+			repo := pick(hosts) + "/" + pick(paths)
+			if rng.Intn(2) == 0 {
+				repo = star(repo)
+			}
+			o := oracle{repo: globRegexp(oracleNormalize(repo))}
+			entry := repo
+			switch rng.Intn(3) {
+			case 0:
+				o.kind = PatternRepository
+			case 1:
+				tag := pick(tags)
+				if rng.Intn(2) == 0 {
+					tag = star(tag)
+				}
+				o.kind, o.tag, entry = PatternTag, globRegexp(tag), repo+":"+tag
+			case 2:
+				o.kind, o.digest = PatternDigest, pick(digests)
+				entry = repo + "@" + o.digest
+			}
+			p, err := ParsePattern(entry)
+			if err != nil || seen[p.String()] {
+				continue // e.g. a '*' that swallowed the registry's '/'
+			}
+			seen[p.String()] = true
+			o.entry = entry
+			entries = append(entries, entry)
+			oracles = append(oracles, o)
+		}
+		m, err := NewMatcher(entries, nil)
+		require.NoError(t, err, "case %d: %q", c, entries)
+		for i := 0; i < 8; i++ {
+			img := image{id: fmt.Sprintf("sha256:%064x", c)}
+			for n := rng.Intn(3); n > 0; n-- {
+				if rng.Intn(2) == 0 {
+					img.tags = append(img.tags, pick(hosts)+"/"+pick(paths)+":"+pick(tags))
+				} else {
+					img.digests = append(img.digests, pick(hosts)+"/"+pick(paths)+"@"+pick(digests))
+				}
+			}
+			want := false
+			for _, o := range oracles {
+				for _, ref := range img.tags {
+					repo, tag, _ := strings.Cut(ref, ":")
+					if strings.HasPrefix(ref, "localhost:") {
+						repo, tag = ref[:strings.LastIndex(ref, ":")], ref[strings.LastIndex(ref, ":")+1:]
+					}
+					want = want || (o.repo.MatchString(repo) && (o.kind == PatternRepository || (o.kind == PatternTag && o.tag.MatchString(tag))))
+				}
+				for _, ref := range img.digests {
+					repo, dgst, _ := strings.Cut(ref, "@")
+					want = want || (o.repo.MatchString(repo) && (o.kind == PatternRepository || (o.kind == PatternDigest && dgst == o.digest)))
+				}
+			}
+			got := m.MatchReferences(img.id, img.tags, img.digests) != ""
+			if got != want {
+				t.Fatalf("case %d (seed %d): entries %q, image tags %q digests %q: matched %v, oracle says %v", c, seed, entries, img.tags, img.digests, got, want)
+			}
+		}
+	}
+}

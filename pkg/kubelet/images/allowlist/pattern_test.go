@@ -1,0 +1,213 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package allowlist
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	testDigest  = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	testDigest2 = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
+
+func TestNormalizeReference(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"nginx:1.27", "docker.io/library/nginx:1.27", true},
+		{"nginx", "docker.io/library/nginx", true},
+		{"acme/app:1", "docker.io/acme/app:1", true},
+		{"docker.io/nginx:1.27", "docker.io/library/nginx:1.27", true},
+		{"index.docker.io/nginx:1.27", "docker.io/library/nginx:1.27", true},
+		{"index.docker.io/acme/app:1", "docker.io/acme/app:1", true},
+		{"docker.io/library/nginx:1.27", "docker.io/library/nginx:1.27", true},
+		{"localhost:5000/app:1", "localhost:5000/app:1", true},
+		{"localhost/app:1", "localhost/app:1", true},
+		{"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10", true},
+		{"nginx@" + testDigest, "docker.io/library/nginx@" + testDigest, true},
+		{"quay.io/acme/app@" + testDigest, "quay.io/acme/app@" + testDigest, true},
+		{"<none>:<none>", "", false},
+		{"<none>@<none>", "", false},
+		{"", "", false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := NormalizeReference(tc.in)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.ok, ok)
+		})
+	}
+}
+
+func TestParsePattern(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		want     Pattern
+		pullable bool
+		wantErr  string
+	}{
+		{in: "registry.k8s.io/pause:3.10", want: Pattern{Kind: PatternTag, Repository: "registry.k8s.io/pause", Tag: "3.10"}, pullable: true},
+		{in: "nginx:1.27", want: Pattern{Kind: PatternTag, Repository: "docker.io/library/nginx", Tag: "1.27"}, pullable: true},
+		{in: "nginx", want: Pattern{Kind: PatternRepository, Repository: "docker.io/library/nginx"}},
+		{in: "localhost:5000/app", want: Pattern{Kind: PatternRepository, Repository: "localhost:5000/app"}},
+		{in: "localhost:5000/app:v2", want: Pattern{Kind: PatternTag, Repository: "localhost:5000/app", Tag: "v2"}, pullable: true},
+		{in: "quay.io/acme/app@" + testDigest, want: Pattern{Kind: PatternDigest, Repository: "quay.io/acme/app", Digest: testDigest}, pullable: true},
+		{in: "quay.io/acme/app:1@" + testDigest, want: Pattern{Kind: PatternDigest, Repository: "quay.io/acme/app", Digest: testDigest}, pullable: true},
+		{in: testDigest, want: Pattern{Kind: PatternID, Digest: testDigest}},
+		{in: "ghcr.io/acme/*", want: Pattern{Kind: PatternRepository, Repository: "ghcr.io/acme/*"}},
+		{in: "ghcr.io/acme/**", want: Pattern{Kind: PatternRepository, Repository: "ghcr.io/acme/*"}},
+		{in: "ghcr.io/*/app", want: Pattern{Kind: PatternRepository, Repository: "ghcr.io/*/app"}},
+		{in: "nginx:1.*", want: Pattern{Kind: PatternTag, Repository: "docker.io/library/nginx", Tag: "1.*"}},
+		{in: "acme/*-agent", want: Pattern{Kind: PatternRepository, Repository: "docker.io/acme/*-agent"}},
+		{in: "acme*/app", want: Pattern{Kind: PatternRepository, Repository: "docker.io/acme*/app"}},
+		{in: "*/pause:3.10", want: Pattern{Kind: PatternTag, Repository: "*/pause", Tag: "3.10"}},
+		{in: "*.example.com/app:*", want: Pattern{Kind: PatternTag, Repository: "*.example.com/app", Tag: "*"}},
+		{in: "registry-*.example.com/app", want: Pattern{Kind: PatternRepository, Repository: "registry-*.example.com/app"}},
+		{in: "ghcr.io/*/app@" + testDigest, want: Pattern{Kind: PatternDigest, Repository: "ghcr.io/*/app", Digest: testDigest}},
+		{in: "nginx*", want: Pattern{Kind: PatternRepository, Repository: "docker.io/library/nginx*"}},
+		{in: "docker.io/*", want: Pattern{Kind: PatternRepository, Repository: "docker.io/*"}},
+		{in: "index.docker.io/*-agent:*", want: Pattern{Kind: PatternTag, Repository: "docker.io/*-agent", Tag: "*"}},
+		{in: "docker.io/nginx:1.*", want: Pattern{Kind: PatternTag, Repository: "docker.io/library/nginx", Tag: "1.*"}},
+		{in: "localhost:5000/*", want: Pattern{Kind: PatternRepository, Repository: "localhost:5000/*"}},
+
+		{in: "", wantErr: "must not be empty"},
+		{in: " nginx", wantErr: "white space"},
+		{in: "ghcr.io/Acme/app", wantErr: "repository name must be lowercase"},
+		{in: "nginx:", wantErr: "empty tag after ':'"},
+		{in: "nginx@sha256:abc", wantErr: "invalid digest"},
+		{in: "sha256:abc", wantErr: `image ID must be "sha256:" followed by 64 lowercase hex digits`},
+		{in: "sha256:" + strings.ToUpper(testDigest[7:]), wantErr: "lowercase hex"},
+		{in: testDigest[7:], wantErr: `write an image ID as "sha256:`},
+		{in: "*", wantErr: "imageGCHighThresholdPercent: 100"},
+		{in: "**", wantErr: "no literal name"},
+		{in: "*/*", wantErr: "no literal name"},
+		{in: "*:*", wantErr: "no literal name"},
+		{in: "*.*/*", wantErr: "no literal name"},
+		{in: "*-*/*_*:latest", wantErr: "no literal name"},
+		{in: "ghcr.io", wantErr: `a registry host alone names no image; to keep every image from it write "ghcr.io/*"`},
+		{in: "localhost:5000", wantErr: `write "localhost:5000/*"`},
+		{in: "localhost", wantErr: `write "localhost/*"`},
+		{in: "registry.example.com:443", wantErr: `write "registry.example.com:443/*"`},
+		{in: "*.example.com", wantErr: "a registry host alone"},
+		{in: "nginx@sha256:*", wantErr: "'*' is not allowed in a digest"},
+		{in: "ghcr.io/Acme/*", wantErr: "repository name must be lowercase"},
+		{in: "nginx:1.27:2", wantErr: "not a valid image reference"},
+		{in: "ghcr.io/acme/x0wildcard0x*", wantErr: "must not contain"},
+		{in: "ghcr.io//app", wantErr: "not a valid image reference"},
+		{in: "*/Acme", wantErr: "repository name must be lowercase"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParsePattern(tc.in)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.pullable, got.Pullable())
+		})
+	}
+}
+
+func TestParseSelector(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		wantErr string
+	}{
+		{in: "cache.example.com/keep=true"},
+		{in: "tier in (edge,critical),!deprecated"},
+		{in: "keep"},
+		{in: "keep,tier!=dev"},
+		{in: "tier notin (dev),keep==yes"},
+		{in: "a=1,a!=2"},
+		{in: "", wantErr: "must not be empty"},
+		{in: "  ", wantErr: "must not be empty"},
+		{in: "!deprecated", wantErr: "requires no label to be present"},
+		{in: "tier!=dev", wantErr: "requires no label to be present"},
+		{in: "tier notin (dev)", wantErr: "requires no label to be present"},
+		{in: "!a,b!=1", wantErr: "requires no label to be present"},
+		{in: "a=1,a=2", wantErr: "contradict"},
+		{in: "a,!a", wantErr: "contradict"},
+		{in: "a in (1,2),a notin (1,2)", wantErr: "contradict"},
+		{in: "a=(", wantErr: "unable to parse"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			_, err := ParseSelector(tc.in)
+			if tc.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+		})
+	}
+}
+
+func TestNewMatcherErrors(t *testing.T) {
+	long := "ghcr.io/" + strings.Repeat("A", 5000)
+	for _, tc := range []struct {
+		name                string
+		patterns, selectors []string
+		want                string
+	}{
+		{
+			name:     "every invalid entry, by field and index",
+			patterns: []string{"nginx", "", "ghcr.io/Acme/app"},
+			want:     `imageGCExclude[1] "": must not be empty; imageGCExclude[2] "ghcr.io/Acme/app": repository name must be lowercase`,
+		},
+		{
+			name:     "duplicate",
+			patterns: []string{"nginx", "ghcr.io/acme/*", "nginx"},
+			want:     `imageGCExclude[2] "nginx": duplicate of imageGCExclude[0]; remove one`,
+		},
+		{
+			name:     "same after normalization",
+			patterns: []string{"nginx:1.27", "docker.io/library/nginx:1.27"},
+			want:     `imageGCExclude[1] "docker.io/library/nginx:1.27": means the same as imageGCExclude[0] "nginx:1.27" (docker.io/library/nginx:1.27); remove one`,
+		},
+		{
+			name:      "duplicate selector",
+			selectors: []string{"keep=true,tier=edge", "tier=edge, keep=true"},
+			want:      `imageGCExcludeSelectors[1] "tier=edge, keep=true": means the same as imageGCExcludeSelectors[0] "keep=true,tier=edge" (keep=true,tier=edge); remove one`,
+		},
+		{
+			name:      "negative-only selector",
+			selectors: []string{"keep=true", "!deprecated"},
+			want:      `imageGCExcludeSelectors[1] "!deprecated": requires no label to be present`,
+		},
+		{
+			name:     "a huge entry is not echoed whole",
+			patterns: []string{long},
+			want:     `imageGCExclude[0] "ghcr.io/AAAA`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewMatcher(tc.patterns, tc.selectors)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Less(t, len(err.Error()), 1000)
+			var matcherErr *MatcherError
+			require.ErrorAs(t, err, &matcherErr)
+		})
+	}
+}

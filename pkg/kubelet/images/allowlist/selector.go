@@ -1,0 +1,104 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package allowlist
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+)
+
+// ParseSelector parses one imageGCExcludeSelectors entry, a label selector over the image's OCI
+// config labels. A selector must require some label to be present: one made only of negative
+// terms ("!deprecated", "tier!=dev") would keep every unlabelled image.
+func ParseSelector(entry string) (labels.Selector, error) {
+	if strings.TrimSpace(entry) == "" {
+		return nil, errors.New("must not be empty: an empty selector would keep every image")
+	}
+	selector, err := labels.Parse(entry)
+	if err != nil {
+		return nil, err
+	}
+	requirements, _ := selector.Requirements()
+	positive := false
+	for _, r := range requirements {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In, selection.Exists, selection.GreaterThan, selection.LessThan:
+			positive = true
+		}
+	}
+	if !positive {
+		return nil, errors.New("requires no label to be present, so it would keep every image without those labels; add a term such as key=value, key in (a,b) or key")
+	}
+	if _, ok := satisfyingLabels(requirements); !ok {
+		return nil, errors.New("selects no image: its requirements contradict each other")
+	}
+	return selector, nil
+}
+
+// satisfyingLabels returns a label set that meets every requirement, if there is one.
+// Requirements on different keys are independent, so each key is solved on its own: absent, one
+// of the values its requirements name (or a number next to one), or a value none of them names.
+func satisfyingLabels(requirements labels.Requirements) (labels.Set, bool) {
+	byKey := map[string][]labels.Requirement{}
+	for _, r := range requirements {
+		byKey[r.Key()] = append(byKey[r.Key()], r)
+	}
+	result := labels.Set{}
+	for key, reqs := range byKey {
+		unnamed := "x"
+		candidates := []labels.Set{{}}
+		for _, r := range reqs {
+			for _, v := range r.ValuesUnsorted() {
+				candidates = append(candidates, labels.Set{key: v})
+				for len(unnamed) <= len(v) {
+					unnamed += "x"
+				}
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					candidates = append(candidates, labels.Set{key: strconv.FormatInt(n+1, 10)}, labels.Set{key: strconv.FormatInt(n-1, 10)})
+				}
+			}
+		}
+		candidates = append(candidates, labels.Set{key: unnamed})
+		found := false
+		for _, set := range candidates {
+			if allMatch(reqs, set) {
+				if v, ok := set[key]; ok {
+					result[key] = v
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return result, true
+}
+
+func allMatch(requirements []labels.Requirement, set labels.Set) bool {
+	for _, r := range requirements {
+		if !r.Matches(set) {
+			return false
+		}
+	}
+	return true
+}
