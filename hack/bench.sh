@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run the allowlist benchmarks and write their raw output and a benchstat summary to docs/bench/.
-# Patched (allowlist) and unpatched (no allowlist) runs alternate, so machine noise hits both.
+# The GC pass is measured in three columns, run alternately so that machine noise hits all of
+# them: unpatched upstream (a worktree of the upstream tag with hack/bench/ copied in), the
+# patched tree with the feature off, and the patched tree with 1,000 patterns + 5 selectors.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -11,20 +13,32 @@ export GOBIN="${OUTPUT_DIR}/bin/tools"
 [[ -x "${GOBIN}/benchstat" ]] || (cd "${REPO_ROOT}" && GOFLAGS=-mod=mod go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)
 
 log "matcher alone: ${COUNT} runs (docs/bench/matcher.txt)"
-(cd "${REPO_ROOT}" && go test -run '^$' -bench 'BenchmarkImageMatcher' -benchtime=300000x -count="${COUNT}" ./pkg/kubelet/images/) | tee "${out}/matcher.txt"
+(cd "${REPO_ROOT}" && go test -run '^$' -bench 'BenchmarkMatcher' -benchtime=300000x -count="${COUNT}" ./pkg/kubelet/images/allowlist/) | tee "${out}/matcher.txt"
 
 "${REPO_ROOT}/hack/assemble-upstream.sh"
-log "imagesInEvictionOrder, 10,000 images, no allowlist vs 1,000 patterns + 5 selectors: ${COUNT} alternating runs"
+upstream="${OUTPUT_DIR}/bench-upstream"
+if [[ ! -d "${upstream}/.git" && ! -f "${upstream}/.git" ]]; then
+  kgit worktree add -q --detach "${upstream}" "${UPSTREAM_TAG}"
+fi
+git -C "${upstream}" checkout -q --detach "${UPSTREAM_TAG}"
+cp "${REPO_ROOT}/hack/bench/upstream_eviction_order_test.go" "${upstream}/pkg/kubelet/images/"
+log "building the benchmark binaries: unpatched ${UPSTREAM_TAG} and patched"
+(cd "${upstream}" && go test -c -o "${OUTPUT_DIR}/images-upstream.test" ./pkg/kubelet/images/)
+(cd "${KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images.test" ./pkg/kubelet/images/)
+
+log "imagesInEvictionOrder, 10,000 images: upstream vs patched (none) vs patched (1,000 patterns + 5 selectors), ${COUNT} alternating runs"
 raw="${out}/images-in-eviction-order.txt"
 : >"${raw}"
-(cd "${KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images.test" ./pkg/kubelet/images/)
+run() { # dir binary variant
+  (cd "$1/pkg/kubelet/images" && "$2" -test.run '^$' -test.bench "BenchmarkImagesInEvictionOrder/$3\$" -test.benchtime=30x -test.benchmem) |
+    grep -E '^(Benchmark|goos|goarch|pkg|cpu)' >>"${raw}"
+}
 for ((i = 0; i < COUNT; i++)); do
-  for variant in 'allowlist=none' 'allowlist=1000\+5'; do
-    (cd "${KUBE_ROOT}/pkg/kubelet/images" && "${OUTPUT_DIR}/images.test" -test.run '^$' -test.bench "BenchmarkImagesInEvictionOrder/${variant}\$" -test.benchtime=30x -test.benchmem) |
-      grep -E '^(Benchmark|goos|goarch|pkg|cpu)' >>"${raw}"
-  done
+  run "${upstream}" "${OUTPUT_DIR}/images-upstream.test" 'allowlist=upstream'
+  run "${KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=none'
+  run "${KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=1000\+5'
 done
-# benchstat compares the two variants as columns.
+# benchstat compares the variants as columns, the first (upstream) as the baseline.
 "${GOBIN}/benchstat" -col /allowlist "${raw}" | tee "${out}/images-in-eviction-order.benchstat"
 "${GOBIN}/benchstat" "${out}/matcher.txt" | tee "${out}/matcher.benchstat"
 log "results in ${out}"

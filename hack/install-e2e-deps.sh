@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Install what the end-to-end tests run, from Debian's packages: containerd, runc, docker-registry.
+# Install what the end-to-end tests run: Debian's runc, docker-registry and containerd (1.6, the
+# legacy leg), and containerd 2.x built from the module proxy into _output/ (the default runtime,
+# hack/install-containerd.sh). Nothing the host already has is changed: only the services of
+# packages installed here and now are stopped, since the tests start their own instances.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -8,15 +11,17 @@ for pkg_bin in containerd:containerd runc:runc docker-registry:docker-registry; 
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || missing+=("${pkg_bin%%:*}")
 done
 if ((${#missing[@]} == 0)); then
-  log "e2e dependencies present: $(containerd --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), docker-registry"
-  exit 0
+  log "Debian e2e dependencies present: containerd $(containerd --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), docker-registry"
+else
+  [[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (apt-get); run as root or install them first"
+  log "installing ${missing[*]} with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages just installed enable their services; the host ran none of them before.
+  for svc in "${missing[@]}"; do
+    [[ "${svc}" == runc ]] && continue
+    systemctl disable --now "${svc}" >/dev/null 2>&1 || true
+  done
+  log "installed ${missing[*]}"
 fi
-[[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (apt-get); run as root or install them first"
-log "installing ${missing[*]} with apt-get"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The packages enable their services; the tests start their own instances under a temp root.
-for svc in containerd docker-registry; do
-  systemctl disable --now "${svc}" >/dev/null 2>&1 || true
-done
-log "installed ${missing[*]}"
+"${REPO_ROOT}/hack/install-containerd.sh"

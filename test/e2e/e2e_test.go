@@ -196,33 +196,56 @@ func waitDeleted(t *testing.T, n *framework.Node, refs map[string]string) bool {
 	})
 }
 
-// scenarioImages is the node of scenario 1: an image protected by each form of entry, two
-// unprotected images and a decoy whose repository shares a prefix with a bare-repository entry.
+// scenarioImages is the node of scenario 1: an image protected by each form of entry, and
+// unprotected images next to them, each a near miss of one entry.
 type scenarioImages struct {
 	pause                                            *framework.Image
 	exact, repo1, repo2, wild, digest, byID, labeled *framework.Image
-	junk1, junk2, decoy                              *framework.Image
+	// midWild is kept by "<registry>/e2e/*/mid" (a '*' in the middle); midMiss is not.
+	midWild, midMiss *framework.Image
+	// globTag is kept by the tag glob "<registry>/e2e/glob:1.*"; globDigestOnly is the same
+	// repository pulled by digest only, which a tag glob never matches; globOther is tag 2.0.
+	globTag, globDigestOnly, globOther *framework.Image
+	// repoDigest is kept by "sha256:<hex>" of its repo digest, as crictl images --digests shows it.
+	repoDigest *framework.Image
+	// tiered is kept by "e2e.kubelet-imagecache.io/tier in (edge),!e2e.kubelet-imagecache.io/deprecated";
+	// deprecated has both labels and is not.
+	tiered, deprecated  *framework.Image
+	junk1, junk2, decoy *framework.Image
 }
 
 func (s *scenarioImages) protected() map[string]string {
 	return map[string]string{
-		"pause":   s.pause.Ref,
-		"exact":   s.exact.Ref,
-		"repo:1":  s.repo1.Ref,
-		"repo:2":  s.repo2.Ref,
-		"wild":    s.wild.Ref,
-		"digest":  s.digest.DigestRef,
-		"byID":    s.byID.Ref,
-		"labeled": s.labeled.Ref,
+		"pause":       s.pause.Ref,
+		"exact":       s.exact.Ref,
+		"repo:1":      s.repo1.Ref,
+		"repo:2":      s.repo2.Ref,
+		"wild":        s.wild.Ref,
+		"digest":      s.digest.DigestRef,
+		"byID":        s.byID.Ref,
+		"labeled":     s.labeled.Ref,
+		"mid-wild":    s.midWild.Ref,
+		"glob:1.2":    s.globTag.Ref,
+		"repo-digest": s.repoDigest.DigestRef,
+		"tiered":      s.tiered.Ref,
 	}
 }
 
 func (s *scenarioImages) unprotected() map[string]string {
-	return map[string]string{"junk:1": s.junk1.Ref, "junk:2": s.junk2.Ref, "decoy": s.decoy.Ref}
+	return map[string]string{
+		"junk:1":           s.junk1.Ref,
+		"junk:2":           s.junk2.Ref,
+		"decoy":            s.decoy.Ref,
+		"mid-miss":         s.midMiss.Ref,
+		"glob digest-only": s.globDigestOnly.DigestRef,
+		"glob:2.0":         s.globOther.Ref,
+		"deprecated":       s.deprecated.Ref,
+	}
 }
 
 func buildScenario(t *testing.T, n *framework.Node) *scenarioImages {
 	t.Helper()
+	const label = "e2e.kubelet-imagecache.io/"
 	s := &scenarioImages{
 		pause:   push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"}),
 		exact:   push(t, n, framework.ImageSpec{Repository: "e2e/exact", Tag: "1"}),
@@ -231,10 +254,19 @@ func buildScenario(t *testing.T, n *framework.Node) *scenarioImages {
 		wild:    push(t, n, framework.ImageSpec{Repository: "e2e/wild/a", Tag: "1"}),
 		digest:  push(t, n, framework.ImageSpec{Repository: "e2e/digest", Tag: "1"}),
 		byID:    push(t, n, framework.ImageSpec{Repository: "e2e/byid", Tag: "1"}),
-		labeled: push(t, n, framework.ImageSpec{Repository: "e2e/labeled", Tag: "1", Labels: map[string]string{"e2e.kubelet-imagecache.io/keep": "true"}}),
-		junk1:   push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"}),
-		junk2:   push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "2", Labels: map[string]string{"e2e.kubelet-imagecache.io/keep": "false"}}),
-		decoy:   push(t, n, framework.ImageSpec{Repository: "e2e/repo-decoy", Tag: "1"}),
+		labeled: push(t, n, framework.ImageSpec{Repository: "e2e/labeled", Tag: "1", Labels: map[string]string{label + "keep": "true"}}),
+		midWild: push(t, n, framework.ImageSpec{Repository: "e2e/team-a/mid", Tag: "1"}),
+		midMiss: push(t, n, framework.ImageSpec{Repository: "e2e/team-a/mid-other", Tag: "1"}),
+		globTag: push(t, n, framework.ImageSpec{Repository: "e2e/glob", Tag: "1.2"}),
+		// Another image of the same repository, pulled by digest only.
+		globDigestOnly: push(t, n, framework.ImageSpec{Repository: "e2e/glob", Tag: "untagged", Labels: map[string]string{"variant": "digest-only"}}),
+		globOther:      push(t, n, framework.ImageSpec{Repository: "e2e/glob", Tag: "2.0"}),
+		repoDigest:     push(t, n, framework.ImageSpec{Repository: "e2e/repodigest", Tag: "1"}),
+		tiered:         push(t, n, framework.ImageSpec{Repository: "e2e/tiered", Tag: "1", Labels: map[string]string{label + "tier": "edge"}}),
+		deprecated:     push(t, n, framework.ImageSpec{Repository: "e2e/tiered", Tag: "old", Labels: map[string]string{label + "tier": "edge", label + "deprecated": "true"}}),
+		junk1:          push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"}),
+		junk2:          push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "2", Labels: map[string]string{label + "keep": "false"}}),
+		decoy:          push(t, n, framework.ImageSpec{Repository: "e2e/repo-decoy", Tag: "1"}),
 	}
 	startContainerd(t, n, s.pause)
 	for _, ref := range s.protected() {
@@ -250,51 +282,59 @@ func (s *scenarioImages) allowlist(reg string) framework.KubeletConfig {
 	return framework.KubeletConfig{
 		Gate: true,
 		Exclude: []string{
-			s.pause.Ref,         // exact tag
-			s.exact.Ref,         // exact tag
-			reg + "/e2e/repo",   // bare repository: both tags, not e2e/repo-decoy
-			reg + "/e2e/wild/*", // wildcard
-			s.digest.DigestRef,  // repo digest
-			s.byID.ID,           // image ID
+			s.pause.Ref,           // exact tag
+			s.exact.Ref,           // exact tag
+			reg + "/e2e/repo",     // bare repository: both tags, not e2e/repo-decoy
+			reg + "/e2e/wild/*",   // trailing wildcard
+			s.digest.DigestRef,    // repo digest
+			s.byID.ID,             // image ID
+			reg + "/e2e/*/mid",    // wildcard in the middle, every tag and digest
+			reg + "/e2e/glob:1.*", // tag glob: not the digest-only image, not 2.0
+			s.repoDigest.Digest,   // sha256:<hex> of a repo digest
 		},
-		Selectors: []string{"e2e.kubelet-imagecache.io/keep=true"},
+		Selectors: []string{
+			"e2e.kubelet-imagecache.io/keep=true",
+			"e2e.kubelet-imagecache.io/tier in (edge),!e2e.kubelet-imagecache.io/deprecated",
+		},
 	}
 }
 
 // Scenario 1: every protected image survives at least three GC passes under an always-crossed
-// imagefs threshold, while the unprotected images and the decoy go; with the gate off
-// (control) the protected images go too.
+// imagefs threshold, while the unprotected images and the near misses go; with the gate off
+// (control) the protected images go too. The allowlist runs on containerd 2.4 and 1.6.
 func TestAllowlistUnderPressure(t *testing.T) {
-	t.Run("allowlist", func(t *testing.T) {
-		n := newNode(t)
-		s := buildScenario(t, n)
-		config, err := n.WriteKubeletConfig("kubelet", s.allowlist(n.RegistryAddr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.StartKubelet(config); err != nil {
-			t.Fatal(err)
-		}
-		if !waitDeleted(t, n, s.unprotected()) {
-			t.Fatalf("unprotected images not deleted; present: %v", keys(present(t, n)))
-		}
-		waitGCPasses(t, n, 3)
-		p := present(t, n)
-		for name, ref := range s.protected() {
-			if !p[ref] {
-				t.Errorf("protected image %s (%s) was deleted", name, ref)
+	for _, runtime := range runtimes(t) {
+		t.Run(runtime.Name, func(t *testing.T) {
+			n := newNodeOn(t, runtime)
+			s := buildScenario(t, n)
+			config, err := n.WriteKubeletConfig("kubelet", s.allowlist(n.RegistryAddr))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		for name, ref := range s.unprotected() {
-			if p[ref] {
-				t.Errorf("unprotected image %s (%s) is still present", name, ref)
+			if err := n.StartKubelet(config); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if !strings.Contains(n.Kubelet.LogText(), `"Image garbage collection allowlist" tagPatterns=2 digestPatterns=1 repositoryPatterns=1 idPatterns=1 wildcardPatterns=1 selectors=1`) {
-			t.Error("the kubelet did not log the allowlist at start-up")
-		}
-		t.Logf("after %d GC passes present: %v", n.GCPasses(), keys(p))
-	})
+			if !waitDeleted(t, n, s.unprotected()) {
+				t.Fatalf("unprotected images not deleted; present: %v", keys(present(t, n)))
+			}
+			waitGCPasses(t, n, 3)
+			p := present(t, n)
+			for name, ref := range s.protected() {
+				if !p[ref] {
+					t.Errorf("protected image %s (%s) was deleted", name, ref)
+				}
+			}
+			for name, ref := range s.unprotected() {
+				if p[ref] {
+					t.Errorf("unprotected image %s (%s) is still present", name, ref)
+				}
+			}
+			if !strings.Contains(n.Kubelet.LogText(), `"Image garbage collection allowlist" repositoryPatterns=3 tagPatterns=3 digestPatterns=1 idPatterns=2 selectors=2 budgetPercent=100`) {
+				t.Error("the kubelet did not log the allowlist at start-up")
+			}
+			t.Logf("after %d GC passes present: %v", n.GCPasses(), keys(p))
+		})
+	}
 	t.Run("control: gate off", func(t *testing.T) {
 		n := newNode(t)
 		s := buildScenario(t, n)
@@ -305,7 +345,11 @@ func TestAllowlistUnderPressure(t *testing.T) {
 		if err := n.StartKubelet(config); err != nil {
 			t.Fatal(err)
 		}
-		if !waitDeleted(t, n, s.protected()) {
+		// containerd 2.x pins its sandbox image (pinned_images.sandbox): the kubelet keeps it as
+		// upstream does, with or without the allowlist.
+		others := s.protected()
+		delete(others, "pause")
+		if !waitDeleted(t, n, others) {
 			t.Fatalf("without the allowlist the kubelet kept images: %v", keys(present(t, n)))
 		}
 	})
@@ -327,7 +371,12 @@ func TestBadConfigurationStopsKubelet(t *testing.T) {
 		{"uppercase", framework.KubeletConfig{Gate: true, Exclude: []string{"ghcr.io/Acme/app"}}, `imageGCExclude[0] \"ghcr.io/Acme/app\": repository name must be lowercase`},
 		{"bad digest", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx@sha256:abc"}}, `imageGCExclude[0] \"nginx@sha256:abc\": invalid digest`},
 		{"bad image ID", framework.KubeletConfig{Gate: true, Exclude: []string{"sha256:xyz"}}, `imageGCExclude[0] \"sha256:xyz\": image ID must be`},
-		{"only a wildcard", framework.KubeletConfig{Gate: true, Exclude: []string{"*"}}, `imageGCExclude[0] \"*\": a pattern of only '*' would keep every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100`},
+		{"only a wildcard", framework.KubeletConfig{Gate: true, Exclude: []string{"*"}}, `imageGCExclude[0] \"*\": its repository part has no literal name, so it would keep (nearly) every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100`},
+		{"catch-all", framework.KubeletConfig{Gate: true, Exclude: []string{"*/*"}}, `imageGCExclude[0] \"*/*\": its repository part has no literal name`},
+		{"bare registry host", framework.KubeletConfig{Gate: true, Exclude: []string{"localhost:5000"}}, `imageGCExclude[0] \"localhost:5000\": a registry host alone names no image; to keep every image from it write \"localhost:5000/*\"`},
+		{"duplicate", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx", "docker.io/library/nginx"}}, `imageGCExclude[1] \"docker.io/library/nginx\": means the same as imageGCExclude[0] \"nginx\"`},
+		{"negative-only selector", framework.KubeletConfig{Gate: true, Selectors: []string{"!deprecated"}}, `imageGCExcludeSelectors[0] \"!deprecated\": requires no label to be present`},
+		{"budget out of range", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx"}, Extra: "imageGCExcludeBudgetPercent: 0\n"}, "imageGCExcludeBudgetPercent 0 must be between 1 and 100"},
 		{"bad selector", framework.KubeletConfig{Gate: true, Selectors: []string{"tier in (edge"}}, `imageGCExcludeSelectors[0] \"tier in (edge\"`},
 		{"empty selector", framework.KubeletConfig{Gate: true, Selectors: []string{" "}}, `imageGCExcludeSelectors[0] \" \": must not be empty`},
 		{"contradictory selector", framework.KubeletConfig{Gate: true, Selectors: []string{"a=1,a=2"}}, `imageGCExcludeSelectors[0] \"a=1,a=2\": selects no image`},
@@ -577,5 +626,53 @@ func TestVerboseImageStatusLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Scenario: imageGCExcludeBudgetPercent. On a 256 MiB image filesystem with a 10% budget, three
+// allowlisted unused images of ~10 MiB do not fit: the least recently used one (first detected)
+// is collected like any other image, with an ImageGCExclusionOverBudget event; the two others stay.
+func TestAllowlistBudget(t *testing.T) {
+	n := newNode(t)
+	if err := n.LimitImageFS(256 << 20); err != nil {
+		t.Fatal(err)
+	}
+	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	var budgeted []*framework.Image
+	for _, tag := range []string{"a", "b", "c"} {
+		budgeted = append(budgeted, push(t, n, framework.ImageSpec{Repository: "e2e/budget", Tag: tag, PadBytes: 10 << 20}))
+	}
+	startContainerd(t, n, pause)
+	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{
+		Gate:    true,
+		Exclude: []string{n.RegistryAddr + "/e2e/budget"},
+		Extra:   "imageGCExcludeBudgetPercent: 10\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	// One image per GC pass, so that the kubelet detects them in order: a is the oldest.
+	for _, img := range budgeted {
+		pull(t, n, img.Ref)
+		waitGCPasses(t, n, 1)
+	}
+	if !waitDeleted(t, n, map[string]string{"a": budgeted[0].Ref}) {
+		t.Fatalf("the least recently used allowlisted image over the budget was not collected; present: %v", keys(present(t, n)))
+	}
+	waitGCPasses(t, n, 2)
+	p := present(t, n)
+	for _, img := range budgeted[1:] {
+		if !p[img.Ref] {
+			t.Errorf("%s is within the budget but was deleted", img.Ref)
+		}
+	}
+	if n.Kubelet.CountInLog("ImageGCExclusionOverBudget") == 0 {
+		t.Error("no ImageGCExclusionOverBudget event in the kubelet's log")
+	}
+	if n.Kubelet.CountInLog(`"Image garbage collection allowlist is over its budget" images=1`) == 0 {
+		t.Error("the kubelet did not log that the allowlist is over its budget by one image")
 	}
 }

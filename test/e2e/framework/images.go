@@ -108,7 +108,8 @@ func BuildAndPush(addr string, sleeper []byte, spec ImageSpec) (*Image, error) {
 		layerBlobs = append(layerBlobs, blob{"application/vnd.oci.image.layer.v1.tar+gzip", gz})
 		diffIDs = append(diffIDs, diffID)
 	}
-	labels := map[string]string{"org.opencontainers.image.title": spec.Repository}
+	// The title makes every repository:tag a distinct image (its own ID).
+	labels := map[string]string{"org.opencontainers.image.title": spec.Repository + ":" + spec.Tag}
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}

@@ -343,6 +343,20 @@ func (n *Node) StartContainerd(sandboxImage string) error {
 	return nil
 }
 
+// LimitImageFS puts containerd's root on a tmpfs of the given size, so that the image
+// filesystem the kubelet sees has a small capacity (imageGCExcludeBudgetPercent is a share of
+// it). Call it before StartContainerd; Teardown unmounts it.
+func (n *Node) LimitImageFS(bytes int64) error {
+	root := n.path("containerd", "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", root, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", bytes)); err != nil {
+		return fmt.Errorf("mount a %d-byte tmpfs on %s: %w", bytes, root, err)
+	}
+	return nil
+}
+
 // containerdConfig is the node's containerd config in the format of its major version. This
 // machine may not lower oom_score_adj, hence restrict_oom_score_adj. NRI is off: its socket is
 // machine-wide.
