@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-COUNT=${COUNT:-10}
+COUNT=${COUNT:-20}
 out="${REPO_ROOT}/docs/bench"
 mkdir -p "${out}"
 export GOBIN="${OUTPUT_DIR}/bin/tools"
