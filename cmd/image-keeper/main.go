@@ -100,7 +100,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.DurationVar(&cfg.options.BackoffMax, "max-backoff", cfg.options.BackoffMax, "Longest wait before retrying a failed pull.")
 		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:10356", "Address of /healthz, /readyz, /metrics and /status; empty to serve none.")
 		fs.BoolVar(&cfg.once, "once", false, "Reconcile once, print the status table and exit; non-zero if a wanted image is still missing.")
-		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form. Never logged.")
+		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
 	}
 	klogFlags := goflagSet()
 	fs.AddGoFlagSet(klogFlags)
@@ -120,7 +120,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 		return nil, errors.New("--pull-timeout and --max-backoff must be positive")
 	}
 	if cfg.dockerConfigPath != "" {
-		creds, err := dockerconfig.Load(cfg.dockerConfigPath)
+		creds, err := dockerconfig.Open(cfg.dockerConfigPath)
 		if err != nil {
 			return nil, err
 		}

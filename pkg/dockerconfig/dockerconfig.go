@@ -14,22 +14,48 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package dockerconfig reads registry credentials from a docker config.json file.
+// Package dockerconfig reads registry credentials from a docker config.json file and matches
+// them to images the way the kubelet's keyring does (k8s.io/kubernetes/pkg/credentialprovider
+// BasicDockerKeyring), so that image-keeper pulls with the login the kubelet would use.
 package dockerconfig
 
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 )
 
-// Credentials maps a registry host ("ghcr.io", "localhost:5000", "docker.io") to its login.
-// It never prints secrets: String reports only the hosts.
-type Credentials map[string]*runtimeapi.AuthConfig
+// MaxFileSize caps the credentials file: a config.json is a few KiB.
+const MaxFileSize = 1 << 20
+
+// defaultRegistryHost is where Docker Hub logins are kept, as in the kubelet.
+const defaultRegistryHost = "index.docker.io"
+
+// Keyring maps registry keys ("ghcr.io", "ghcr.io/acme", "*.example.com", "localhost:5000") to
+// logins. Like the kubelet's keyring, a key matches an image when its host (with '*' globs per
+// dot-separated part) and port match and its path is a prefix of the image's; the most specific
+// key wins, and Docker Hub images fall back to the "index.docker.io" login. Unlike the kubelet's,
+// it returns one login, the first in a fixed order, so that colliding keys resolve the same way
+// on every run. It never prints secrets.
+type Keyring struct {
+	// index holds the keys, reverse-sorted so that longer paths on a host come first.
+	index []string
+	creds map[string]*runtimeapi.AuthConfig
+}
 
 type file struct {
 	Auths map[string]struct {
@@ -39,20 +65,31 @@ type file struct {
 		IdentityToken string `json:"identitytoken"`
 		RegistryToken string `json:"registrytoken"`
 	} `json:"auths"`
+	CredsStore  string            `json:"credsStore"`
+	CredHelpers map[string]string `json:"credHelpers"`
 }
 
-// Load reads path. Errors name the file and the entry, never a secret.
-func Load(path string) (Credentials, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("registry credentials: %w", err)
-	}
+// Parse reads a docker config.json. Errors name the file and the entry, never a secret.
+func Parse(path string, data []byte) (*Keyring, error) {
 	var f file
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("registry credentials %s: not a docker config.json: %v", path, err)
 	}
-	creds := Credentials{}
-	for key, entry := range f.Auths {
+	if f.CredsStore != "" || len(f.CredHelpers) > 0 {
+		return nil, fmt.Errorf("registry credentials %s: credential helpers (credsStore %q, credHelpers for %d registries) are not supported: like the kubelet, image-keeper reads only the logins under \"auths\"; log in with credsStore unset so that docker writes them there, or use a kubelet image credential provider", path, f.CredsStore, len(f.CredHelpers))
+	}
+	// Sorted, so that two spellings of one key ("ghcr.io", "https://ghcr.io") resolve the same
+	// way on every run: the first in this order wins.
+	keys := make([]string, 0, len(f.Auths))
+	for key := range f.Auths {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	k := &Keyring{creds: map[string]*runtimeapi.AuthConfig{}}
+	for _, key := range keys {
+		entry := f.Auths[key]
+		// ServerAddress stays empty, as the kubelet sends it: containerd compares a non-empty
+		// one with the registry host after url.Parse, which a bare "host:port" fails.
 		auth := &runtimeapi.AuthConfig{
 			Username:      entry.Username,
 			Password:      entry.Password,
@@ -70,36 +107,211 @@ func Load(path string) (Credentials, error) {
 			}
 			auth.Username, auth.Password = user, pass
 		}
-		host := registryHost(key)
-		auth.ServerAddress = host
-		creds[host] = auth
+		normalized, err := keyOf(key)
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials %s: auths[%q]: %v", path, key, err)
+		}
+		if _, dup := k.creds[normalized]; dup {
+			continue
+		}
+		k.creds[normalized] = auth
+		k.index = append(k.index, normalized)
 	}
-	return creds, nil
+	sort.Sort(sort.Reverse(sort.StringSlice(k.index)))
+	return k, nil
 }
 
-// For returns the login for the registry of a normalized reference, or nil.
-func (c Credentials) For(normalizedRef string) *runtimeapi.AuthConfig {
-	host, _, _ := strings.Cut(normalizedRef, "/")
-	return c[host]
+// keyOf normalizes a config.json key as the kubelet's keyring does: no scheme, "/v1/" and
+// "/v2/" mean the host itself.
+func keyOf(key string) (string, error) {
+	if !strings.HasPrefix(key, "https://") && !strings.HasPrefix(key, "http://") {
+		key = "https://" + key
+	}
+	parsed, err := url.Parse(key)
+	if err != nil {
+		return "", err
+	}
+	if parsed.Host == "" {
+		return "", errors.New("no registry host")
+	}
+	path := parsed.Path
+	if strings.HasPrefix(path, "/v2/") || strings.HasPrefix(path, "/v1/") {
+		path = path[3:]
+	}
+	if path == "" || path == "/" {
+		return parsed.Host, nil
+	}
+	return parsed.Host + path, nil
+}
+
+// For returns the login for the repository of a normalized reference
+// ("docker.io/library/nginx:1.27"), or nil.
+func (k *Keyring) For(normalizedRef string) *runtimeapi.AuthConfig {
+	if k == nil {
+		return nil
+	}
+	repo := repositoryOf(normalizedRef)
+	for _, key := range k.index {
+		if urlsMatch(key, repo) {
+			return k.creds[key]
+		}
+	}
+	if isDefaultRegistry(repo) {
+		return k.creds[defaultRegistryHost]
+	}
+	return nil
 }
 
 // String lists the registries, not the secrets, so that a credential never reaches a log.
-func (c Credentials) String() string {
-	hosts := make([]string, 0, len(c))
-	for host := range c {
-		hosts = append(hosts, host)
+func (k *Keyring) String() string {
+	if k == nil {
+		return "no registry credentials"
 	}
-	return fmt.Sprintf("credentials for %d registries %v", len(hosts), hosts)
+	return fmt.Sprintf("credentials for %d registries %v", len(k.index), k.index)
 }
 
-// registryHost turns a config.json key ("https://index.docker.io/v1/", "ghcr.io") into the
-// registry host of normalized references.
-func registryHost(key string) string {
-	key = strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://")
-	key, _, _ = strings.Cut(key, "/")
-	switch key {
-	case "index.docker.io", "registry-1.docker.io":
-		return "docker.io"
+// repositoryOf cuts a tag or digest off a reference.
+func repositoryOf(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
 	}
-	return key
+	return ref
+}
+
+// isDefaultRegistry reports whether a repository is on Docker Hub, as the kubelet decides it.
+func isDefaultRegistry(repo string) bool {
+	first, _, ok := strings.Cut(repo, "/")
+	if first == "" {
+		return false
+	}
+	if !ok || first == "docker.io" || first == defaultRegistryHost {
+		return true
+	}
+	return !strings.ContainsAny(first, ".:")
+}
+
+// urlsMatch is the kubelet's URLsMatchStr: the key's host parts are globs ('*' per part), the
+// ports are equal, and the key's path is a prefix of the repository's.
+func urlsMatch(key, repo string) bool {
+	keyURL, err := url.Parse("https://" + key)
+	if err != nil {
+		return false
+	}
+	repoURL, err := url.Parse("https://" + repo)
+	if err != nil {
+		return false
+	}
+	keyParts, keyPort := splitHost(keyURL.Host)
+	repoParts, repoPort := splitHost(repoURL.Host)
+	if keyPort != repoPort || len(keyParts) != len(repoParts) || !strings.HasPrefix(repoURL.Path, keyURL.Path) {
+		return false
+	}
+	for i := range keyParts {
+		if ok, err := filepath.Match(keyParts[i], repoParts[i]); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func splitHost(hostport string) (parts []string, port string) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, ""
+	}
+	return strings.Split(host, "."), port
+}
+
+// File is a credentials file that is read again when it changes (size or modification time),
+// so that rotated tokens are picked up without a restart. A file that turns unreadable or
+// invalid keeps the last good logins, and the error is logged once per change.
+type File struct {
+	path string
+
+	// lock guards the fields below.
+	lock    sync.Mutex
+	keyring *Keyring
+	size    int64
+	modTime time.Time
+	failed  bool
+}
+
+// Open reads a credentials file; it must be valid at start.
+func Open(path string) (*File, error) {
+	f := &File{path: path}
+	info, data, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	if f.keyring, err = Parse(path, data); err != nil {
+		return nil, err
+	}
+	f.size, f.modTime = info.Size(), info.ModTime()
+	return f, nil
+}
+
+// For returns the login for a normalized reference from the current file.
+func (f *File) For(normalizedRef string) *runtimeapi.AuthConfig {
+	if f == nil {
+		return nil
+	}
+	return f.current().For(normalizedRef)
+}
+
+// String lists the registries of the current file.
+func (f *File) String() string {
+	if f == nil {
+		return "no registry credentials"
+	}
+	return f.current().String()
+}
+
+func (f *File) current() *Keyring {
+	f.lock.Lock()
+	defer f.lock.Unlock()
+	stat, err := os.Stat(f.path)
+	if err == nil && stat.Size() == f.size && stat.ModTime().Equal(f.modTime) {
+		return f.keyring
+	}
+	info, data, err := read(f.path)
+	var keyring *Keyring
+	if err == nil {
+		keyring, err = Parse(f.path, data)
+	}
+	if err != nil {
+		if !f.failed {
+			klog.ErrorS(err, "Registry credentials changed but cannot be used; keeping the previous ones", "path", f.path)
+		}
+		f.failed = true
+		return f.keyring
+	}
+	klog.InfoS("Registry credentials reloaded", "path", f.path, "registries", len(keyring.index))
+	f.keyring, f.size, f.modTime, f.failed = keyring, info.Size(), info.ModTime(), false
+	return f.keyring
+}
+
+// read reads a regular file of at most MaxFileSize bytes.
+func read(path string) (os.FileInfo, []byte, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry credentials: %w", err)
+	}
+	defer fd.Close()
+	info, err := fd.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry credentials: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("registry credentials %s: not a regular file (%s)", path, info.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(fd, MaxFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry credentials: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, nil, fmt.Errorf("registry credentials %s: larger than %d bytes; a docker config.json is a few KiB", path, MaxFileSize)
+	}
+	return info, data, nil
 }

@@ -54,7 +54,8 @@ type imageServer struct {
 	// inFlight and maxInFlight count concurrent pulls.
 	inFlight, maxInFlight int
 	pulls                 map[string]int
-	auths                 []*runtimeapi.AuthConfig
+	// authByImage is the login sent with the last pull of each reference.
+	authByImage map[string]*runtimeapi.AuthConfig
 }
 
 func newImageServer(t *testing.T) *imageServer {
@@ -150,7 +151,10 @@ func (s *imageServer) PullImage(ctx context.Context, req *runtimeapi.PullImageRe
 	ref := req.GetImage().GetImage()
 	s.mu.Lock()
 	s.pulls[ref]++
-	s.auths = append(s.auths, req.GetAuth())
+	if s.authByImage == nil {
+		s.authByImage = map[string]*runtimeapi.AuthConfig{}
+	}
+	s.authByImage[ref] = req.GetAuth()
 	s.inFlight++
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	delay, fail := s.pullDelay, s.pullErr[ref] || s.pullErr["*"]

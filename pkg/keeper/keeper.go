@@ -29,7 +29,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
 
@@ -55,7 +54,13 @@ type Options struct {
 	// with jitter.
 	BackoffBase, BackoffMax time.Duration
 	// Credentials log in to registries; nil for anonymous pulls.
-	Credentials dockerconfig.Credentials
+	Credentials CredentialSource
+}
+
+// CredentialSource gives the registry login for a normalized reference, nil for none
+// (*dockerconfig.File, *dockerconfig.Keyring).
+type CredentialSource interface {
+	For(normalizedRef string) *runtimeapi.AuthConfig
 }
 
 // DefaultOptions are the flags' defaults.
@@ -363,7 +368,11 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 	defer cancel()
 	start := time.Now()
 	logger.V(2).Info("Pulling missing image", "image", ref)
-	imageRef, err := svc.PullImage(pullCtx, &runtimeapi.ImageSpec{Image: ref}, k.opts.Credentials.For(ref), nil)
+	var auth *runtimeapi.AuthConfig
+	if k.opts.Credentials != nil {
+		auth = k.opts.Credentials.For(ref)
+	}
+	imageRef, err := svc.PullImage(pullCtx, &runtimeapi.ImageSpec{Image: ref}, auth, nil)
 	elapsed := time.Since(start)
 
 	k.mu.Lock()

@@ -286,7 +286,7 @@ func TestCredentialsArePassedPerRegistry(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"auths":{"localhost:5000":{"auth":"dXNlcjpzM2NyM3Q="},"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := dockerconfig.Load(path)
+	creds, err := dockerconfig.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,13 +301,20 @@ func TestCredentialsArePassedPerRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, a := range server.auths {
+	server.mu.Lock()
+	for ref, a := range server.authByImage {
 		if a != nil {
-			got[a.ServerAddress] = a.Username + ":" + a.Password
+			// Sent as the kubelet sends it: no ServerAddress, which containerd would compare
+			// with the registry host after url.Parse.
+			if a.ServerAddress != "" {
+				t.Errorf("%s: ServerAddress %q sent; want none", ref, a.ServerAddress)
+			}
+			got[ref] = a.Username + ":" + a.Password
 		}
 	}
-	want := map[string]string{"localhost:5000": "user:s3cr3t", "docker.io": "hub:pw"}
-	if len(got) != len(want) || got["localhost:5000"] != want["localhost:5000"] || got["docker.io"] != want["docker.io"] {
+	server.mu.Unlock()
+	want := map[string]string{"localhost:5000/app:1": "user:s3cr3t", "docker.io/library/nginx:1": "hub:pw"}
+	if len(got) != len(want) || got["localhost:5000/app:1"] != want["localhost:5000/app:1"] || got["docker.io/library/nginx:1"] != want["docker.io/library/nginx:1"] {
 		t.Errorf("credentials sent = %v; want %v (and none for quay.io)", got, want)
 	}
 }

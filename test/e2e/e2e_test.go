@@ -23,6 +23,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -674,5 +675,78 @@ func TestAllowlistBudget(t *testing.T) {
 	}
 	if n.Kubelet.CountInLog(`"Image garbage collection allowlist is over its budget" images=1`) == 0 {
 		t.Error("the kubelet did not log that the allowlist is over its budget by one image")
+	}
+}
+
+// runKeeperOnce runs `image-keeper --once` against the node's containerd and returns its exit
+// error and output.
+func runKeeperOnce(t *testing.T, n *framework.Node, name string, args ...string) (error, string) {
+	t.Helper()
+	p, err := framework.Start(n.LogDir, name, append([]string{filepath.Join(n.Bin, "image-keeper"),
+		"--runtime-endpoint", n.ContainerdSocket(), "--listen", "127.0.0.1:0", "--once", "-v=2"}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exitErr, exited := p.Wait(2 * time.Minute)
+	if !exited {
+		p.Stop(5 * time.Second)
+		t.Fatalf("image-keeper --once did not exit; log:\n%s", framework.Tail(p, 20))
+	}
+	return exitErr, p.LogText()
+}
+
+// Private registry: a registry that requires a login (htpasswd). image-keeper pulls with the
+// docker config.json login under each key form people write ("host:port", "https://host:port",
+// "http://host:port/v2/"), passed as the kubelet passes it, on containerd 2.4 and 1.6; without a
+// login the pull fails and --once says so.
+func TestKeeperPrivateRegistry(t *testing.T) {
+	for _, runtime := range runtimes(t) {
+		t.Run(runtime.Name, func(t *testing.T) {
+			root, err := os.MkdirTemp("", "imagecache-e2e-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := framework.NewNode(root, binDir, repoRoot, runtime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
+			t.Cleanup(func() {
+				if err := n.Teardown(t.Failed()); err != nil {
+					t.Errorf("teardown: %v", err)
+				}
+			})
+			if err := n.StartRegistry(); err != nil {
+				t.Fatal(err)
+			}
+			pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+			private := push(t, n, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
+			startContainerd(t, n, pause)
+
+			exitErr, out := runKeeperOnce(t, n, "keeper-anonymous", "--image", private.Ref)
+			if exitErr == nil || present(t, n)[private.Ref] {
+				t.Fatalf("an anonymous pull from a registry that requires a login succeeded:\n%s", out)
+			}
+			if lower := strings.ToLower(out); !strings.Contains(lower, "unauthorized") && !strings.Contains(lower, "authorization") && !strings.Contains(out, "401") {
+				t.Errorf("the failed anonymous pull does not say unauthorized:\n%s", out)
+			}
+			auth := base64.StdEncoding.EncodeToString([]byte(n.RegistryUser + ":" + n.RegistryPassword))
+			for i, key := range []string{n.RegistryAddr, "https://" + n.RegistryAddr, "http://" + n.RegistryAddr + "/v2/"} {
+				config := filepath.Join(root, fmt.Sprintf("config-%d.json", i))
+				if err := os.WriteFile(config, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, key, auth)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				exitErr, out := runKeeperOnce(t, n, fmt.Sprintf("keeper-login-%d", i), "--image", private.Ref, "--docker-config", config)
+				if exitErr != nil || !present(t, n)[private.Ref] {
+					t.Fatalf("key %q: the pull with the login failed (%v):\n%s", key, exitErr, out)
+				}
+				if strings.Contains(out, n.RegistryPassword) || strings.Contains(out, auth) {
+					t.Fatalf("image-keeper logged the secret")
+				}
+				if err := n.RemoveImage(private.Ref); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }

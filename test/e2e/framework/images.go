@@ -30,6 +30,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -160,15 +161,20 @@ func layerDigests(blobs []blob) []string {
 	return out
 }
 
+// registryLogins holds the basic-auth login of registries started with one, by host:port.
+var registryLogins sync.Map
+
 func pushBlob(addr, repo string, data []byte) error {
 	d := digestOf(data)
-	if resp, err := http.Head(fmt.Sprintf("http://%s/v2/%s/blobs/%s", addr, repo, d)); err == nil {
+	head, _ := http.NewRequest(http.MethodHead, fmt.Sprintf("http://%s/v2/%s/blobs/%s", addr, repo, d), nil)
+	if resp, err := send(head); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			return nil
 		}
 	}
-	resp, err := http.Post(fmt.Sprintf("http://%s/v2/%s/blobs/uploads/", addr, repo), "", nil)
+	post, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/v2/%s/blobs/uploads/", addr, repo), nil)
+	resp, err := send(post)
 	if err != nil {
 		return err
 	}
@@ -189,8 +195,17 @@ func pushBlob(addr, repo string, data []byte) error {
 	return do(req, http.StatusCreated)
 }
 
+// send sends a request to a test registry, with its login if it has one.
+func send(req *http.Request) (*http.Response, error) {
+	if login, ok := registryLogins.Load(req.URL.Host); ok {
+		user := login.([2]string)
+		req.SetBasicAuth(user[0], user[1])
+	}
+	return http.DefaultClient.Do(req)
+}
+
 func do(req *http.Request, want int) error {
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := send(req)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/crypto/bcrypt"
 	criapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
@@ -169,10 +170,13 @@ type Node struct {
 	LogDir string
 
 	RegistryAddr string
-	Registry     *Process
-	Containerd   *Process
-	Kubelet      *Process
-	Keeper       *Process
+	// RegistryUser and RegistryPassword, when set before StartRegistry, make the registry
+	// require that login (htpasswd, basic auth); the framework's pushes send it.
+	RegistryUser, RegistryPassword string
+	Registry                       *Process
+	Containerd                     *Process
+	Kubelet                        *Process
+	Keeper                         *Process
 
 	// Runtime is the containerd the node runs.
 	Runtime Containerd
@@ -239,6 +243,17 @@ storage:
 http:
   addr: %s
 `, n.path("registry", "data"), n.RegistryAddr)
+	if n.RegistryUser != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(n.RegistryPassword), bcrypt.MinCost)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(n.path("registry", "htpasswd"), []byte(n.RegistryUser+":"+string(hash)+"\n"), 0o600); err != nil {
+			return err
+		}
+		config += fmt.Sprintf("auth:\n  htpasswd:\n    realm: e2e\n    path: %s\n", n.path("registry", "htpasswd"))
+		registryLogins.Store(n.RegistryAddr, [2]string{n.RegistryUser, n.RegistryPassword})
+	}
 	if err := os.WriteFile(n.path("registry", "config.yml"), []byte(config), 0o644); err != nil {
 		return err
 	}
