@@ -23,7 +23,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,8 +52,16 @@ type config struct {
 	listen           string
 	once             bool
 	dockerConfigPath string
-	server           string // status: ask a running daemon instead of the runtime
+	server           string        // status: ask a running daemon instead of the runtime
+	timeout          time.Duration // status: bound on the whole answer
 }
+
+// Floors of the duration flags: below them the loop would spin or never finish a pull.
+const (
+	minInterval    = time.Second
+	minMaxBackoff  = time.Second
+	minPullTimeout = 10 * time.Second
+)
 
 func main() {
 	status := len(os.Args) > 1 && os.Args[1] == "status"
@@ -93,6 +100,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 	fs.StringVar(&cfg.sources.KubeletConfigFile, "kubelet-config", "", "The kubelet's config file: tags and digests in its imageGCExclude are kept too, and its allowlist decides which wanted images are protected from the kubelet's garbage collection.")
 	if status {
 		fs.StringVar(&cfg.server, "server", "", "Ask a running image-keeper at this URL (e.g. http://127.0.0.1:10356) instead of the runtime.")
+		fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "Give up after this long. The exit status is non-zero when image-keeper is not ready.")
 	} else {
 		fs.DurationVar(&cfg.options.Interval, "interval", cfg.options.Interval, "Time between reconcile passes.")
 		fs.IntVar(&cfg.options.PullConcurrency, "pull-concurrency", cfg.options.PullConcurrency, "Most pulls in flight at once.")
@@ -110,14 +118,23 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q; images are given with --image", fs.Args())
 	}
-	if cfg.options.Interval <= 0 {
-		return nil, fmt.Errorf("--interval %v: must be positive", cfg.options.Interval)
+	for _, f := range []struct {
+		flag       string
+		value, min time.Duration
+	}{
+		{"--interval", cfg.options.Interval, minInterval},
+		{"--max-backoff", cfg.options.BackoffMax, minMaxBackoff},
+		{"--pull-timeout", cfg.options.PullTimeout, minPullTimeout},
+	} {
+		if f.value < f.min {
+			return nil, fmt.Errorf("%s %v: must be at least %v", f.flag, f.value, f.min)
+		}
 	}
 	if cfg.options.PullConcurrency < 1 {
 		return nil, fmt.Errorf("--pull-concurrency %d: must be at least 1", cfg.options.PullConcurrency)
 	}
-	if cfg.options.PullTimeout <= 0 || cfg.options.BackoffMax <= 0 {
-		return nil, errors.New("--pull-timeout and --max-backoff must be positive")
+	if status && cfg.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)
 	}
 	if cfg.dockerConfigPath != "" {
 		creds, err := dockerconfig.Open(cfg.dockerConfigPath)
@@ -165,7 +182,7 @@ func run(ctx context.Context, cfg *config) error {
 		if err != nil {
 			return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 		}
-		srv := &http.Server{Handler: k.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := keeper.NewHTTPServer(k.Handler())
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error(err, "HTTP server stopped")
@@ -280,17 +297,9 @@ func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struc
 func runStatus(ctx context.Context, cfg *config) error {
 	var status keeper.Status
 	if cfg.server != "" {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.server+"/status", nil)
-		if err != nil {
-			return fmt.Errorf("--server %s: %w", cfg.server, err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("--server %s: %w", cfg.server, err)
-		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
-			return fmt.Errorf("--server %s: bad /status answer: %w", cfg.server, err)
+		var err error
+		if status, err = keeper.FetchStatus(ctx, cfg.server, cfg.timeout); err != nil {
+			return err
 		}
 	} else {
 		wanted, err := keeper.Load(cfg.sources)
@@ -298,12 +307,18 @@ func runStatus(ctx context.Context, cfg *config) error {
 			return err
 		}
 		k := keeper.New(cfg.options, wanted, connector(cfg.runtimeEndpoint), keeper.NewMetrics())
+		ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+		defer cancel()
 		if err := k.Reconcile(ctx, false); err != nil {
 			return err
 		}
 		status = k.Status()
 	}
 	keeper.PrintStatus(os.Stdout, status)
+	// Scripts and probes read the exit status: not ready is a failure.
+	if ready, reason := status.Ready(); !ready {
+		return fmt.Errorf("not ready: %s", reason)
+	}
 	return nil
 }
 

@@ -1,0 +1,86 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+)
+
+func TestFlagFloors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--image", "nginx:1", "--interval", "1ns"}, "--interval 1ns: must be at least 1s"},
+		{[]string{"--image", "nginx:1", "--max-backoff", "1ns"}, "--max-backoff 1ns: must be at least 1s"},
+		{[]string{"--image", "nginx:1", "--pull-timeout", "1s"}, "--pull-timeout 1s: must be at least 10s"},
+		{[]string{"--image", "nginx:1", "--pull-concurrency", "0"}, "--pull-concurrency 0: must be at least 1"},
+	} {
+		if _, err := parseFlags(tc.args, false); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q) = %v; want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := parseFlags([]string{"--image", "nginx:1", "--interval", "1s", "--max-backoff", "1s", "--pull-timeout", "10s"}, false); err != nil {
+		t.Errorf("the floors themselves are refused: %v", err)
+	}
+	if _, err := parseFlags([]string{"--server", "http://127.0.0.1:1", "--timeout", "0s"}, true); err == nil || !strings.Contains(err.Error(), "--timeout 0s: must be positive") {
+		t.Errorf("status --timeout 0s: %v", err)
+	}
+}
+
+// `image-keeper status --server` fails (non-zero exit) when the daemon is not ready or answers
+// with an error, so that scripts and probes can rely on it.
+func TestStatusExitStatus(t *testing.T) {
+	ready := keeper.Status{LastReconcile: time.Unix(1, 0), Images: []keeper.ImageState{{Reference: "docker.io/library/nginx:1", Present: true}}}
+	missing := keeper.Status{LastReconcile: time.Unix(1, 0), Images: []keeper.ImageState{{Reference: "docker.io/library/nginx:1", LastError: "connection refused"}}}
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		wantErr string
+	}{
+		{"ready", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(ready) }, ""},
+		{"not ready", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(missing) }, "not ready: 1 of 1 wanted images missing"},
+		{"server error", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }, "500 Internal Server Error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server := httptest.NewServer(tc.handler)
+			defer server.Close()
+			cfg, err := parseFlags([]string{"--server", server.URL, "--timeout", "5s"}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = runStatus(context.Background(), cfg)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("runStatus = %v; want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
