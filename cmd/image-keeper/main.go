@@ -36,8 +36,6 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/pflag"
-	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
-	remote "k8s.io/cri-client/pkg"
 	"k8s.io/klog/v2"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
@@ -106,6 +104,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.IntVar(&cfg.options.PullConcurrency, "pull-concurrency", cfg.options.PullConcurrency, "Most pulls in flight at once.")
 		fs.DurationVar(&cfg.options.PullTimeout, "pull-timeout", cfg.options.PullTimeout, "Longest one pull may take.")
 		fs.DurationVar(&cfg.options.BackoffMax, "max-backoff", cfg.options.BackoffMax, "Longest wait before retrying a failed pull.")
+		fs.DurationVar(&cfg.options.UnhealthyAfter, "runtime-unreachable-timeout", cfg.options.UnhealthyAfter, "/healthz fails once the container runtime has been unreachable this long, so that a wedged pod is restarted; 0 never fails. An unreachable registry never does.")
 		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:10356", "Address of /healthz, /readyz, /metrics and /status; empty to serve none.")
 		fs.BoolVar(&cfg.once, "once", false, "Reconcile once, print the status table and exit; non-zero if a wanted image is still missing.")
 		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
@@ -147,10 +146,10 @@ func parseFlags(args []string, status bool) (*config, error) {
 }
 
 // connector opens the runtime's image service; a runtime that is down is retried by the loop.
-func connector(endpoint string) func(context.Context) (keeper.ImageService, error) {
-	return func(ctx context.Context) (keeper.ImageService, error) {
-		return remote.NewRemoteImageService(ctx, endpoint, 10*time.Second, noopoteltrace.NewTracerProvider(), false)
-	}
+// connector gives the keeper the process's one runtime client: its calls fail while the runtime
+// is down, and gRPC reconnects by itself, so no connection is made per retry.
+func connector(svc *keeper.RuntimeImageService) func(context.Context) (keeper.ImageService, error) {
+	return func(context.Context) (keeper.ImageService, error) { return svc, nil }
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -160,7 +159,12 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	metrics := keeper.NewMetrics()
-	k := keeper.New(cfg.options, wanted, connector(cfg.runtimeEndpoint), metrics)
+	svc, err := keeper.NewRuntimeImageService(cfg.runtimeEndpoint)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	k := keeper.New(cfg.options, wanted, connector(svc), metrics)
 	warnUnprotected(ctx, wanted)
 
 	if cfg.once {
@@ -306,7 +310,12 @@ func runStatus(ctx context.Context, cfg *config) error {
 		if err != nil {
 			return err
 		}
-		k := keeper.New(cfg.options, wanted, connector(cfg.runtimeEndpoint), keeper.NewMetrics())
+		svc, err := keeper.NewRuntimeImageService(cfg.runtimeEndpoint)
+		if err != nil {
+			return err
+		}
+		defer svc.Close()
+		k := keeper.New(cfg.options, wanted, connector(svc), keeper.NewMetrics())
 		ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 		if err := k.Reconcile(ctx, false); err != nil {

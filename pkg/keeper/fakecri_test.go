@@ -26,12 +26,10 @@ import (
 	"testing"
 	"time"
 
-	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	remote "k8s.io/cri-client/pkg"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
@@ -43,6 +41,8 @@ type imageServer struct {
 
 	socket string
 	grpc   *grpc.Server
+	// client is the production client, one per server as one per image-keeper process.
+	client *RuntimeImageService
 
 	mu sync.Mutex
 	// images by ID.
@@ -67,6 +67,12 @@ func newImageServer(t *testing.T) *imageServer {
 	}
 	s.start(t)
 	t.Cleanup(s.stop)
+	client, err := NewRuntimeImageService(s.endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client = client
+	t.Cleanup(func() { _ = client.Close() })
 	return s
 }
 
@@ -92,8 +98,8 @@ func (s *imageServer) stop() {
 
 func (s *imageServer) endpoint() string { return "unix://" + s.socket }
 
-func (s *imageServer) connect(ctx context.Context) (ImageService, error) {
-	return remote.NewRemoteImageService(ctx, s.endpoint(), 2*time.Second, noopoteltrace.NewTracerProvider(), false)
+func (s *imageServer) connect(context.Context) (ImageService, error) {
+	return s.client, nil
 }
 
 func imageID(ref string) string { return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(ref))) }

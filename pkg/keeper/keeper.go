@@ -55,6 +55,10 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// Credentials log in to registries; nil for anonymous pulls.
 	Credentials CredentialSource
+	// UnhealthyAfter is how long the runtime may stay unreachable before /healthz fails, so that
+	// a wedged pod (a stale socket mount, a broken network namespace) is restarted. 0 never
+	// fails. An unreachable registry never makes image-keeper unhealthy.
+	UnhealthyAfter time.Duration
 }
 
 // CredentialSource gives the registry login for a normalized reference, nil for none
@@ -72,6 +76,7 @@ func DefaultOptions() Options {
 		ListTimeout:     30 * time.Second,
 		BackoffBase:     time.Second,
 		BackoffMax:      60 * time.Second,
+		UnhealthyAfter:  5 * time.Minute,
 	}
 }
 
@@ -146,6 +151,8 @@ type Keeper struct {
 	states          map[string]*ImageState
 	status          Status
 	runtimeFailures int
+	// runtimeDownSince is when the runtime stopped answering; zero while it answers.
+	runtimeDownSince time.Time
 	runtimeRetry    time.Time
 	rng             *rand.Rand
 }
@@ -217,6 +224,9 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 		k.mu.Lock()
 		k.runtimeFailures++
 		k.runtimeRetry = time.Now().Add(k.backoff(k.runtimeFailures))
+		if k.runtimeDownSince.IsZero() {
+			k.runtimeDownSince = time.Now()
+		}
 		k.status.RuntimeError = err.Error()
 		k.mu.Unlock()
 		logger.Info("Container runtime unreachable; will retry", "err", err)
@@ -226,6 +236,7 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 	now := time.Now()
 	k.mu.Lock()
 	k.runtimeFailures = 0
+	k.runtimeDownSince = time.Time{}
 	k.status.RuntimeError = ""
 	k.status.LastReconcile = now
 	wanted := k.wanted
@@ -461,4 +472,15 @@ func (k *Keeper) Run(ctx context.Context, reload <-chan struct{}, load func() (*
 			k.SetWanted(w)
 		}
 	}
+}
+
+// Healthy reports whether the process should keep running: false once the runtime has been
+// unreachable for longer than Options.UnhealthyAfter.
+func (k *Keeper) Healthy(now time.Time) (bool, string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.opts.UnhealthyAfter > 0 && !k.runtimeDownSince.IsZero() && now.Sub(k.runtimeDownSince) > k.opts.UnhealthyAfter {
+		return false, fmt.Sprintf("container runtime unreachable for %v (more than %v): %s", now.Sub(k.runtimeDownSince).Round(time.Second), k.opts.UnhealthyAfter, k.status.RuntimeError)
+	}
+	return true, "ok"
 }

@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -273,8 +274,66 @@ func TestRuntimeDownAtStart(t *testing.T) {
 		t.Fatal("Reconcile succeeded with no runtime")
 	}
 	server.start(t)
-	if err := k.Reconcile(ctx, true); err != nil {
-		t.Fatalf("did not connect once the runtime was up: %v", err)
+	// gRPC reconnects by itself, within its 3 s backoff cap.
+	deadline := time.Now().Add(10 * time.Second)
+	for err := k.Reconcile(ctx, true); err != nil; err = k.Reconcile(ctx, true) {
+		if time.Now().After(deadline) {
+			t.Fatalf("did not connect once the runtime was up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A runtime that stays away costs failed calls, not connections: goroutines stay bounded over
+// 100 failed passes (k8s.io/cri-client's builder left one redialling connection per attempt).
+func TestRuntimeAbsentGoroutinesBounded(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	server.stop()
+	k := newTestKeeper(t, server, testOptions(), "example.com/app:1")
+	_ = k.Reconcile(ctx, true) // the connection's own goroutines start here
+	before := runtime.NumGoroutine()
+	for i := 0; i < 100; i++ {
+		if err := k.Reconcile(ctx, true); err == nil {
+			t.Fatal("Reconcile succeeded with no runtime")
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before+5 {
+		t.Errorf("goroutines grew from %d to %d over 100 failed passes", before, after)
+	}
+}
+
+// /healthz fails once the runtime has been unreachable for longer than UnhealthyAfter, and
+// recovers with it; /readyz is about images, /healthz about the process.
+func TestHealthzFailsWhenRuntimeStaysAway(t *testing.T) {
+	ctx := context.Background()
+	server := newImageServer(t)
+	opts := testOptions()
+	opts.UnhealthyAfter = 200 * time.Millisecond
+	k := newTestKeeper(t, server, opts, "example.com/app:1")
+	h := k.Handler()
+	healthz := func() int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code
+	}
+	server.stop()
+	_ = k.Reconcile(ctx, true)
+	if code := healthz(); code != http.StatusOK {
+		t.Fatalf("healthz %d right after the runtime went away; want 200", code)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = k.Reconcile(ctx, true)
+	if code := healthz(); code != http.StatusServiceUnavailable {
+		t.Fatalf("healthz %d after the runtime was away for longer than UnhealthyAfter; want 503", code)
+	}
+	server.start(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for k.Reconcile(ctx, true) != nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := healthz(); code != http.StatusOK {
+		t.Fatalf("healthz %d after the runtime came back; want 200", code)
 	}
 }
 

@@ -33,7 +33,12 @@ import (
 func (k *Keeper) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		// An unreachable registry or runtime is not a reason to restart image-keeper.
+		// An unreachable registry is not a reason to restart image-keeper; a runtime unreachable
+		// for longer than UnhealthyAfter is (the pod may hold a stale socket).
+		if ok, reason := k.Healthy(time.Now()); !ok {
+			http.Error(w, reason, http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
