@@ -153,8 +153,8 @@ type Keeper struct {
 	runtimeFailures int
 	// runtimeDownSince is when the runtime stopped answering; zero while it answers.
 	runtimeDownSince time.Time
-	runtimeRetry    time.Time
-	rng             *rand.Rand
+	runtimeRetry     time.Time
+	rng              *rand.Rand
 }
 
 // New returns a Keeper for the wanted images. connect opens the runtime's image service; it is
