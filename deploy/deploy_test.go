@@ -70,6 +70,12 @@ func TestDaemonSetManifest(t *testing.T) {
 			if len(spec.Containers) != 1 || !strings.Contains(strings.Join(spec.Containers[0].Args, " "), "--runtime-endpoint=unix:///run/containerd/containerd.sock") {
 				t.Errorf("DaemonSet container args: %v", spec.Containers)
 			}
+			for _, v := range spec.Volumes {
+				// A socket file mount keeps the dead inode when containerd recreates the socket.
+				if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathSocket {
+					t.Errorf("volume %q mounts a socket file; mount its directory", v.Name)
+				}
+			}
 			for _, m := range spec.Containers[0].VolumeMounts {
 				found := false
 				for _, v := range spec.Volumes {
@@ -97,9 +103,43 @@ func TestSystemdUnitFlagsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/run/containerd", "ExecReload=/bin/kill -HUP $MAINPID"} {
+	for _, want := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "ExecReload=/bin/kill -HUP $MAINPID", "--kubelet-config-dir=/etc/kubernetes/kubelet.conf.d", "-/etc/kubernetes/kubelet.conf.d"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("image-keeper.service lacks %q", want)
 		}
+	}
+	// Connecting to a unix socket works on a read-only path; nothing needs to be writable.
+	if strings.Contains(string(data), "ReadWritePaths") {
+		t.Error("image-keeper.service makes a path writable")
+	}
+}
+
+// The shipped kubelet drop-in is a KubeletConfiguration that the kubelet's merge and the
+// allowlist accept, and the systemd drop-in sets no allowlist flag (image-keeper cannot see
+// flags).
+func TestKubeletDropIn(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(base, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := keeper.Load(keeper.Sources{KubeletConfigFile: base, KubeletConfigDir: "kubelet"})
+	if err != nil {
+		t.Fatalf("kubelet/50-imagecache.conf: %v", err)
+	}
+	if w.AllowlistOff || w.Allowlist.Empty() {
+		t.Errorf("the drop-in does not turn the allowlist on: off=%v empty=%v", w.AllowlistOff, w.Allowlist.Empty())
+	}
+	unit, err := os.ReadFile(filepath.Join("systemd", "10-kubelet-imagecache.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings []string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			settings = append(settings, line)
+		}
+	}
+	if set := strings.Join(settings, "\n"); strings.Contains(set, "--image-gc-exclude") || !strings.Contains(set, "--config-dir=/etc/kubernetes/kubelet.conf.d") {
+		t.Errorf("10-kubelet-imagecache.conf must pass --config-dir and no allowlist flag:\n%s", unit)
 	}
 }

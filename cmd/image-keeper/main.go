@@ -96,6 +96,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 	fs.StringVar(&cfg.sources.ConfigFile, "config", "", "Config file (kind: ImageKeeperConfiguration) listing images to keep. Reloaded on SIGHUP and when it changes.")
 	fs.StringArrayVar(&cfg.sources.Images, "image", nil, "An image to keep, with a tag or a digest. Repeatable.")
 	fs.StringVar(&cfg.sources.KubeletConfigFile, "kubelet-config", "", "The kubelet's config file: tags and digests in its imageGCExclude are kept too, and its allowlist decides which wanted images are protected from the kubelet's garbage collection.")
+	fs.StringVar(&cfg.sources.KubeletConfigDir, "kubelet-config-dir", "", "The kubelet's --config-dir: its *.conf drop-ins are merged onto --kubelet-config as the kubelet merges them (lexical order, JSON merge patch).")
 	if status {
 		fs.StringVar(&cfg.server, "server", "", "Ask a running image-keeper at this URL (e.g. http://127.0.0.1:10356) instead of the runtime.")
 		fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "Give up after this long. The exit status is non-zero when image-keeper is not ready.")
@@ -266,13 +267,21 @@ func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struc
 			logger.Error(err, "Cannot watch config file; reload with SIGHUP", "file", f)
 		}
 	}
+	dropInDir := ""
+	if src.KubeletConfigDir != "" && watcher != nil {
+		dropInDir, _ = filepath.Abs(src.KubeletConfigDir)
+		if err := watcher.Add(dropInDir); err != nil {
+			logger.Error(err, "Cannot watch the kubelet config directory; reload with SIGHUP", "dir", src.KubeletConfigDir)
+		}
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		var events <-chan fsnotify.Event
+		var errs <-chan error
 		if watcher != nil {
-			events = watcher.Events
+			events, errs = watcher.Events, watcher.Errors
 		}
 		for {
 			select {
@@ -282,9 +291,15 @@ func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struc
 				logger.Info("SIGHUP: reloading configuration")
 				notify()
 			case ev := <-events:
-				if abs, _ := filepath.Abs(ev.Name); files[abs] || filepath.Base(ev.Name) == "..data" {
+				abs, _ := filepath.Abs(ev.Name)
+				dropIn := dropInDir != "" && filepath.Dir(abs) == dropInDir && filepath.Ext(abs) == ".conf"
+				if files[abs] || dropIn || filepath.Base(ev.Name) == "..data" {
 					notify()
 				}
+			case err := <-errs:
+				// An overflow loses events: reload everything rather than miss a change.
+				logger.Error(err, "Watching config files failed; reloading everything")
+				notify()
 			}
 		}
 	}()

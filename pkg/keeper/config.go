@@ -19,7 +19,6 @@ package keeper
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -57,6 +56,9 @@ type Sources struct {
 	// KubeletConfigFile is a KubeletConfiguration whose imageGCExclude adds wanted images and
 	// whose allowlist decides "protected" ("" for none).
 	KubeletConfigFile string
+	// KubeletConfigDir is the kubelet's --config-dir: its "*.conf" drop-ins are merged onto
+	// KubeletConfigFile as the kubelet merges them ("" for none).
+	KubeletConfigDir string
 }
 
 // WantedImage is one image to keep present.
@@ -101,12 +103,6 @@ func (w *Wanted) AllowlistEntry(img WantedImage) string {
 }
 
 // kubeletConfig is the part of a KubeletConfiguration image-keeper reads.
-type kubeletConfig struct {
-	Kind                    string          `json:"kind"`
-	FeatureGates            map[string]bool `json:"featureGates"`
-	ImageGCExclude          []string        `json:"imageGCExclude"`
-	ImageGCExcludeSelectors []string        `json:"imageGCExcludeSelectors"`
-}
 
 // Load reads every source. Each error names the file or flag, the entry and the reason.
 func Load(src Sources) (*Wanted, error) {
@@ -147,8 +143,11 @@ func Load(src Sources) (*Wanted, error) {
 	if err := add("flag", "--image", src.Images); err != nil {
 		return nil, err
 	}
+	if src.KubeletConfigDir != "" && src.KubeletConfigFile == "" {
+		return nil, fmt.Errorf("--kubelet-config-dir %s: needs --kubelet-config, the file its drop-ins are merged onto", src.KubeletConfigDir)
+	}
 	if src.KubeletConfigFile != "" {
-		kc, err := readKubeletConfig(src.KubeletConfigFile)
+		kc, err := readKubeletConfig(src.KubeletConfigFile, src.KubeletConfigDir)
 		if err != nil {
 			return nil, err
 		}
@@ -199,7 +198,7 @@ func parseWanted(entry, source string) (WantedImage, error) {
 }
 
 func readConfigFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigBytes(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -213,18 +212,3 @@ func readConfigFile(path string) (*File, error) {
 	return &f, nil
 }
 
-func readKubeletConfig(path string) (*kubeletConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("kubelet config: %w", err)
-	}
-	var kc kubeletConfig
-	// Not strict: a KubeletConfiguration has many fields image-keeper does not read.
-	if err := yaml.Unmarshal(data, &kc); err != nil {
-		return nil, fmt.Errorf("kubelet config %s: %v", path, err)
-	}
-	if kc.Kind != "KubeletConfiguration" {
-		return nil, fmt.Errorf("kubelet config %s: kind %q: want KubeletConfiguration", path, kc.Kind)
-	}
-	return &kc, nil
-}

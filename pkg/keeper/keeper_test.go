@@ -424,7 +424,8 @@ imageGCExcludeSelectors:
 	}
 
 	// The same allowlist with the gate off protects nothing.
-	writeFile(t, kubelet, `kind: KubeletConfiguration
+	writeFile(t, kubelet, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
 imageGCExclude: [registry.k8s.io/pause:3.10]
 `)
 	w, err = Load(Sources{KubeletConfigFile: kubelet})
@@ -440,6 +441,9 @@ imageGCExclude: [registry.k8s.io/pause:3.10]
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -750,3 +750,55 @@ func TestKeeperPrivateRegistry(t *testing.T) {
 		})
 	}
 }
+
+// The allowlist set in a kubelet config drop-in (--config-dir), as deploy/ ships it: the
+// kubelet honours it, and image-keeper, reading the same file and directory with the kubelet's
+// merge, reports the image as protected; reading the file alone it would not.
+func TestKubeletConfigDropIn(t *testing.T) {
+	n := newNode(t)
+	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	kept := push(t, n, framework.ImageSpec{Repository: "e2e/dropin", Tag: "1"})
+	other := push(t, n, framework.ImageSpec{Repository: "e2e/other", Tag: "1"})
+	startContainerd(t, n, pause)
+	pull(t, n, kept.Ref, other.Ref)
+	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{
+		DropIn: fmt.Sprintf("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfeatureGates:\n  ImageGCExclusion: true\nimageGCExclude:\n  - %q\n", n.RegistryAddr+"/e2e/dropin"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := framework.KubeletConfigDir(config)
+	if dir == "" {
+		t.Fatal("no drop-in directory written")
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	if !waitDeleted(t, n, map[string]string{"other": other.Ref}) {
+		t.Fatalf("the unprotected image was not collected; present: %v", keys(present(t, n)))
+	}
+	waitGCPasses(t, n, 2)
+	if !present(t, n)[kept.Ref] {
+		t.Fatalf("the image allowlisted in the drop-in was collected")
+	}
+
+	status := func(name string, args ...string) (error, string) {
+		p, err := framework.Start(n.LogDir, name, append([]string{filepath.Join(n.Bin, "image-keeper"), "status",
+			"--runtime-endpoint", n.ContainerdSocket(), "--image", kept.Ref, "--kubelet-config", config}, args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exitErr, exited := p.Wait(time.Minute)
+		if !exited {
+			p.Stop(5 * time.Second)
+			t.Fatal("image-keeper status did not exit")
+		}
+		return exitErr, p.LogText()
+	}
+	if exitErr, out := status("status-with-dir", "--kubelet-config-dir", dir); exitErr != nil || !strings.Contains(out, "yes: "+n.RegistryAddr+"/e2e/dropin") {
+		t.Errorf("with --kubelet-config-dir, status (%v) does not say the kubelet protects %s:\n%s", exitErr, kept.Ref, out)
+	}
+	if _, out := status("status-without-dir"); strings.Contains(out, "yes: ") {
+		t.Errorf("without --kubelet-config-dir, status still finds the drop-in's allowlist:\n%s", out)
+	}
+}

@@ -505,6 +505,9 @@ type KubeletConfig struct {
 	Extra string
 	// NoPressure leaves out the always-crossed imagefs eviction threshold.
 	NoPressure bool
+	// DropIn, when set, is written as the only file of the config's --config-dir
+	// (<name>.conf.d/50-e2e.conf), which the kubelet merges onto the file.
+	DropIn string
 }
 
 // WriteKubeletConfig writes a standalone kubelet config: static pods from Root/manifests, no API
@@ -552,7 +555,22 @@ imageMinimumGCAge: 1s
 	writeList(&b, "imageGCExcludeSelectors", kc.Selectors)
 	b.WriteString(kc.Extra)
 	path := n.path("kubelet", name+".yaml")
+	if kc.DropIn != "" {
+		dir := dropInDir(path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "50-e2e.conf"), []byte(kc.DropIn), 0o644); err != nil {
+			return "", err
+		}
+	}
 	return path, os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// dropInDir is the --config-dir that goes with a kubelet config file written by
+// WriteKubeletConfig.
+func dropInDir(config string) string {
+	return strings.TrimSuffix(config, ".yaml") + ".conf.d"
 }
 
 func writeList(b *bytes.Buffer, field string, entries []string) {
@@ -577,13 +595,31 @@ func (n *Node) StartKubelet(config string) error {
 
 // RunKubelet starts the kubelet under another log name (for start-up failure tests).
 func (n *Node) RunKubelet(logName, config string) (*Process, error) {
-	return Start(n.LogDir, logName, []string{filepath.Join(n.Bin, "kubelet"),
+	args := []string{filepath.Join(n.Bin, "kubelet"),
 		"--config", config,
 		"--root-dir", n.path("kubelet", "root"),
 		"--cert-dir", n.path("kubelet", "pki"),
 		"--hostname-override", "e2e-node",
 		"-v=5",
-	})
+	}
+	if dir := dropInDir(config); isDir(dir) {
+		args = append(args, "--config-dir", dir)
+	}
+	return Start(n.LogDir, logName, args)
+}
+
+// KubeletConfigDir is the --config-dir of a kubelet config written by WriteKubeletConfig, ""
+// when it has no drop-in.
+func KubeletConfigDir(config string) string {
+	if dir := dropInDir(config); isDir(dir) {
+		return dir
+	}
+	return ""
+}
+
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
 }
 
 // StopKubelet stops the kubelet; its pods keep running in containerd, as on a real node.

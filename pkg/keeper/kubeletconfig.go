@@ -1,0 +1,134 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package keeper
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	kubeletConfigAPIVersion = "kubelet.config.k8s.io/v1beta1"
+	kubeletConfigKind       = "KubeletConfiguration"
+	// kubeletDropInExtension is the extension of the kubelet's --config-dir files.
+	kubeletDropInExtension = ".conf"
+	// maxConfigFileSize caps every config file read: they are a few KiB.
+	maxConfigFileSize = 1 << 20
+)
+
+// kubeletConfig is the part of a KubeletConfiguration that image-keeper reads.
+type kubeletConfig struct {
+	APIVersion              string          `json:"apiVersion"`
+	Kind                    string          `json:"kind"`
+	FeatureGates            map[string]bool `json:"featureGates"`
+	ImageGCExclude          []string        `json:"imageGCExclude"`
+	ImageGCExcludeSelectors []string        `json:"imageGCExcludeSelectors"`
+}
+
+// readKubeletConfig reads the kubelet's config file and its drop-in directory as the kubelet
+// does (cmd/kubelet/app mergeKubeletConfigurations): every "*.conf" file under dir, in the
+// order filepath.WalkDir visits them (lexical, subdirectories included), must be a v1beta1
+// KubeletConfiguration and is applied as a JSON merge patch (RFC 7386: a list replaces the
+// list before it). The kubelet applies command-line flags last; image-keeper cannot see them,
+// which is why the shipped deployment sets the allowlist in a drop-in, not with flags.
+func readKubeletConfig(file, dir string) (*kubeletConfig, error) {
+	base, err := readKubeletConfigJSON(file)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		err := filepath.WalkDir(dir, func(path string, entry fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if entry.IsDir() || filepath.Ext(entry.Name()) != kubeletDropInExtension {
+				return nil
+			}
+			dropIn, err := readKubeletConfigJSON(path)
+			if err != nil {
+				return err
+			}
+			if base, err = jsonpatch.MergePatch(base, dropIn); err != nil {
+				return fmt.Errorf("kubelet config drop-in %s: %w", path, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kubelet config directory %s: %w", dir, err)
+		}
+	}
+	var kc kubeletConfig
+	if err := json.Unmarshal(base, &kc); err != nil {
+		return nil, fmt.Errorf("kubelet config %s: %v", file, err)
+	}
+	return &kc, nil
+}
+
+// readKubeletConfigJSON reads one KubeletConfiguration file (YAML or JSON) as JSON. Not strict:
+// a KubeletConfiguration has many fields image-keeper does not read.
+func readKubeletConfigJSON(path string) ([]byte, error) {
+	data, err := readConfigBytes(path)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet config: %w", err)
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet config %s: %v", path, err)
+	}
+	var head kubeletConfig
+	if err := json.Unmarshal(js, &head); err != nil {
+		return nil, fmt.Errorf("kubelet config %s: %v", path, err)
+	}
+	if head.Kind != kubeletConfigKind || head.APIVersion != kubeletConfigAPIVersion {
+		return nil, fmt.Errorf("kubelet config %s: apiVersion %q, kind %q: want apiVersion: %s and kind: %s", path, head.APIVersion, head.Kind, kubeletConfigAPIVersion, kubeletConfigKind)
+	}
+	return js, nil
+}
+
+// readConfigBytes reads a regular file of at most maxConfigFileSize bytes, without waiting on a
+// FIFO or reading a device forever.
+func readConfigBytes(path string) ([]byte, error) {
+	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	info, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, strings.TrimSpace(info.Mode().Type().String()))
+	}
+	data, err := io.ReadAll(io.LimitReader(fd, maxConfigFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFileSize)
+	}
+	return data, nil
+}
