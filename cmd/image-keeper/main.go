@@ -38,6 +38,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/credentialplugin"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 )
@@ -50,6 +51,8 @@ type config struct {
 	listen           string
 	once             bool
 	dockerConfigPath string
+	providerConfig   string // the kubelet's --image-credential-provider-config
+	providerBinDir   string // the kubelet's --image-credential-provider-bin-dir
 	server           string        // status: ask a running daemon instead of the runtime
 	timeout          time.Duration // status: bound on the whole answer
 }
@@ -108,6 +111,8 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.DurationVar(&cfg.options.UnhealthyAfter, "runtime-unreachable-timeout", cfg.options.UnhealthyAfter, "/healthz fails once the container runtime has been unreachable this long, so that a wedged pod is restarted; 0 never fails. An unreachable registry never does.")
 		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:10356", "Address of /healthz, /readyz, /metrics and /status; empty to serve none.")
 		fs.BoolVar(&cfg.once, "once", false, "Reconcile once, print the status table and exit; non-zero if a wanted image is still missing.")
+		fs.StringVar(&cfg.providerConfig, "image-credential-provider-config", "", "The kubelet's CredentialProviderConfig file: its exec plugins give registry logins (ECR, GCR, ACR, ...) as they do to the kubelet. Tried after --docker-config.")
+		fs.StringVar(&cfg.providerBinDir, "image-credential-provider-bin-dir", "", "The directory of the credential provider plugin binaries, as on the kubelet.")
 		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
 	}
 	klogFlags := goflagSet()
@@ -136,11 +141,25 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if status && cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)
 	}
+	var creds keeper.CredentialChain
 	if cfg.dockerConfigPath != "" {
-		creds, err := dockerconfig.Open(cfg.dockerConfigPath)
+		file, err := dockerconfig.Open(cfg.dockerConfigPath)
 		if err != nil {
 			return nil, err
 		}
+		creds = append(creds, file)
+	}
+	if (cfg.providerConfig == "") != (cfg.providerBinDir == "") {
+		return nil, errors.New("--image-credential-provider-config and --image-credential-provider-bin-dir go together, as on the kubelet")
+	}
+	if cfg.providerConfig != "" {
+		plugins, err := credentialplugin.Load(cfg.providerConfig, cfg.providerBinDir)
+		if err != nil {
+			return nil, err
+		}
+		creds = append(creds, plugins)
+	}
+	if len(creds) > 0 {
 		cfg.options.Credentials = creds
 	}
 	return cfg, nil

@@ -78,16 +78,8 @@ func Parse(path string, data []byte) (*Keyring, error) {
 	if f.CredsStore != "" || len(f.CredHelpers) > 0 {
 		return nil, fmt.Errorf("registry credentials %s: credential helpers (credsStore %q, credHelpers for %d registries) are not supported: like the kubelet, image-keeper reads only the logins under \"auths\"; log in with credsStore unset so that docker writes them there, or use a kubelet image credential provider", path, f.CredsStore, len(f.CredHelpers))
 	}
-	// Sorted, so that two spellings of one key ("ghcr.io", "https://ghcr.io") resolve the same
-	// way on every run: the first in this order wins.
-	keys := make([]string, 0, len(f.Auths))
-	for key := range f.Auths {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	k := &Keyring{creds: map[string]*runtimeapi.AuthConfig{}}
-	for _, key := range keys {
-		entry := f.Auths[key]
+	logins := map[string]*runtimeapi.AuthConfig{}
+	for key, entry := range f.Auths {
 		// ServerAddress stays empty, as the kubelet sends it: containerd compares a non-empty
 		// one with the registry host after url.Parse, which a bare "host:port" fails.
 		auth := &runtimeapi.AuthConfig{
@@ -107,18 +99,46 @@ func Parse(path string, data []byte) (*Keyring, error) {
 			}
 			auth.Username, auth.Password = user, pass
 		}
+		logins[key] = auth
+	}
+	k, err := NewKeyring(logins)
+	if err != nil {
+		return nil, fmt.Errorf("registry credentials %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// NewKeyring indexes logins by their keys, as config.json's "auths" or a credential provider
+// plugin's "auth" name them.
+func NewKeyring(logins map[string]*runtimeapi.AuthConfig) (*Keyring, error) {
+	// Sorted, so that two spellings of one key ("ghcr.io", "https://ghcr.io") resolve the same
+	// way on every run: the first in this order wins.
+	keys := make([]string, 0, len(logins))
+	for key := range logins {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	k := &Keyring{creds: map[string]*runtimeapi.AuthConfig{}}
+	for _, key := range keys {
 		normalized, err := keyOf(key)
 		if err != nil {
-			return nil, fmt.Errorf("registry credentials %s: auths[%q]: %v", path, key, err)
+			return nil, fmt.Errorf("auths[%q]: %v", key, err)
 		}
 		if _, dup := k.creds[normalized]; dup {
 			continue
 		}
-		k.creds[normalized] = auth
+		k.creds[normalized] = logins[key]
 		k.index = append(k.index, normalized)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(k.index)))
 	return k, nil
+}
+
+// Matches reports whether a registry key or image pattern ("*.example.com", "ghcr.io/acme")
+// matches the repository of a normalized reference, by the kubelet's rules.
+func Matches(key, normalizedRef string) bool {
+	normalized, err := keyOf(key)
+	return err == nil && urlsMatch(normalized, repositoryOf(normalizedRef))
 }
 
 // keyOf normalizes a config.json key as the kubelet's keyring does: no scheme, "/v1/" and

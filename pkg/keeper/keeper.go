@@ -62,9 +62,22 @@ type Options struct {
 }
 
 // CredentialSource gives the registry login for a normalized reference, nil for none
-// (*dockerconfig.File, *dockerconfig.Keyring).
+// (*dockerconfig.File, *dockerconfig.Keyring, *credentialplugin.Plugins).
 type CredentialSource interface {
 	For(normalizedRef string) *runtimeapi.AuthConfig
+}
+
+// CredentialChain asks each source in turn and returns the first login.
+type CredentialChain []CredentialSource
+
+// For returns the first source's login for the reference.
+func (c CredentialChain) For(normalizedRef string) *runtimeapi.AuthConfig {
+	for _, src := range c {
+		if auth := src.For(normalizedRef); auth != nil {
+			return auth
+		}
+	}
+	return nil
 }
 
 // DefaultOptions are the flags' defaults.

@@ -747,6 +747,24 @@ func TestKeeperPrivateRegistry(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+
+			// The kubelet's image credential provider protocol: an exec plugin gives the login.
+			binDir := filepath.Join(root, "credential-plugins")
+			if err := os.MkdirAll(binDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			answer := fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","auth":{%q:{"username":%q,"password":%q}}}`, n.RegistryAddr, n.RegistryUser, n.RegistryPassword)
+			if err := os.WriteFile(filepath.Join(binDir, "e2e-login"), []byte("#!/bin/sh\ncat >/dev/null\nprintf '%s' '"+answer+"'\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			providers := filepath.Join(root, "credential-providers.yaml")
+			if err := os.WriteFile(providers, []byte(fmt.Sprintf("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: e2e-login\n    matchImages: [%q]\n    defaultCacheDuration: 1m\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", n.RegistryAddr)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			exitErr, out = runKeeperOnce(t, n, "keeper-plugin", "--image", private.Ref, "--image-credential-provider-config", providers, "--image-credential-provider-bin-dir", binDir)
+			if exitErr != nil || !present(t, n)[private.Ref] {
+				t.Fatalf("the pull with the credential provider's login failed (%v):\n%s", exitErr, out)
+			}
 		})
 	}
 }

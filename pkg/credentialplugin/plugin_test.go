@@ -1,0 +1,179 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package credentialplugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writePlugin writes an exec plugin that records each request and answers with response.
+func writePlugin(t *testing.T, binDir, name, response string) (requests string) {
+	t.Helper()
+	requests = filepath.Join(t.TempDir(), "requests")
+	script := fmt.Sprintf("#!/bin/sh\ncat >>%s\necho >>%s\nprintf '%%s' '%s'\n", requests, requests, response)
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(binDir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return requests
+}
+
+func writeConfig(t *testing.T, providers string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"+providers), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func response(cacheKeyType, cacheDuration, key, user string) string {
+	d := ""
+	if cacheDuration != "" {
+		d = fmt.Sprintf(`"cacheDuration":%q,`, cacheDuration)
+	}
+	return fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":%q,%s"auth":{%q:{"username":%q,"password":"pw"}}}`, cacheKeyType, d, key, user)
+}
+
+func requestCount(t *testing.T, path string) int {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
+}
+
+func TestPluginGivesLoginsAndCaches(t *testing.T) {
+	binDir := t.TempDir()
+	requests := writePlugin(t, binDir, "ecr", response("Registry", "", "*.dkr.ecr.eu-west-1.amazonaws.com", "AWS"))
+	config := writeConfig(t, `  - name: ecr
+    matchImages: ["*.dkr.ecr.*.amazonaws.com"]
+    defaultCacheDuration: 1h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    args: [get-credentials]
+    env: [{name: AWS_PROFILE, value: nodes}]
+`)
+	p, err := Load(config, binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := "123.dkr.ecr.eu-west-1.amazonaws.com/team/app:1"
+	for i := 0; i < 3; i++ {
+		auth := p.For(image)
+		if auth == nil || auth.Username != "AWS" || auth.Password != "pw" || auth.ServerAddress != "" {
+			t.Fatalf("login %+v; want AWS:pw without ServerAddress", auth)
+		}
+	}
+	// Cached per registry for defaultCacheDuration: one run for three look-ups and another image.
+	if auth := p.For("123.dkr.ecr.eu-west-1.amazonaws.com/other:2"); auth == nil {
+		t.Fatal("no login for another image of the same registry")
+	}
+	if n := requestCount(t, requests); n != 1 {
+		t.Errorf("the plugin ran %d times; want 1 (Registry cache)", n)
+	}
+	data, _ := os.ReadFile(requests)
+	var req struct{ APIVersion, Kind, Image string }
+	if err := json.Unmarshal([]byte(strings.SplitN(string(data), "\n", 2)[0]), &req); err != nil {
+		t.Fatalf("request %q: %v", data, err)
+	}
+	if req.APIVersion != "credentialprovider.kubelet.k8s.io/v1" || req.Kind != "CredentialProviderRequest" || req.Image != image {
+		t.Errorf("request %+v", req)
+	}
+	// Images the provider does not match never run it.
+	if auth := p.For("ghcr.io/acme/app:1"); auth != nil {
+		t.Errorf("login %+v for an image no provider matches", auth)
+	}
+	if n := requestCount(t, requests); n != 1 {
+		t.Errorf("the plugin ran for an image it does not match")
+	}
+}
+
+func TestPluginCacheDurationFromResponse(t *testing.T) {
+	binDir := t.TempDir()
+	requests := writePlugin(t, binDir, "short", response("Image", "100ms", "registry.example.com", "u"))
+	config := writeConfig(t, "  - name: short\n    matchImages: [registry.example.com]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n")
+	p, err := Load(config, binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.For("registry.example.com/app:1")
+	p.For("registry.example.com/app:2") // same image repository: cached
+	time.Sleep(150 * time.Millisecond)
+	p.For("registry.example.com/app:1") // expired: runs again
+	if n := requestCount(t, requests); n != 2 {
+		t.Errorf("the plugin ran %d times; want 2 (a 100ms cacheDuration from the response)", n)
+	}
+}
+
+func TestPluginFailures(t *testing.T) {
+	binDir := t.TempDir()
+	writePlugin(t, binDir, "bad-kind", `{"apiVersion":"v1","kind":"Pod"}`)
+	writePlugin(t, binDir, "bad-cache", `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Forever"}`)
+	if err := os.WriteFile(filepath.Join(binDir, "fails"), []byte("#!/bin/sh\necho denied >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bad-kind", "bad-cache", "fails"} {
+		config := writeConfig(t, fmt.Sprintf("  - name: %s\n    matchImages: [registry.example.com]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", name))
+		p, err := Load(config, binDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth := p.For("registry.example.com/app:1"); auth != nil {
+			t.Errorf("%s: login %+v from a failing plugin", name, auth)
+		}
+		pr := p.providers[0]
+		if _, err := pr.exec(t.Context(), "registry.example.com/app:1"); err == nil {
+			t.Errorf("%s: no error", name)
+		} else if name == "fails" && !strings.Contains(err.Error(), "denied") {
+			t.Errorf("%s: error %v does not carry the plugin's stderr", name, err)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	binDir := t.TempDir()
+	writePlugin(t, binDir, "ok", "{}")
+	base := "    matchImages: [registry.example.com]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n"
+	for _, tc := range []struct{ name, providers, want string }{
+		{"missing binary", "  - name: missing\n" + base, "no executable"},
+		{"slash in name", "  - name: ../ok\n" + base, "name must be a file name"},
+		{"duplicate", "  - name: ok\n" + base + "  - name: ok\n" + base, "duplicate name"},
+		{"no matchImages", "  - name: ok\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", "matchImages: at least one"},
+		{"no cache duration", "  - name: ok\n    matchImages: [a.io]\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", "defaultCacheDuration must be set"},
+		{"old apiVersion", "  - name: ok\n    matchImages: [a.io]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1alpha1\n", `apiVersion "credentialprovider.kubelet.k8s.io/v1alpha1"`},
+		{"unknown field", "  - name: ok\n    matchImage: [a.io]\n" + base, "unknown field"},
+		{"service account tokens", "  - name: ok\n" + base + "    tokenAttributes: {serviceAccountTokenAudience: x, requireServiceAccount: true}\n", "tokenAttributes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tc.providers), binDir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load = %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
