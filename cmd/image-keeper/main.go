@@ -51,8 +51,8 @@ type config struct {
 	listen           string
 	once             bool
 	dockerConfigPath string
-	providerConfig   string // the kubelet's --image-credential-provider-config
-	providerBinDir   string // the kubelet's --image-credential-provider-bin-dir
+	providerConfig   string        // the kubelet's --image-credential-provider-config
+	providerBinDir   string        // the kubelet's --image-credential-provider-bin-dir
 	server           string        // status: ask a running daemon instead of the runtime
 	timeout          time.Duration // status: bound on the whole answer
 }

@@ -211,4 +211,3 @@ func readConfigFile(path string) (*File, error) {
 	}
 	return &f, nil
 }
-
