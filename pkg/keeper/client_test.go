@@ -92,3 +92,32 @@ func TestHTTPServerBounds(t *testing.T) {
 		t.Errorf("a 1 MiB header got %s; want 431", resp.Status)
 	}
 }
+
+// Text from a runtime or registry reaches a terminal: control characters are quoted, not sent.
+func TestPrintStatusQuotesControlCharacters(t *testing.T) {
+	var out strings.Builder
+	PrintStatus(&out, Status{LastReconcile: time.Unix(1, 0), Images: []ImageState{{
+		Reference: "docker.io/library/nginx:1",
+		LastError: "pull failed: \x1b[2J\x1b]0;owned\x07 and a\nnew line",
+	}}})
+	if strings.ContainsAny(out.String(), "\x1b\x07") {
+		t.Fatalf("control characters reached the table: %q", out.String())
+	}
+	if !strings.Contains(out.String(), `\x1b[2J`) {
+		t.Errorf("the escape is not shown quoted: %q", out.String())
+	}
+}
+
+func TestLoadQuotesHugeEntriesBounded(t *testing.T) {
+	huge := "Nginx:" + strings.Repeat("a", 5<<20)
+	_, err := Load(Sources{Images: []string{huge}})
+	if err == nil {
+		t.Fatal("a bad 5 MB entry was accepted")
+	}
+	if len(err.Error()) > 2000 {
+		t.Errorf("the error echoes the entry: %d bytes", len(err.Error()))
+	}
+	if !strings.Contains(err.Error(), "more bytes") {
+		t.Errorf("the error does not say the entry was cut: %.300s", err)
+	}
+}

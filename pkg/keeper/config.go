@@ -19,9 +19,11 @@ package keeper
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
@@ -114,11 +116,11 @@ func Load(src Sources) (*Wanted, error) {
 		for i, entry := range entries {
 			img, err := parseWanted(entry, source)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s[%d] %q: %w", where, i, entry, err))
+				errs = append(errs, fmt.Errorf("%s[%d] %q: %w", where, i, bounded(entry), err))
 				continue
 			}
 			if j, dup := local[img.Reference]; dup {
-				errs = append(errs, fmt.Errorf("%s[%d] %q: duplicate of %s[%d]; list each image once", where, i, entry, where, j))
+				errs = append(errs, fmt.Errorf("%s[%d] %q: duplicate of %s[%d]; list each image once", where, i, bounded(entry), where, j))
 				continue
 			}
 			local[img.Reference] = i
@@ -202,12 +204,60 @@ func readConfigFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	var f File
-	if err := yaml.UnmarshalStrict(data, &f); err != nil {
-		return nil, fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
+	f, err := decodeStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	if f.APIVersion != APIVersion || f.Kind != Kind {
 		return nil, fmt.Errorf("config %s: apiVersion %q, kind %q: want apiVersion: %s and kind: %s", path, f.APIVersion, f.Kind, APIVersion, Kind)
 	}
+	return f, nil
+}
+
+// decodeStrict decodes one YAML document into File the way Kubernetes decodes strictly: field
+// names are case-sensitive ("Images" is not "images"), unknown and duplicate fields are errors,
+// and a second document is an error rather than silently ignored.
+func decodeStrict(data []byte) (*File, error) {
+	docs := 0
+	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+		if strings.TrimSpace(stripComments(doc)) != "" {
+			docs++
+		}
+	}
+	if docs > 1 {
+		return nil, fmt.Errorf("%d YAML documents; want one", docs)
+	}
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, err
+	}
+	var f File
+	strictErrs, err := kjson.UnmarshalStrict(js, &f)
+	if err != nil {
+		return nil, err
+	}
+	if len(strictErrs) > 0 {
+		return nil, errors.Join(strictErrs...)
+	}
 	return &f, nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(doc, "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// bounded shortens an entry quoted in an error, so that a huge one is not echoed whole.
+func bounded(entry string) string {
+	const max = 256
+	if len(entry) <= max {
+		return entry
+	}
+	return fmt.Sprintf("%s...(%d more bytes)", entry[:max], len(entry)-max)
 }

@@ -459,6 +459,10 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "unknown field", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimagse: [nginx:1]\n", wantErr: `unknown field "imagse"`},
 		{name: "wrong kind", file: "apiVersion: v1\nkind: ConfigMap\n", wantErr: "want apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1 and kind: ImageKeeperConfiguration"},
+		// Strict as Kubernetes is strict: case-sensitive names, no duplicate keys, one document.
+		{name: "field name in another case", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nImages: [nginx:1]\n", wantErr: `unknown field "Images"`},
+		{name: "duplicate key", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1]\nimages: [nginx:2]\n", wantErr: `"images"`},
+		{name: "second document", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1]\n---\napiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:2]\n", wantErr: "2 YAML documents; want one"},
 		{name: "bad yaml", file: "apiVersion: [\n", wantErr: "line"},
 		{name: "bad reference", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, Nginx:2]\n", wantErr: `images[1] "Nginx:2": repository name must be lowercase`},
 		{name: "bare repository", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx]\n", wantErr: `images[0] "nginx": a repository without a tag or digest cannot be pulled; write nginx:<tag>`},

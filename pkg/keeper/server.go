@@ -79,13 +79,13 @@ func PrintStatus(out io.Writer, s Status) {
 		fmt.Fprintf(out, "\nruntime: %s\n", s.RuntimeError)
 	}
 	if s.ConfigError != "" {
-		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", s.ConfigError)
+		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", quoteControl(s.ConfigError))
 	}
 	if len(s.NotPullable) > 0 {
 		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", strings.Join(s.NotPullable, ", "))
 	}
 	_, reason := s.Ready()
-	fmt.Fprintf(out, "\n%s\n", reason)
+	fmt.Fprintf(out, "\n%s\n", quoteControl(reason))
 }
 
 func shortID(id string) string {
@@ -115,10 +115,29 @@ func orDash(s string) string {
 	return s
 }
 
+// oneLine makes text from a runtime or a registry fit a terminal table: quoteControl, then cut
+// at 120 characters.
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
+	s = quoteControl(s)
 	if len(s) > 120 {
 		return s[:117] + "..."
 	}
 	return s
+}
+
+// quoteControl makes text from a runtime or a registry safe for a terminal: newlines and tabs
+// become spaces, other control characters (escape sequences) are quoted as \xNN.
+func quoteControl(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
