@@ -107,6 +107,10 @@ type ImageState struct {
 	LastError   string    `json:"lastError,omitempty"`
 	Failures    int       `json:"failures,omitempty"`
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+
+	// pulling is set while the image is queued for a pull or being pulled: a pass does not
+	// queue it again.
+	pulling bool
 }
 
 // Status is the whole state: what /status serves and `image-keeper status` prints.
@@ -152,8 +156,12 @@ type Keeper struct {
 	connect func(context.Context) (ImageService, error)
 	metrics *Metrics
 
-	// pullLock is held by a pass; one pass runs at a time.
+	// pullLock is held by a pass; one pass runs at a time. Pulls run outside it.
 	pullLock sync.Mutex
+
+	// wake tells an idle pull worker that queue has work; pulled tells Run that a pull ended, so
+	// that it recomputes when the next pass is due. Both hold at most one token.
+	wake, pulled chan struct{}
 
 	// mu guards the fields below.
 	mu              sync.Mutex
@@ -168,6 +176,15 @@ type Keeper struct {
 	runtimeDownSince time.Time
 	runtimeRetry     time.Time
 	rng              *rand.Rand
+	// queue holds the due images for the workers of Run; workers says they are running.
+	queue   []pullJob
+	workers bool
+}
+
+// pullJob is one queued pull.
+type pullJob struct {
+	svc   ImageService
+	state *ImageState
 }
 
 // New returns a Keeper for the wanted images. connect opens the runtime's image service; it is
@@ -178,6 +195,8 @@ func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageServi
 		connect: connect,
 		metrics: metrics,
 		states:  map[string]*ImageState{},
+		wake:    make(chan struct{}, 1),
+		pulled:  make(chan struct{}, 1),
 		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
 	}
 	k.SetWanted(wanted)
@@ -266,7 +285,8 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 		if found != nil {
 			state.ImageID, state.Size = found.Id, found.GetSize()
 		}
-		if !state.Present && pull && !now.Before(state.NextAttempt) {
+		if !state.Present && pull && !state.pulling && !now.Before(state.NextAttempt) {
+			state.pulling = true
 			due = append(due, state)
 		}
 	}
@@ -283,7 +303,19 @@ func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
 	}
 
 	if len(due) > 0 {
-		k.pullAll(ctx, svc, due)
+		k.mu.Lock()
+		queued := k.workers
+		if queued {
+			for _, state := range due {
+				k.queue = append(k.queue, pullJob{svc: svc, state: state})
+			}
+		}
+		k.mu.Unlock()
+		if queued {
+			signal(k.wake)
+		} else {
+			k.pullAll(ctx, svc, due)
+		}
 	}
 	k.updatePresentMetric()
 	k.metrics.lastReconcile.Set(float64(now.Unix()))
@@ -362,24 +394,74 @@ func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowli
 	return "no: the kubelet's garbage collection would delete it"
 }
 
-// pullAll pulls the due images, at most PullConcurrency at a time, and waits for all of them.
+// pullAll pulls the due images with PullConcurrency workers and waits for all of them: a pass
+// of --once, status or a test, when Run's workers are not there.
 func (k *Keeper) pullAll(ctx context.Context, svc ImageService, due []*ImageState) {
-	slots := make(chan struct{}, max(1, k.opts.PullConcurrency))
+	jobs := make(chan *ImageState)
 	var wg sync.WaitGroup
-	for _, state := range due {
+	for i := 0; i < max(1, k.opts.PullConcurrency); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
+			for state := range jobs {
+				k.pull(ctx, svc, state)
 			}
-			defer func() { <-slots }()
-			k.pull(ctx, svc, state)
 		}()
 	}
+	for _, state := range due {
+		select {
+		case jobs <- state:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
 	wg.Wait()
+	k.mu.Lock()
+	for _, state := range due {
+		state.pulling = false
+	}
+	k.mu.Unlock()
+}
+
+// worker pulls queued images until ctx is done. Run starts PullConcurrency of them, so that a
+// pass, a reload or a status request never waits for a pull, and the number of goroutines does
+// not grow with the number of wanted images.
+func (k *Keeper) worker(ctx context.Context) {
+	for {
+		k.mu.Lock()
+		var job pullJob
+		ok := len(k.queue) > 0
+		if ok {
+			job, k.queue = k.queue[0], k.queue[1:]
+		}
+		more := len(k.queue) > 0
+		k.mu.Unlock()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-k.wake:
+			}
+			continue
+		}
+		if more {
+			signal(k.wake) // another worker takes the next one
+		}
+		k.pull(ctx, job.svc, job.state)
+		k.mu.Lock()
+		job.state.pulling = false
+		k.mu.Unlock()
+		k.updatePresentMetric()
+		signal(k.pulled)
+	}
+}
+
+// signal leaves a token in a one-token channel without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) {
@@ -465,14 +547,34 @@ func (k *Keeper) updatePresentMetric() {
 // a failed reload keeps the current ones and is reported in Status.
 func (k *Keeper) Run(ctx context.Context, reload <-chan struct{}, load func() (*Wanted, error)) {
 	logger := klog.FromContext(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	k.mu.Lock()
+	k.workers = true
+	k.mu.Unlock()
+	for i := 0; i < max(1, k.opts.PullConcurrency); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k.worker(ctx)
+		}()
+	}
+	pass := true
 	for {
-		_ = k.Reconcile(ctx, true) // failures are in Status and the log
+		if pass {
+			_ = k.Reconcile(ctx, true) // failures are in Status and the log
+		}
+		pass = true
 		timer := time.NewTimer(k.NextDelay())
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
 		case <-timer.C:
+		case <-k.pulled:
+			// A pull ended: its retry may be due before the timer.
+			timer.Stop()
+			pass = false
 		case <-reload:
 			timer.Stop()
 			w, err := load()

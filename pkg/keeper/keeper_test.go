@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -605,5 +606,87 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Under Run, pulls belong to a pool of PullConcurrency workers: a reload is taken while pulls
+// are in flight, goroutines do not grow with the number of wanted images, and a retry after a
+// failed pull is not held back to the next Interval.
+func TestRunDoesNotWaitForPulls(t *testing.T) {
+	server := newImageServer(t)
+	server.mu.Lock()
+	server.pullDelay = 3 * time.Second
+	server.mu.Unlock()
+	var refs []string
+	for i := 0; i < 2000; i++ {
+		refs = append(refs, fmt.Sprintf("example.com/app-%d:1", i))
+	}
+	opts := testOptions()
+	opts.PullConcurrency = 2
+	opts.PullTimeout = 10 * time.Second
+	k := newTestKeeper(t, server, opts, refs...)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	reload := make(chan struct{}, 1)
+	reloaded := make(chan time.Time, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		k.Run(ctx, reload, func() (*Wanted, error) {
+			reloaded <- time.Now()
+			return wantedImages(t, refs...), nil
+		})
+	}()
+	inFlight := func() int { server.mu.Lock(); defer server.mu.Unlock(); return server.inFlight }
+	deadline := time.Now().Add(5 * time.Second)
+	for inFlight() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no pulls started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sent := time.Now()
+	reload <- struct{}{}
+	select {
+	case at := <-reloaded:
+		if wait := at.Sub(sent); wait > time.Second {
+			t.Errorf("the reload waited %v for in-flight pulls", wait)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the reload was not taken while pulls were in flight")
+	}
+	if n := runtime.NumGoroutine(); n > before+40 {
+		t.Errorf("goroutines grew from %d to %d for 2,000 wanted images", before, n)
+	}
+	server.mu.Lock()
+	maxInFlight := server.maxInFlight
+	server.mu.Unlock()
+	if maxInFlight > 2 {
+		t.Errorf("%d pulls in flight; PullConcurrency is 2", maxInFlight)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel: it waits for the pulls")
+	}
+}
+
+func TestRunRetriesFailedPullWithoutWaitingForInterval(t *testing.T) {
+	server := newImageServer(t)
+	server.mu.Lock()
+	server.pullErr = map[string]bool{"*": true}
+	server.mu.Unlock()
+	opts := testOptions() // Interval is an hour; backoff 40 ms .. 320 ms
+	k := newTestKeeper(t, server, opts, "example.com/flaky:1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go k.Run(ctx, nil, func() (*Wanted, error) { return nil, nil })
+	deadline := time.Now().Add(5 * time.Second)
+	for server.pullCount("example.com/flaky:1") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pulls in 5 s with a 40-320 ms backoff: retries wait for the interval", server.pullCount("example.com/flaky:1"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
