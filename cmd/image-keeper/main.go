@@ -64,6 +64,15 @@ const (
 	minPullTimeout = 10 * time.Second
 )
 
+// hupSignals receives SIGHUP from package initialization on, before flags and config files are
+// read: a reload sent right after start (systemctl reload) must not kill the process, which is
+// what SIGHUP does until a handler is installed.
+var hupSignals = func() chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch
+}()
+
 func main() {
 	status := len(os.Args) > 1 && os.Args[1] == "status"
 	args := os.Args[1:]
@@ -178,6 +187,9 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
+	if wanted.KubeletConfigMissing != "" {
+		logger.Info("Warning: the kubelet config is not there yet; reading it when it appears", "err", wanted.KubeletConfigMissing)
+	}
 	metrics := keeper.NewMetrics()
 	svc, err := keeper.NewRuntimeImageService(cfg.runtimeEndpoint)
 	if err != nil {
@@ -269,8 +281,7 @@ func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struc
 		default:
 		}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	hup := hupSignals
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
 		logger.Error(err, "Cannot watch config files; reload with SIGHUP")
@@ -284,6 +295,13 @@ func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struc
 		files[abs] = true
 		if err := watcher.Add(filepath.Dir(abs)); err != nil {
 			logger.Error(err, "Cannot watch config file; reload with SIGHUP", "file", f)
+		}
+		// A symlinked config changes where the link points to: watch there too.
+		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+			files[real] = true
+			if err := watcher.Add(filepath.Dir(real)); err != nil {
+				logger.Error(err, "Cannot watch the target of a symlinked config file; reload with SIGHUP", "file", f, "target", real)
+			}
 		}
 	}
 	dropInDir := ""
@@ -325,7 +343,6 @@ func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struc
 	return func() {
 		close(done)
 		<-finished
-		signal.Stop(hup)
 		if watcher != nil {
 			_ = watcher.Close()
 		}

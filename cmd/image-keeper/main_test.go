@@ -21,6 +21,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +84,31 @@ func TestStatusExitStatus(t *testing.T) {
 				t.Fatalf("runStatus = %v; want an error containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A config file reached through a symlink is reloaded when the file it points to changes.
+func TestReloadFollowsSymlinks(t *testing.T) {
+	realDir, linkDir := t.TempDir(), t.TempDir()
+	real := filepath.Join(realDir, "keeper.yaml")
+	if err := os.WriteFile(real, []byte("images: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(linkDir, "keeper.yaml")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan struct{}, 1)
+	stop := watchForReload(ctx, keeper.Sources{ConfigFile: link}, reload)
+	defer stop()
+	if err := os.WriteFile(real, []byte("images: [nginx:1]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reload:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a change behind a symlinked config was not seen")
 	}
 }

@@ -19,6 +19,8 @@ package keeper
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -81,6 +83,9 @@ type Wanted struct {
 	Allowlist *allowlist.Matcher
 	// AllowlistPatterns and AllowlistSelectors are the kubelet config's entries, as written.
 	AllowlistPatterns, AllowlistSelectors []string
+	// KubeletConfigMissing says why the kubelet config could not be read yet ("" when read): at
+	// first boot it may appear after image-keeper starts, and is read when it does.
+	KubeletConfigMissing string
 	// AllowlistOff is set when the kubelet config lists entries but the ImageGCExclusion feature
 	// gate is not on: then the kubelet protects nothing.
 	AllowlistOff bool
@@ -149,6 +154,13 @@ func Load(src Sources) (*Wanted, error) {
 		return nil, fmt.Errorf("--kubelet-config-dir %s: needs --kubelet-config, the file its drop-ins are merged onto", src.KubeletConfigDir)
 	}
 	if src.KubeletConfigFile != "" {
+		if _, err := os.Stat(src.KubeletConfigFile); errors.Is(err, fs.ErrNotExist) {
+			// First boot: the kubelet's config may be written after image-keeper starts. Keep
+			// what the other sources ask for; the file's directory is watched, so it is read
+			// when it appears.
+			w.KubeletConfigMissing = err.Error()
+			return finish(w, true)
+		}
 		kc, err := readKubeletConfig(src.KubeletConfigFile, src.KubeletConfigDir)
 		if err != nil {
 			return nil, err
@@ -175,7 +187,13 @@ func Load(src Sources) (*Wanted, error) {
 			return nil, err
 		}
 	}
-	if len(w.Images) == 0 {
+	return finish(w, false)
+}
+
+// finish sorts the wanted images; none at all is an error unless the kubelet config, which may
+// name them, is still to come.
+func finish(w *Wanted, waiting bool) (*Wanted, error) {
+	if len(w.Images) == 0 && !waiting {
 		return nil, errors.New("no images to keep: list them under images: in --config, with --image, or as tags and digests in the kubelet config's imageGCExclude (--kubelet-config)")
 	}
 	sort.SliceStable(w.Images, func(i, j int) bool { return w.Images[i].Reference < w.Images[j].Reference })

@@ -124,10 +124,15 @@ type Status struct {
 	LastReconcile time.Time `json:"lastReconcile,omitzero"`
 	// NotPullable lists kubelet allowlist entries that protect but cannot be pulled.
 	NotPullable []string `json:"notPullable,omitempty"`
+	// KubeletConfigMissing says why the kubelet config is not read yet (first boot).
+	KubeletConfigMissing string `json:"kubeletConfigMissing,omitempty"`
 }
 
 // Ready reports whether every wanted image is present, and if not, why.
 func (s Status) Ready() (bool, string) {
+	if s.KubeletConfigMissing != "" {
+		return false, "waiting for the kubelet config, which names images to keep: " + s.KubeletConfigMissing
+	}
 	if s.RuntimeError != "" {
 		return false, "container runtime unreachable: " + s.RuntimeError
 	}
@@ -236,6 +241,7 @@ func (k *Keeper) Status() Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.status
+	s.KubeletConfigMissing = k.wanted.KubeletConfigMissing
 	s.Images = make([]ImageState, 0, len(k.wanted.Images))
 	for _, img := range k.wanted.Images {
 		s.Images = append(s.Images, *k.states[img.Reference])
@@ -359,6 +365,8 @@ func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runt
 // matcher and, for present images, their labels.
 func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) string {
 	switch {
+	case w.KubeletConfigMissing != "":
+		return "unknown: the kubelet config is not there yet: " + w.KubeletConfigMissing
 	case w.Allowlist == nil:
 		return "unknown: no --kubelet-config"
 	case w.AllowlistOff:

@@ -90,3 +90,39 @@ func TestKubeletConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// At first boot the kubelet's config may not exist yet: image-keeper keeps what the other
+// sources ask for, is not ready, and reads the file once it appears (a reload).
+func TestKubeletConfigMissingAtStart(t *testing.T) {
+	dir := t.TempDir()
+	kubelet := filepath.Join(dir, "config.yaml")
+	w, err := Load(Sources{KubeletConfigFile: kubelet})
+	if err != nil {
+		t.Fatalf("a missing kubelet config at start is fatal: %v", err)
+	}
+	if len(w.Images) != 0 || w.KubeletConfigMissing == "" {
+		t.Fatalf("wanted %+v; want no images and the reason", w)
+	}
+	server := newImageServer(t)
+	k := New(testOptions(), w, server.connect, NewMetrics())
+	_ = k.Reconcile(t.Context(), true)
+	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "waiting for the kubelet config") {
+		t.Errorf("ready=%v %q; want not ready, waiting for the kubelet config", ready, reason)
+	}
+	writeFile(t, kubelet, kubeletHeader+"featureGates:\n  ImageGCExclusion: true\nimageGCExclude: [example.com/app:1]\n")
+	w, err = Load(Sources{KubeletConfigFile: kubelet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.SetWanted(w)
+	if err := k.Reconcile(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if ready, reason := k.Status().Ready(); !ready {
+		t.Errorf("after the kubelet config appeared: not ready: %s", reason)
+	}
+	// A missing drop-in directory is still an error, as on the kubelet.
+	if _, err := Load(Sources{KubeletConfigFile: kubelet, KubeletConfigDir: filepath.Join(dir, "missing")}); err == nil {
+		t.Error("a missing --kubelet-config-dir was accepted")
+	}
+}
