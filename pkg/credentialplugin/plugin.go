@@ -39,6 +39,7 @@ import (
 	credentialproviderv1 "k8s.io/kubelet/pkg/apis/credentialprovider/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
 )
 
@@ -74,7 +75,7 @@ type cached struct {
 // Load reads a CredentialProviderConfig and checks each provider as the kubelet does; binDir
 // holds the plugin binaries, named as the providers.
 func Load(configPath, binDir string) (*Plugins, error) {
-	data, err := os.ReadFile(configPath)
+	data, _, err := configfile.Read(configPath)
 	if err != nil {
 		return nil, fmt.Errorf("--image-credential-provider-config: %w", err)
 	}

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -32,15 +31,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-)
 
-// MaxFileSize caps the credentials file: a config.json is a few KiB.
-const MaxFileSize = 1 << 20
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
+)
 
 // defaultRegistryHost is where Docker Hub logins are kept, as in the kubelet.
 const defaultRegistryHost = "index.docker.io"
@@ -311,27 +308,11 @@ func (f *File) current() *Keyring {
 	return f.keyring
 }
 
-// read reads a regular file of at most MaxFileSize bytes.
+// read reads the credentials file with its file info.
 func read(path string) (os.FileInfo, []byte, error) {
-	// O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	data, info, err := configfile.Read(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("registry credentials: %w", err)
-	}
-	defer fd.Close()
-	info, err := fd.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("registry credentials: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("registry credentials %s: not a regular file (%s)", path, info.Mode().Type())
-	}
-	data, err := io.ReadAll(io.LimitReader(fd, MaxFileSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("registry credentials: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, nil, fmt.Errorf("registry credentials %s: larger than %d bytes; a docker config.json is a few KiB", path, MaxFileSize)
 	}
 	return info, data, nil
 }

@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -147,34 +146,5 @@ func TestFileIsReadAgainWhenItChanges(t *testing.T) {
 	write(configOf(map[string]string{"ghcr.io": "third"}), start.Add(3*time.Minute))
 	if got := user(); got != "third" {
 		t.Fatalf("after a fix, login %q; want third", got)
-	}
-}
-
-func TestOpenRefusesWhatIsNotASmallRegularFile(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	big := filepath.Join(dir, "big.json")
-	if err := os.WriteFile(big, make([]byte, MaxFileSize+1), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for path, want := range map[string]string{
-		fifo:                          "not a regular file",
-		dir:                           "not a regular file",
-		big:                           "larger than 1048576 bytes",
-		filepath.Join(dir, "missing"): "no such file",
-	} {
-		done := make(chan error, 1)
-		go func() { _, err := Open(path); done <- err }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("Open(%s) = %v; want an error containing %q", filepath.Base(path), err, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Open(%s) hangs", filepath.Base(path))
-		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
 
@@ -218,7 +219,7 @@ func parseWanted(entry, source string) (WantedImage, error) {
 }
 
 func readConfigFile(path string) (*File, error) {
-	data, err := readConfigBytes(path)
+	data, _, err := configfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

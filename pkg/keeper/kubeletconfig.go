@@ -19,15 +19,13 @@ package keeper
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 )
 
 const (
@@ -35,8 +33,6 @@ const (
 	kubeletConfigKind       = "KubeletConfiguration"
 	// kubeletDropInExtension is the extension of the kubelet's --config-dir files.
 	kubeletDropInExtension = ".conf"
-	// maxConfigFileSize caps every config file read: they are a few KiB.
-	maxConfigFileSize = 1 << 20
 )
 
 // kubeletConfig is the part of a KubeletConfiguration that image-keeper reads.
@@ -90,7 +86,7 @@ func readKubeletConfig(file, dir string) (*kubeletConfig, error) {
 // readKubeletConfigJSON reads one KubeletConfiguration file (YAML or JSON) as JSON. Not strict:
 // a KubeletConfiguration has many fields image-keeper does not read.
 func readKubeletConfigJSON(path string) ([]byte, error) {
-	data, err := readConfigBytes(path)
+	data, _, err := configfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("kubelet config: %w", err)
 	}
@@ -106,29 +102,4 @@ func readKubeletConfigJSON(path string) ([]byte, error) {
 		return nil, fmt.Errorf("kubelet config %s: apiVersion %q, kind %q: want apiVersion: %s and kind: %s", path, head.APIVersion, head.Kind, kubeletConfigAPIVersion, kubeletConfigKind)
 	}
 	return js, nil
-}
-
-// readConfigBytes reads a regular file of at most maxConfigFileSize bytes, without waiting on a
-// FIFO or reading a device forever.
-func readConfigBytes(path string) ([]byte, error) {
-	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer fd.Close()
-	info, err := fd.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, strings.TrimSpace(info.Mode().Type().String()))
-	}
-	data, err := io.ReadAll(io.LimitReader(fd, maxConfigFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxConfigFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFileSize)
-	}
-	return data, nil
 }

@@ -92,8 +92,9 @@ func runtimes(t *testing.T) []framework.Containerd {
 	return out
 }
 
-// newNodeOn is newNode on a given containerd.
-func newNodeOn(t *testing.T, runtime framework.Containerd) *framework.Node {
+// newNodeOn is newNode on a given containerd; before, if given, sets the node up before its
+// registry starts.
+func newNodeOn(t *testing.T, runtime framework.Containerd, before ...func(*framework.Node)) *framework.Node {
 	t.Helper()
 	root, err := os.MkdirTemp("", "imagecache-e2e-")
 	if err != nil {
@@ -123,6 +124,9 @@ func newNodeOn(t *testing.T, runtime framework.Containerd) *framework.Node {
 		}
 		t.Logf("%s took %v", t.Name(), time.Since(start).Round(time.Second))
 	})
+	for _, f := range before {
+		f(n)
+	}
 	if err := n.StartRegistry(); err != nil {
 		t.Fatal(err)
 	}
@@ -702,23 +706,10 @@ func runKeeperOnce(t *testing.T, n *framework.Node, name string, args ...string)
 func TestKeeperPrivateRegistry(t *testing.T) {
 	for _, runtime := range runtimes(t) {
 		t.Run(runtime.Name, func(t *testing.T) {
-			root, err := os.MkdirTemp("", "imagecache-e2e-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			n, err := framework.NewNode(root, binDir, repoRoot, runtime)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
-			t.Cleanup(func() {
-				if err := n.Teardown(t.Failed()); err != nil {
-					t.Errorf("teardown: %v", err)
-				}
+			n := newNodeOn(t, runtime, func(n *framework.Node) {
+				n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
 			})
-			if err := n.StartRegistry(); err != nil {
-				t.Fatal(err)
-			}
+			root := n.Root
 			pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 			private := push(t, n, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
 			startContainerd(t, n, pause)
