@@ -174,7 +174,6 @@ func parseFlags(args []string, status bool) (*config, error) {
 	return cfg, nil
 }
 
-// connector opens the runtime's image service; a runtime that is down is retried by the loop.
 // connector gives the keeper the process's one runtime client: its calls fail while the runtime
 // is down, and gRPC reconnects by itself, so no connection is made per retry.
 func connector(svc *keeper.RuntimeImageService) func(context.Context) (keeper.ImageService, error) {
