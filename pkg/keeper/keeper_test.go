@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -688,5 +689,37 @@ func TestRunRetriesFailedPullWithoutWaitingForInterval(t *testing.T) {
 			t.Fatalf("%d pulls in 5 s with a 40-320 ms backoff: retries wait for the interval", server.pullCount("example.com/flaky:1"))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The DaemonSet mounts the runtime socket's directory read-only and the systemd unit makes
+// nothing writable: connecting to a unix socket through a read-only bind mount must work.
+func TestRuntimeSocketThroughReadOnlyMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	server := newImageServer(t)
+	server.add("example.com/app:1")
+	ro := t.TempDir()
+	if err := syscall.Mount(filepath.Dir(server.socket), ro, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(ro, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", ro, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount read-only: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(ro, "probe"), nil, 0o644); err == nil {
+		t.Fatal("the mount is writable")
+	}
+	svc, err := NewRuntimeImageService("unix://" + filepath.Join(ro, filepath.Base(server.socket)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	images, err := svc.ListImages(ctx, nil)
+	if err != nil || len(images) != 1 {
+		t.Fatalf("ListImages through a read-only mount: %v, %d images", err, len(images))
 	}
 }
