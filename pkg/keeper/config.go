@@ -110,8 +110,6 @@ func (w *Wanted) AllowlistEntry(img WantedImage) string {
 	return w.Allowlist.MatchReferences("", tags, digests)
 }
 
-// kubeletConfig is the part of a KubeletConfiguration image-keeper reads.
-
 // Load reads every source. Each error names the file or flag, the entry and the reason.
 func Load(src Sources) (*Wanted, error) {
 	w := &Wanted{}

@@ -100,13 +100,12 @@ type ImageState struct {
 	Present   bool   `json:"present"`
 	ImageID   string `json:"imageID,omitempty"`
 	Size      uint64 `json:"size,omitempty"`
-	// Protected says whether the kubelet's allowlist keeps the image: "yes: <entry>", "no: ...",
-	// or "unknown: ..." with the reason.
-	Protected   string    `json:"protected"`
-	LastPull    time.Time `json:"lastPull,omitzero"`
-	LastError   string    `json:"lastError,omitempty"`
-	Failures    int       `json:"failures,omitempty"`
-	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// Protected says whether the kubelet's allowlist keeps the image.
+	Protected   Protection `json:"protected"`
+	LastPull    time.Time  `json:"lastPull,omitzero"`
+	LastError   string     `json:"lastError,omitempty"`
+	Failures    int        `json:"failures,omitempty"`
+	NextAttempt time.Time  `json:"nextAttempt,omitzero"`
 
 	// pulling is set while the image is queued for a pull or being pulled: a pass does not
 	// queue it again.
@@ -219,7 +218,7 @@ func (k *Keeper) SetWanted(w *Wanted) {
 			states[img.Reference] = old
 			continue
 		}
-		states[img.Reference] = &ImageState{Reference: img.Reference, Source: img.Source, Protected: "unknown: not checked yet"}
+		states[img.Reference] = &ImageState{Reference: img.Reference, Source: img.Source, Protected: unknown("not checked yet")}
 	}
 	k.states = states
 	k.wanted = w
@@ -361,45 +360,78 @@ func (k *Keeper) listImages(ctx context.Context) (ImageService, map[string]*runt
 	return svc, present, nil
 }
 
-// protection says whether the kubelet's allowlist keeps the image, decided by the kubelet's own
+// ProtectionState says whether the kubelet's allowlist keeps an image.
+type ProtectionState string
+
+// The protection states.
+const (
+	Protected         ProtectionState = "yes"
+	Unprotected       ProtectionState = "no"
+	ProtectionUnknown ProtectionState = "unknown"
+)
+
+// Protection is the kubelet allowlist's decision on a wanted image: the entry that keeps it, or
+// why it is not kept or cannot be known.
+type Protection struct {
+	State ProtectionState `json:"state"`
+	// Entry is the imageGCExclude or imageGCExcludeSelectors entry that keeps the image.
+	Entry string `json:"entry,omitempty"`
+	// Reason says why the image is not protected, or why that is not known.
+	Reason string `json:"reason,omitempty"`
+}
+
+// String is the table's form: "yes: <entry>", "no: <reason>", "unknown: <reason>".
+func (p Protection) String() string {
+	if p.State == Protected {
+		return string(p.State) + ": " + p.Entry
+	}
+	return string(p.State) + ": " + p.Reason
+}
+
+func protectedBy(entry string) Protection  { return Protection{State: Protected, Entry: entry} }
+func unprotected(reason string) Protection { return Protection{State: Unprotected, Reason: reason} }
+func unknown(reason string) Protection     { return Protection{State: ProtectionUnknown, Reason: reason} }
+
+// garbageCollected is why an image no entry keeps is not protected.
+const garbageCollected = "the kubelet's garbage collection would delete it"
+
+// protection decides whether the kubelet's allowlist keeps the image, with the kubelet's own
 // matcher and, for present images, their labels.
-func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) string {
+func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) Protection {
 	switch {
 	case w.KubeletConfigMissing != "":
-		return "unknown: the kubelet config is not there yet: " + w.KubeletConfigMissing
+		return unknown("the kubelet config is not there yet: " + w.KubeletConfigMissing)
 	case w.Allowlist == nil:
-		return "unknown: no --kubelet-config"
+		return unknown("no --kubelet-config")
 	case w.AllowlistOff:
-		return "no: the kubelet's ImageGCExclusion feature gate is off"
+		return unprotected("the kubelet's ImageGCExclusion feature gate is off")
 	case w.Allowlist.Empty():
-		return "no: the kubelet's allowlist is empty"
+		return unprotected("the kubelet's allowlist is empty")
 	case allowlistErr != nil:
-		return "unknown: " + allowlistErr.Error()
+		return unknown(allowlistErr.Error())
 	}
 	if found == nil {
 		if entry := w.AllowlistEntry(img); entry != "" {
-			return "yes: " + entry
+			return protectedBy(entry)
 		}
 		if w.Allowlist.HasSelectors() {
-			return "unknown: not present, and the allowlist has label selectors"
+			return unknown("not present, and the allowlist has label selectors")
 		}
-		return "no: the kubelet's garbage collection would delete it"
+		return unprotected(garbageCollected)
 	}
 	statusCtx, cancel := context.WithTimeout(ctx, k.opts.ListTimeout)
 	defer cancel()
 	entry, err := gcAllowlist.Excludes(statusCtx, found.Id, "", found.RepoTags, found.RepoDigests)
 	switch {
+	case entry != "":
+		return protectedBy(entry)
 	case errors.Is(err, allowlist.ErrUnknownInfoFormat):
 		// As in the kubelet: the runtime's labels are unreadable, so selectors match nothing.
-		if entry == "" {
-			return "no: the runtime reports labels in a format the kubelet cannot read, so selectors match nothing"
-		}
+		return unprotected("the runtime reports labels in a format the kubelet cannot read, so selectors match nothing")
 	case err != nil:
-		return "unknown: " + err.Error()
-	case entry != "":
-		return "yes: " + entry
+		return unknown(err.Error())
 	}
-	return "no: the kubelet's garbage collection would delete it"
+	return unprotected(garbageCollected)
 }
 
 // pullAll pulls the due images with PullConcurrency workers and waits for all of them: a pass

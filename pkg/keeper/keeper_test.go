@@ -412,7 +412,7 @@ imageGCExcludeSelectors:
 	}
 	got := map[string]string{}
 	for _, img := range k.Status().Images {
-		got[img.Reference] = img.Protected
+		got[img.Reference] = img.Protected.String()
 	}
 	want := map[string]string{
 		"example.com/labelled:1":     "yes: cache.example.com/keep=true", // present: labels read from the runtime
@@ -436,7 +436,7 @@ imageGCExclude: [registry.k8s.io/pause:3.10]
 	}
 	k = New(testOptions(), w, server.connect, NewMetrics())
 	_ = k.Reconcile(ctx, false)
-	if p := k.Status().Images[0].Protected; !strings.Contains(p, "ImageGCExclusion feature gate is off") {
+	if p := k.Status().Images[0].Protected; p.State != Unprotected || !strings.Contains(p.Reason, "ImageGCExclusion feature gate is off") {
 		t.Errorf("gate off: protected = %q", p)
 	}
 }

@@ -72,7 +72,7 @@ func PrintStatus(out io.Writer, s Status) {
 			lastPull = img.LastPull.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", img.Reference, present, shortID(img.ImageID),
-			humanSize(img.Size), img.Protected, lastPull, orDash(oneLine(img.LastError)))
+			humanSize(img.Size), oneLine(img.Protected.String()), lastPull, orDash(oneLine(img.LastError)))
 	}
 	_ = tw.Flush()
 	if s.RuntimeError != "" {

@@ -40,6 +40,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
@@ -481,9 +482,20 @@ func TestKeeperRestores(t *testing.T) {
 			t.Errorf("image-keeper %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	code, status := getURL("http://" + n.KeeperAddr + "/status")
-	if code != http.StatusOK || !strings.Contains(status, `"protected": "yes: `+kept.Ref) || !strings.Contains(status, "the kubelet's garbage collection would delete it") {
-		t.Errorf("/status = %d:\n%s", code, status)
+	code, body := getURL("http://" + n.KeeperAddr + "/status")
+	var status keeper.Status
+	if err := json.Unmarshal([]byte(body), &status); code != http.StatusOK || err != nil {
+		t.Fatalf("/status = %d, %v:\n%s", code, err, body)
+	}
+	protection := map[string]keeper.Protection{}
+	for _, img := range status.Images {
+		protection[img.Reference] = img.Protected
+	}
+	if p := protection[kept.Ref]; p.State != keeper.Protected || p.Entry != kept.Ref {
+		t.Errorf("/status: %s protected %+v; want yes by its own entry", kept.Ref, p)
+	}
+	if p := protection[unprotected.Ref]; p.State != keeper.Unprotected || !strings.Contains(p.Reason, "the kubelet's garbage collection would delete it") {
+		t.Errorf("/status: %s protected %+v; want no", unprotected.Ref, p)
 	}
 }
 
