@@ -36,6 +36,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/credentialplugin"
@@ -211,39 +212,47 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 
-	var servers []func(context.Context) error
+	// The HTTP server and the reconcile loop run in one group: when either ends with an error, or
+	// ctx is cancelled (SIGTERM), the group's context stops the other.
+	g, gctx := errgroup.WithContext(ctx)
 	if cfg.listen != "" {
 		ln, err := net.Listen("tcp", cfg.listen)
 		if err != nil {
 			return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 		}
 		srv := keeper.NewHTTPServer(k.Handler())
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error(err, "HTTP server stopped")
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("HTTP server on %s: %w", ln.Addr(), err)
 			}
-		}()
-		servers = append(servers, srv.Shutdown)
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdownCtx)
+		})
 		logger.Info("Serving /healthz, /readyz, /metrics, /status", "address", ln.Addr().String())
 	}
 
 	reload := make(chan struct{}, 1)
-	stopWatch := watchForReload(ctx, cfg.sources, reload)
+	stopWatch := watchForReload(gctx, cfg.sources, reload)
 	defer stopWatch()
 
 	logger.Info("Keeping images present", "wanted", len(wanted.Images), "interval", cfg.options.Interval, "pullConcurrency", cfg.options.PullConcurrency, "runtime", cfg.runtimeEndpoint)
-	k.Run(ctx, reload, func() (*keeper.Wanted, error) {
-		w, err := keeper.Load(cfg.sources)
-		if err == nil {
-			warnUnprotected(ctx, w)
-		}
-		return w, err
+	g.Go(func() error {
+		k.Run(gctx, reload, func() (*keeper.Wanted, error) {
+			w, err := keeper.Load(cfg.sources)
+			if err == nil {
+				warnUnprotected(gctx, w)
+			}
+			return w, err
+		})
+		return nil
 	})
-
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for _, shutdown := range servers {
-		_ = shutdown(shutdownCtx)
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	logger.Info("Stopped")
 	return nil
