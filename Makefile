@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo all build kubelet image-keeper upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
+.PHONY: demo all build kubelet image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -19,6 +19,14 @@ image-keeper: ## Build image-keeper into _output/bin/image-keeper
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/image-keeper ./cmd/image-keeper
 	@echo "built $(BIN)/image-keeper"
+
+IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image: image-keeper ## Build image-keeper's OCI image (reproducible) into _output/image-keeper.oci
+	go run ./hack/image build --binary $(BIN)/image-keeper --version $(IMAGE_VERSION) --out $(OUTPUT_DIR)/image-keeper.oci
+
+image-push: image ## Push the image: make image-push REGISTRY=registry.example.com/image-keeper [PLAIN_HTTP=1]
+	@[ -n "$(REGISTRY)" ] || { echo "set REGISTRY=<registry>/<repository>"; exit 2; }
+	go run ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
 
 upstream: ## Assemble upstream + patches/ in _output/kubernetes
 	@$(STAGE) upstream hack/assemble-upstream.sh

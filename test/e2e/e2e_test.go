@@ -38,7 +38,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
@@ -821,5 +826,139 @@ func TestKubeletConfigDropIn(t *testing.T) {
 	}
 	if _, out := status("status-without-dir"); strings.Contains(out, "yes: ") {
 		t.Errorf("without --kubelet-config-dir, status still finds the drop-in's allowlist:\n%s", out)
+	}
+}
+
+// The shipped DaemonSet's pod, run as it is deployed: image-keeper's own OCI image
+// (`make image`, pushed to the node's registry) with the pod template of deploy/daemonset.yaml,
+// as a static pod on the throwaway node. Only node-specific values change: the hostPaths
+// (containerd's socket directory, the kubelet's config and drop-ins), the ConfigMap (a static
+// pod cannot use one; the same config.yaml from a hostPath), the image and the port. The pod
+// restores an image removed behind its back, and again after containerd restarts (the socket
+// is recreated: the directory mount sees the new one).
+func TestDaemonSetPodOnNode(t *testing.T) {
+	n := newNode(t)
+	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	kept := push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
+	layout := filepath.Join(n.Root, "image-keeper.oci")
+	keeperRef := n.RegistryAddr + "/e2e/image-keeper:e2e"
+	for _, args := range [][]string{
+		{"run", "./hack/image", "build", "--binary", filepath.Join(binDir, "image-keeper"), "--version", "e2e", "--out", layout},
+		{"run", "./hack/image", "push", "--layout", layout, "--ref", keeperRef, "--plain-http"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	startContainerd(t, n, pause)
+	pull(t, n, kept.Ref)
+	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{kept.Ref, keeperRef}, NoPressure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+
+	// The pod template as shipped.
+	data, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds appsv1.DaemonSet
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		if strings.Contains(doc, "\nkind: DaemonSet\n") {
+			if err := yaml.UnmarshalStrict([]byte(doc), &ds); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	spec := ds.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("the DaemonSet has %d containers", len(spec.Containers))
+	}
+	keeperConfig := filepath.Join(n.Root, "image-keeper-config")
+	if err := os.MkdirAll(keeperConfig, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keeperConfig, "config.yaml"), []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: ["+kept.Ref+"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dropIns := filepath.Join(n.Root, "kubelet", "conf.d")
+	hostPaths := map[string]string{
+		"/run/containerd":                filepath.Dir(strings.TrimPrefix(n.ContainerdSocket(), "unix://")),
+		"/var/lib/kubelet/config.yaml":   config,
+		"/etc/kubernetes/kubelet.conf.d": dropIns,
+	}
+	for i, v := range spec.Volumes {
+		switch {
+		case v.HostPath != nil:
+			path, ok := hostPaths[v.HostPath.Path]
+			if !ok {
+				t.Fatalf("volume %q: hostPath %s has no node path in this test", v.Name, v.HostPath.Path)
+			}
+			spec.Volumes[i].HostPath.Path = path
+		case v.ConfigMap != nil:
+			spec.Volumes[i].VolumeSource = corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: keeperConfig}}
+		}
+	}
+	port, err := framework.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &spec.Containers[0]
+	c.Image = keeperRef
+	for i, a := range c.Args {
+		c.Args[i] = strings.ReplaceAll(a, "10356", strconv.Itoa(port))
+	}
+	c.Args = append(c.Args, "--interval=2s", "--max-backoff=2s")
+	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if probe != nil && probe.HTTPGet != nil {
+			probe.HTTPGet.Port = intstr.FromInt32(int32(port))
+		}
+	}
+	pod := corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "image-keeper", Namespace: "kube-system", Labels: ds.Spec.Template.Labels},
+		Spec:       spec,
+	}
+	manifest, err := yaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.Root, "manifests", "image-keeper.yaml"), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ready := func(timeout time.Duration) bool {
+		return framework.Eventually(timeout, 500*time.Millisecond, func() bool {
+			code, _ := getURL(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+			return code == http.StatusOK
+		})
+	}
+	if !ready(2 * time.Minute) {
+		t.Fatalf("the DaemonSet's pod did not become ready; manifest:\n%s", manifest)
+	}
+	restored := func(what string) {
+		t.Helper()
+		if err := n.RemoveImage(kept.Ref); err != nil {
+			t.Fatal(err)
+		}
+		if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool { return present(t, n)[kept.Ref] }) {
+			t.Fatalf("%s: the pod did not restore %s", what, kept.Ref)
+		}
+	}
+	restored("running")
+	n.StopContainerd()
+	if err := n.StartContainerd(pause.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if !ready(time.Minute) {
+		t.Fatal("the pod did not become ready again after containerd restarted")
+	}
+	restored("after a containerd restart")
+	if running, err := n.ContainerRunning("image-keeper"); err != nil || !running {
+		t.Errorf("the image-keeper container is not running: %v", err)
 	}
 }
