@@ -70,6 +70,12 @@ func TestDaemonSetManifest(t *testing.T) {
 			if len(spec.Containers) != 1 || !strings.Contains(strings.Join(spec.Containers[0].Args, " "), "--runtime-endpoint=unix:///run/containerd/containerd.sock") {
 				t.Errorf("DaemonSet container args: %v", spec.Containers)
 			}
+			if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+				t.Error("the DaemonSet mounts a service account token image-keeper does not use")
+			}
+			if spec.SecurityContext == nil || spec.SecurityContext.SeccompProfile == nil || spec.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Error("the DaemonSet has no RuntimeDefault seccomp profile")
+			}
 			for _, v := range spec.Volumes {
 				// A socket file mount keeps the dead inode when containerd recreates the socket.
 				if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathSocket {
