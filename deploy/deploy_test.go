@@ -20,7 +20,10 @@ package deploy
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -147,5 +150,31 @@ func TestKubeletDropIn(t *testing.T) {
 	}
 	if set := strings.Join(settings, "\n"); strings.Contains(set, "--image-gc-exclude") || !strings.Contains(set, "--config-dir=/etc/kubernetes/kubelet.conf.d") {
 		t.Errorf("10-kubelet-imagecache.conf must pass --config-dir and no allowlist flag:\n%s", unit)
+	}
+}
+
+// systemd's own audit of the unit (offline, so no systemd as PID 1 is needed): the exposure
+// stays at most 2.0 (it was 3.6 before the syscall filter, ProtectProc, ProcSubset,
+// PrivateMounts and UMask).
+func TestSystemdUnitExposure(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	out, err := exec.Command(analyze, "security", "--offline=true", "--no-pager", filepath.Join("systemd", "image-keeper.service")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for image-keeper.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	exposure, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("systemd-analyze security --offline: exposure %.1f", exposure)
+	if exposure > 2.0 {
+		t.Errorf("exposure %.1f; want at most 2.0:\n%s", exposure, out)
 	}
 }
