@@ -200,9 +200,9 @@ func run(ctx context.Context, cfg *config) error {
 	warnUnprotected(ctx, wanted)
 
 	if cfg.once {
-		err := k.Reconcile(ctx, true)
+		err := k.Reconcile(ctx)
 		if err == nil {
-			err = k.Reconcile(ctx, false) // observe what the pulls left, for the table
+			err = k.Observe(ctx) // observe what the pulls left, for the table
 		}
 		status := k.Status()
 		keeper.PrintStatus(os.Stdout, status)
@@ -377,7 +377,7 @@ func runStatus(ctx context.Context, cfg *config) error {
 		k := keeper.New(cfg.options, wanted, connector(svc), keeper.NewMetrics())
 		ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
-		if err := k.Reconcile(ctx, false); err != nil {
+		if err := k.Observe(ctx); err != nil {
 			return err
 		}
 		status = k.Status()

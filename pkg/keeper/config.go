@@ -189,9 +189,16 @@ func Load(src Sources) (*Wanted, error) {
 	return finish(w, false)
 }
 
+// MaxWantedImages caps the wanted list: state, status and metrics grow with it (45 MiB RSS at
+// 20,000, docs/bench/image-keeper-scale.md).
+const MaxWantedImages = 50000
+
 // finish sorts the wanted images; none at all is an error unless the kubelet config, which may
 // name them, is still to come.
 func finish(w *Wanted, waiting bool) (*Wanted, error) {
+	if len(w.Images) > MaxWantedImages {
+		return nil, fmt.Errorf("%d images to keep: at most %d; a node's cache is meant for the images its pods need, not a registry mirror", len(w.Images), MaxWantedImages)
+	}
 	if len(w.Images) == 0 && !waiting {
 		return nil, errors.New("no images to keep: list them under images: in --config, with --image, or as tags and digests in the kubelet config's imageGCExclude (--kubelet-config)")
 	}

@@ -249,9 +249,15 @@ func (k *Keeper) Status() Status {
 }
 
 // Reconcile runs one pass: list the runtime's images once, then pull every wanted image that is
-// missing and due, at most PullConcurrency at a time. With pull false it only observes.
-// It returns an error only when the runtime could not be reached.
-func (k *Keeper) Reconcile(ctx context.Context, pull bool) error {
+// missing and due, at most PullConcurrency at a time (queued for Run's workers when Run is
+// running, else pulled before it returns). It returns an error only when the runtime could not
+// be reached.
+func (k *Keeper) Reconcile(ctx context.Context) error { return k.pass(ctx, true) }
+
+// Observe runs one pass that only looks: the images present and their protection, no pulls.
+func (k *Keeper) Observe(ctx context.Context) error { return k.pass(ctx, false) }
+
+func (k *Keeper) pass(ctx context.Context, pull bool) error {
 	k.pullLock.Lock()
 	defer k.pullLock.Unlock()
 	logger := klog.FromContext(ctx)
@@ -602,7 +608,7 @@ func (k *Keeper) Run(ctx context.Context, reload <-chan struct{}, load func() (*
 	pass := true
 	for {
 		if pass {
-			_ = k.Reconcile(ctx, true) // failures are in Status and the log
+			_ = k.Reconcile(ctx) // failures are in Status and the log
 		}
 		pass = true
 		timer := time.NewTimer(k.NextDelay())

@@ -66,7 +66,7 @@ func TestReconcilePullsMissingAndLeavesPresent(t *testing.T) {
 	server.add("registry.k8s.io/pause:3.10")
 	k := newTestKeeper(t, server, testOptions(), "registry.k8s.io/pause:3.10", "nginx:1.27", "localhost:5000/app@sha256:"+strings.Repeat("a", 64))
 
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := server.pullCount("registry.k8s.io/pause:3.10"); n != 0 {
@@ -79,7 +79,7 @@ func TestReconcilePullsMissingAndLeavesPresent(t *testing.T) {
 		t.Errorf("missing digest pulled %d times; want 1", n)
 	}
 	// A second pass finds everything present and pulls nothing.
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := server.pullCount("docker.io/library/nginx:1.27"); n != 1 {
@@ -101,11 +101,11 @@ func TestRestoreAfterRemoval(t *testing.T) {
 	server := newImageServer(t)
 	server.add("nginx:1.27")
 	k := newTestKeeper(t, server, testOptions(), "nginx:1.27")
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	server.remove("nginx:1.27") // crictl rmi
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := server.pullCount("docker.io/library/nginx:1.27"); n != 1 {
@@ -125,7 +125,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 
 	var delays []time.Duration
 	for i := 0; i < 6; i++ {
-		if err := k.Reconcile(ctx, true); err != nil {
+		if err := k.Reconcile(ctx); err != nil {
 			t.Fatal(err)
 		}
 		s := k.Status().Images[0]
@@ -136,7 +136,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 		delays = append(delays, delay)
 		// Not due yet: a pass now must not pull again.
 		before := server.pullCount("example.com/app:1")
-		if err := k.Reconcile(ctx, true); err != nil {
+		if err := k.Reconcile(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if server.pullCount("example.com/app:1") != before {
@@ -158,7 +158,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 	server.mu.Lock()
 	server.pullErr = nil
 	server.mu.Unlock()
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if s := k.Status().Images[0]; !s.Present || s.Failures != 0 || s.LastError != "" || !s.NextAttempt.IsZero() {
@@ -198,7 +198,7 @@ func TestPullConcurrencyIsBounded(t *testing.T) {
 	}
 	k := newTestKeeper(t, server, opts, refs...)
 	start := time.Now()
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
@@ -219,7 +219,7 @@ func TestSlowPullIsBoundedByTimeout(t *testing.T) {
 	k := newTestKeeper(t, server, opts, "example.com/slow:1")
 	done := make(chan struct{})
 	go func() {
-		_ = k.Reconcile(ctx, true)
+		_ = k.Reconcile(ctx)
 		close(done)
 	}()
 	select {
@@ -236,12 +236,12 @@ func TestRuntimeRestartRecovery(t *testing.T) {
 	ctx := context.Background()
 	server := newImageServer(t)
 	k := newTestKeeper(t, server, testOptions(), "example.com/app:1")
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	server.stop()
 	server.remove("example.com/app:1")
-	if err := k.Reconcile(ctx, true); err == nil {
+	if err := k.Reconcile(ctx); err == nil {
 		t.Fatal("Reconcile succeeded with the runtime down")
 	}
 	s := k.Status()
@@ -256,7 +256,7 @@ func TestRuntimeRestartRecovery(t *testing.T) {
 	}
 	server.start(t)
 	deadline := time.Now().Add(10 * time.Second)
-	for k.Reconcile(ctx, true) != nil {
+	for k.Reconcile(ctx) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("did not reconnect to the restarted runtime")
 		}
@@ -272,13 +272,13 @@ func TestRuntimeDownAtStart(t *testing.T) {
 	server := newImageServer(t)
 	server.stop()
 	k := newTestKeeper(t, server, testOptions(), "example.com/app:1")
-	if err := k.Reconcile(ctx, true); err == nil {
+	if err := k.Reconcile(ctx); err == nil {
 		t.Fatal("Reconcile succeeded with no runtime")
 	}
 	server.start(t)
 	// gRPC reconnects by itself, within its 3 s backoff cap.
 	deadline := time.Now().Add(10 * time.Second)
-	for err := k.Reconcile(ctx, true); err != nil; err = k.Reconcile(ctx, true) {
+	for err := k.Reconcile(ctx); err != nil; err = k.Reconcile(ctx) {
 		if time.Now().After(deadline) {
 			t.Fatalf("did not connect once the runtime was up: %v", err)
 		}
@@ -293,10 +293,10 @@ func TestRuntimeAbsentGoroutinesBounded(t *testing.T) {
 	server := newImageServer(t)
 	server.stop()
 	k := newTestKeeper(t, server, testOptions(), "example.com/app:1")
-	_ = k.Reconcile(ctx, true) // the connection's own goroutines start here
+	_ = k.Reconcile(ctx) // the connection's own goroutines start here
 	before := runtime.NumGoroutine()
 	for i := 0; i < 100; i++ {
-		if err := k.Reconcile(ctx, true); err == nil {
+		if err := k.Reconcile(ctx); err == nil {
 			t.Fatal("Reconcile succeeded with no runtime")
 		}
 	}
@@ -320,18 +320,18 @@ func TestHealthzFailsWhenRuntimeStaysAway(t *testing.T) {
 		return rec.Code
 	}
 	server.stop()
-	_ = k.Reconcile(ctx, true)
+	_ = k.Reconcile(ctx)
 	if code := healthz(); code != http.StatusOK {
 		t.Fatalf("healthz %d right after the runtime went away; want 200", code)
 	}
 	time.Sleep(300 * time.Millisecond)
-	_ = k.Reconcile(ctx, true)
+	_ = k.Reconcile(ctx)
 	if code := healthz(); code != http.StatusServiceUnavailable {
 		t.Fatalf("healthz %d after the runtime was away for longer than UnhealthyAfter; want 503", code)
 	}
 	server.start(t)
 	deadline := time.Now().Add(10 * time.Second)
-	for k.Reconcile(ctx, true) != nil && time.Now().Before(deadline) {
+	for k.Reconcile(ctx) != nil && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if code := healthz(); code != http.StatusOK {
@@ -358,7 +358,7 @@ func TestCredentialsArePassedPerRegistry(t *testing.T) {
 	opts.Credentials = creds
 	opts.PullConcurrency = 1
 	k := newTestKeeper(t, server, opts, "localhost:5000/app:1", "nginx:1", "quay.io/x/y:1")
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
@@ -407,7 +407,7 @@ imageGCExcludeSelectors:
 		t.Errorf("NotPullable = %q", w.NotPullable)
 	}
 	k := New(testOptions(), w, server.connect, NewMetrics())
-	if err := k.Reconcile(ctx, false); err != nil {
+	if err := k.Observe(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
@@ -435,7 +435,7 @@ imageGCExclude: [registry.k8s.io/pause:3.10]
 		t.Fatal(err)
 	}
 	k = New(testOptions(), w, server.connect, NewMetrics())
-	_ = k.Reconcile(ctx, false)
+	_ = k.Observe(ctx)
 	if p := k.Status().Images[0].Protected; p.State != Unprotected || !strings.Contains(p.Reason, "ImageGCExclusion feature gate is off") {
 		t.Errorf("gate off: protected = %q", p)
 	}
@@ -572,7 +572,7 @@ func TestHandlerAndStatusTable(t *testing.T) {
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no reconcile pass") {
 		t.Errorf("/readyz before the first pass = %d %q", code, body)
 	}
-	if err := k.Reconcile(ctx, true); err != nil {
+	if err := k.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {

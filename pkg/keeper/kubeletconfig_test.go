@@ -19,6 +19,7 @@ package keeper
 import (
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -105,7 +106,7 @@ func TestKubeletConfigMissingAtStart(t *testing.T) {
 	}
 	server := newImageServer(t)
 	k := New(testOptions(), w, server.connect, NewMetrics())
-	_ = k.Reconcile(t.Context(), true)
+	_ = k.Reconcile(t.Context())
 	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "waiting for the kubelet config") {
 		t.Errorf("ready=%v %q; want not ready, waiting for the kubelet config", ready, reason)
 	}
@@ -115,7 +116,7 @@ func TestKubeletConfigMissingAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.SetWanted(w)
-	if err := k.Reconcile(t.Context(), true); err != nil {
+	if err := k.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if ready, reason := k.Status().Ready(); !ready {
@@ -124,5 +125,18 @@ func TestKubeletConfigMissingAtStart(t *testing.T) {
 	// A missing drop-in directory is still an error, as on the kubelet.
 	if _, err := Load(Sources{KubeletConfigFile: kubelet, KubeletConfigDir: filepath.Join(dir, "missing")}); err == nil {
 		t.Error("a missing --kubelet-config-dir was accepted")
+	}
+}
+
+func TestWantedImagesCapped(t *testing.T) {
+	refs := make([]string, MaxWantedImages+1)
+	for i := range refs {
+		refs[i] = "example.com/app-" + strconv.Itoa(i) + ":1"
+	}
+	if _, err := Load(Sources{Images: refs}); err == nil || !strings.Contains(err.Error(), "at most 50000") {
+		t.Fatalf("Load of %d images = %v; want the cap", len(refs), err)
+	}
+	if _, err := Load(Sources{Images: refs[:MaxWantedImages]}); err != nil {
+		t.Fatalf("Load of exactly the cap: %v", err)
 	}
 }
