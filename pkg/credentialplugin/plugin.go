@@ -150,10 +150,7 @@ func (pr *provider) matches(ref string) bool {
 
 // keyring returns the provider's answer for an image, from the cache while it is valid.
 func (pr *provider) keyring(ctx context.Context, ref string, now time.Time) (*dockerconfig.Keyring, error) {
-	repo, _, _ := strings.Cut(ref, "@")
-	if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
-		repo = repo[:i]
-	}
+	repo := dockerconfig.Repository(ref)
 	registry, _, _ := strings.Cut(repo, "/")
 	pr.lock.Lock()
 	for _, key := range []string{"image:" + repo, "registry:" + registry, "global:"} {

@@ -135,7 +135,7 @@ func NewKeyring(logins map[string]*runtimeapi.AuthConfig) (*Keyring, error) {
 // matches the repository of a normalized reference, by the kubelet's rules.
 func Matches(key, normalizedRef string) bool {
 	normalized, err := keyOf(key)
-	return err == nil && urlsMatch(normalized, repositoryOf(normalizedRef))
+	return err == nil && urlsMatch(normalized, Repository(normalizedRef))
 }
 
 // keyOf normalizes a config.json key as the kubelet's keyring does: no scheme, "/v1/" and
@@ -167,7 +167,7 @@ func (k *Keyring) For(normalizedRef string) *runtimeapi.AuthConfig {
 	if k == nil {
 		return nil
 	}
-	repo := repositoryOf(normalizedRef)
+	repo := Repository(normalizedRef)
 	for _, key := range k.index {
 		if urlsMatch(key, repo) {
 			return k.creds[key]
@@ -187,8 +187,8 @@ func (k *Keyring) String() string {
 	return fmt.Sprintf("credentials for %d registries %v", len(k.index), k.index)
 }
 
-// repositoryOf cuts a tag or digest off a reference.
-func repositoryOf(ref string) string {
+// Repository cuts the tag or digest off a reference: "ghcr.io/a/b:1" is "ghcr.io/a/b".
+func Repository(ref string) string {
 	ref, _, _ = strings.Cut(ref, "@")
 	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
 		ref = ref[:i]
