@@ -76,6 +76,9 @@ func TestDaemonSetManifest(t *testing.T) {
 			if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 				t.Error("the DaemonSet mounts a service account token image-keeper does not use")
 			}
+			if spec.HostNetwork {
+				t.Error("the DaemonSet uses the host network; image-keeper serves on its pod IP")
+			}
 			if spec.SecurityContext == nil || spec.SecurityContext.SeccompProfile == nil || spec.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 				t.Error("the DaemonSet has no RuntimeDefault seccomp profile")
 			}

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,7 +42,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
 
@@ -831,13 +831,15 @@ func TestKubeletConfigDropIn(t *testing.T) {
 
 // The shipped DaemonSet's pod, run as it is deployed: image-keeper's own OCI image
 // (`make image`, pushed to the node's registry) with the pod template of deploy/daemonset.yaml,
-// as a static pod on the throwaway node. Only node-specific values change: the hostPaths
-// (containerd's socket directory, the kubelet's config and drop-ins), the ConfigMap (a static
-// pod cannot use one; the same config.yaml from a hostPath), the image and the port. The pod
-// restores an image removed behind its back, and again after containerd restarts (the socket
-// is recreated: the directory mount sees the new one).
+// as a static pod on the throwaway node, in the pod network (a CNI bridge), with the kubelet's
+// probes on its pod IP. Only node-specific values change: the hostPaths (containerd's socket
+// directory, the kubelet's config and drop-ins), the ConfigMap (a static pod cannot use one; the
+// same config.yaml from a hostPath) and the image. The pod restores an image removed behind its
+// back, and again after containerd restarts (the socket is recreated: the directory mount sees
+// the new one).
 func TestDaemonSetPodOnNode(t *testing.T) {
 	n := newNode(t)
+	n.PodNetwork = true
 	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	kept := push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
 	layout := filepath.Join(n.Root, "image-keeper.oci")
@@ -904,21 +906,9 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 			spec.Volumes[i].VolumeSource = corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: keeperConfig}}
 		}
 	}
-	port, err := framework.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &spec.Containers[0]
 	c.Image = keeperRef
-	for i, a := range c.Args {
-		c.Args[i] = strings.ReplaceAll(a, "10356", strconv.Itoa(port))
-	}
 	c.Args = append(c.Args, "--interval=2s", "--max-backoff=2s")
-	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
-		if probe != nil && probe.HTTPGet != nil {
-			probe.HTTPGet.Port = intstr.FromInt32(int32(port))
-		}
-	}
 	pod := corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "image-keeper", Namespace: "kube-system", Labels: ds.Spec.Template.Labels},
@@ -931,14 +921,19 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(n.Root, "manifests", "image-keeper.yaml"), manifest, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// /readyz on the pod IP, as the kubelet's readiness probe asks it.
 	ready := func(timeout time.Duration) bool {
 		return framework.Eventually(timeout, 500*time.Millisecond, func() bool {
-			code, _ := getURL(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+			ip, err := n.PodIP("image-keeper")
+			if err != nil {
+				return false
+			}
+			code, _ := getURL(fmt.Sprintf("http://%s/readyz", net.JoinHostPort(ip, strconv.Itoa(int(c.Ports[0].ContainerPort)))))
 			return code == http.StatusOK
 		})
 	}
 	if !ready(2 * time.Minute) {
-		t.Fatalf("the DaemonSet's pod did not become ready; manifest:\n%s", manifest)
+		t.Fatalf("the DaemonSet's pod did not become ready; manifest:\n%s\nkubelet: %s", manifest, framework.Tail(n.Kubelet, 30))
 	}
 	restored := func(what string) {
 		t.Helper()

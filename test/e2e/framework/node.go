@@ -180,6 +180,10 @@ type Node struct {
 
 	// Runtime is the containerd the node runs.
 	Runtime Containerd
+	// PodNetwork, when set before StartContainerd, gives pods without hostNetwork a network: a
+	// bridge only this host reaches, configured for containerd's CNI (see podnetwork.go).
+	PodNetwork bool
+	podNetwork *podNetwork
 
 	// KeeperAddr is image-keeper's --listen address.
 	KeeperAddr string
@@ -334,6 +338,11 @@ func (n *Node) StartContainerd(sandboxImage string) error {
 	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 		return err
 	}
+	if n.PodNetwork {
+		if err := n.setupPodNetwork(); err != nil {
+			return err
+		}
+	}
 	config := n.containerdConfig(sandboxImage)
 	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(config), 0o644); err != nil {
 		return err
@@ -374,10 +383,15 @@ func (n *Node) LimitImageFS(bytes int64) error {
 
 // containerdConfig is the node's containerd config in the format of its major version. This
 // machine may not lower oom_score_adj, hence restrict_oom_score_adj. NRI is off: its socket is
-// machine-wide.
+// machine-wide. With PodNetwork, the CRI plugin's CNI reads the node's own config directory.
 func (n *Node) containerdConfig(sandboxImage string) string {
 	root, state, socket, certs := n.path("containerd", "root"), n.path("containerd", "state"), n.path("containerd.sock"), n.path("containerd", "certs.d")
+	cniDir := n.path("cni", "net.d")
 	if n.Runtime.Major >= 2 {
+		cni := ""
+		if n.PodNetwork {
+			cni = fmt.Sprintf("  [plugins.'io.containerd.cri.v1.runtime'.cni]\n    bin_dirs = [%q]\n    conf_dir = %q\n", CNIBinDir, cniDir)
+		}
 		return fmt.Sprintf(`version = 3
 root = %q
 state = %q
@@ -394,7 +408,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
-`, root, state, socket, sandboxImage, certs)
+%s`, root, state, socket, sandboxImage, certs, cni)
+	}
+	cni := ""
+	if n.PodNetwork {
+		cni = fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n    bin_dir = %q\n    conf_dir = %q\n", CNIBinDir, cniDir)
 	}
 	return fmt.Sprintf(`version = 2
 root = %q
@@ -408,7 +426,7 @@ state = %q
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %q
-`, root, state, socket, sandboxImage, certs)
+%s`, root, state, socket, sandboxImage, certs, cni)
 }
 
 // StopContainerd stops containerd (its containers' shims keep running, as on a real node).
@@ -742,6 +760,9 @@ func (n *Node) Teardown(keep bool) error {
 		n.Registry.Stop(5 * time.Second)
 	}
 	var errs []error
+	if err := n.teardownPodNetwork(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, m := range mountsUnder(n.Root) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
