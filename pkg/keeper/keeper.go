@@ -201,7 +201,7 @@ func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageServi
 		states:  map[string]*ImageState{},
 		wake:    make(chan struct{}, 1),
 		pulled:  make(chan struct{}, 1),
-		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), // nodes started together jitter apart
 	}
 	k.SetWanted(wanted)
 	return k

@@ -116,59 +116,6 @@ func TestRestoreAfterRemoval(t *testing.T) {
 	}
 }
 
-func TestBackoffGrowsAndResets(t *testing.T) {
-	ctx := context.Background()
-	server := newImageServer(t)
-	server.pullErr = map[string]bool{"*": true}
-	opts := testOptions()
-	k := newTestKeeper(t, server, opts, "example.com/app:1")
-
-	var delays []time.Duration
-	for i := 0; i < 6; i++ {
-		if err := k.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
-		s := k.Status().Images[0]
-		if s.Failures != i+1 || s.Present || !strings.Contains(s.LastError, "connection refused") {
-			t.Fatalf("after failure %d: %+v", i+1, s)
-		}
-		delay := time.Until(s.NextAttempt)
-		delays = append(delays, delay)
-		// Not due yet: a pass now must not pull again.
-		before := server.pullCount("example.com/app:1")
-		if err := k.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if server.pullCount("example.com/app:1") != before {
-			t.Fatalf("pulled again before the backoff of %v ran out", delay)
-		}
-		time.Sleep(delay + 5*time.Millisecond)
-	}
-	// What is left of each wait never exceeds the backoff for that failure (the exact values
-	// are checked in TestBackoffBounds, free of scheduling delays).
-	for i, d := range delays {
-		if want := min(opts.BackoffBase<<i, opts.BackoffMax); d > want {
-			t.Errorf("wait after failure %d = %v; want at most %v", i+1, d, want)
-		}
-	}
-	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "connection refused") {
-		t.Errorf("Ready() = %v, %q; want not ready, with the pull error", ready, reason)
-	}
-	// The registry comes back: the next due pull succeeds and the backoff resets.
-	server.mu.Lock()
-	server.pullErr = nil
-	server.mu.Unlock()
-	if err := k.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s := k.Status().Images[0]; !s.Present || s.Failures != 0 || s.LastError != "" || !s.NextAttempt.IsZero() {
-		t.Errorf("after recovery: %+v", s)
-	}
-	if got := testutil.ToFloat64(k.metrics.pulls.WithLabelValues("failure")); got != 6 {
-		t.Errorf("image_keeper_pulls_total{result=failure} = %v; want 6", got)
-	}
-}
-
 func TestBackoffBounds(t *testing.T) {
 	opts := testOptions()
 	k := New(opts, wantedImages(t, "example.com/app:1"), nil, NewMetrics())
@@ -207,28 +154,6 @@ func TestPullConcurrencyIsBounded(t *testing.T) {
 	}
 	if ready, reason := k.Status().Ready(); !ready {
 		t.Errorf("not ready: %s (pass took %v)", reason, elapsed)
-	}
-}
-
-func TestSlowPullIsBoundedByTimeout(t *testing.T) {
-	ctx := context.Background()
-	server := newImageServer(t)
-	server.pullDelay = time.Minute
-	opts := testOptions()
-	opts.PullTimeout = 100 * time.Millisecond
-	k := newTestKeeper(t, server, opts, "example.com/slow:1")
-	done := make(chan struct{})
-	go func() {
-		_ = k.Reconcile(ctx)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a pass waited for a pull beyond its timeout")
-	}
-	if s := k.Status().Images[0]; s.Present || !strings.Contains(s.LastError, "DeadlineExceeded") {
-		t.Errorf("after a timed-out pull: %+v", s)
 	}
 }
 
@@ -302,40 +227,6 @@ func TestRuntimeAbsentGoroutinesBounded(t *testing.T) {
 	}
 	if after := runtime.NumGoroutine(); after > before+5 {
 		t.Errorf("goroutines grew from %d to %d over 100 failed passes", before, after)
-	}
-}
-
-// /healthz fails once the runtime has been unreachable for longer than UnhealthyAfter, and
-// recovers with it; /readyz is about images, /healthz about the process.
-func TestHealthzFailsWhenRuntimeStaysAway(t *testing.T) {
-	ctx := context.Background()
-	server := newImageServer(t)
-	opts := testOptions()
-	opts.UnhealthyAfter = 200 * time.Millisecond
-	k := newTestKeeper(t, server, opts, "example.com/app:1")
-	h := k.Handler()
-	healthz := func() int {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-		return rec.Code
-	}
-	server.stop()
-	_ = k.Reconcile(ctx)
-	if code := healthz(); code != http.StatusOK {
-		t.Fatalf("healthz %d right after the runtime went away; want 200", code)
-	}
-	time.Sleep(300 * time.Millisecond)
-	_ = k.Reconcile(ctx)
-	if code := healthz(); code != http.StatusServiceUnavailable {
-		t.Fatalf("healthz %d after the runtime was away for longer than UnhealthyAfter; want 503", code)
-	}
-	server.start(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for k.Reconcile(ctx) != nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if code := healthz(); code != http.StatusOK {
-		t.Fatalf("healthz %d after the runtime came back; want 200", code)
 	}
 }
 
@@ -670,25 +561,6 @@ func TestRunDoesNotWaitForPulls(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel: it waits for the pulls")
-	}
-}
-
-func TestRunRetriesFailedPullWithoutWaitingForInterval(t *testing.T) {
-	server := newImageServer(t)
-	server.mu.Lock()
-	server.pullErr = map[string]bool{"*": true}
-	server.mu.Unlock()
-	opts := testOptions() // Interval is an hour; backoff 40 ms .. 320 ms
-	k := newTestKeeper(t, server, opts, "example.com/flaky:1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go k.Run(ctx, nil, func() (*Wanted, error) { return nil, nil })
-	deadline := time.Now().Add(5 * time.Second)
-	for server.pullCount("example.com/flaky:1") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d pulls in 5 s with a 40-320 ms backoff: retries wait for the interval", server.pullCount("example.com/flaky:1"))
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

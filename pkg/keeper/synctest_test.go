@@ -1,0 +1,277 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package keeper
+
+// The tests here are about time: backoff, pull timeouts, liveness after the runtime has been
+// away, the loop's schedule. They run in testing/synctest bubbles, where time is a fake clock
+// that advances only when every goroutine of the bubble is blocked, so the exact boundaries can
+// be checked (one tick before, at) without sleeping or flaking on a loaded machine.
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// inProcess is the fake runtime of fakecri_test.go called directly instead of over gRPC: in a
+// bubble, a goroutine blocked on a socket is not durably blocked and the clock would never
+// advance. down is the runtime gone (what gRPC returns then: Unavailable).
+type inProcess struct {
+	*imageServer
+	down atomic.Bool
+}
+
+func newInProcess() *inProcess {
+	return &inProcess{imageServer: &imageServer{images: map[string]*runtimeapi.Image{}, pulls: map[string]int{}}}
+}
+
+func (p *inProcess) connect(context.Context) (ImageService, error) { return p, nil }
+
+func (p *inProcess) unavailable() error {
+	return status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory"`)
+}
+
+func (p *inProcess) ListImages(ctx context.Context, filter *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error) {
+	if p.down.Load() {
+		return nil, p.unavailable()
+	}
+	resp, err := p.imageServer.ListImages(ctx, &runtimeapi.ListImagesRequest{Filter: filter})
+	return resp.GetImages(), err
+}
+
+func (p *inProcess) ImageStatus(ctx context.Context, image *runtimeapi.ImageSpec, verbose bool) (*runtimeapi.ImageStatusResponse, error) {
+	if p.down.Load() {
+		return nil, p.unavailable()
+	}
+	return p.imageServer.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: image, Verbose: verbose})
+}
+
+func (p *inProcess) PullImage(ctx context.Context, image *runtimeapi.ImageSpec, auth *runtimeapi.AuthConfig, _ *runtimeapi.PodSandboxConfig) (string, error) {
+	if p.down.Load() {
+		return "", p.unavailable()
+	}
+	resp, err := p.imageServer.PullImage(ctx, &runtimeapi.PullImageRequest{Image: image, Auth: auth})
+	return resp.GetImageRef(), err
+}
+
+func newSyncKeeper(t *testing.T, p *inProcess, opts Options, refs ...string) *Keeper {
+	t.Helper()
+	return New(opts, wantedImages(t, refs...), p.connect, NewMetrics())
+}
+
+// A failed pull is retried at NextAttempt and not one tick before; the wait doubles per failure
+// within [d/2, d] (jitter over the upper half), is capped at BackoffMax, and resets when a pull
+// succeeds.
+func TestBackoffGrowsAndResets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		rt := newInProcess()
+		rt.pullErr = map[string]bool{"*": true}
+		opts := testOptions()
+		const ref = "example.com/app:1"
+		k := newSyncKeeper(t, rt, opts, ref)
+		for i := 0; i < 6; i++ {
+			if err := k.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s := k.Status().Images[0]
+			if s.Failures != i+1 || s.Present || !strings.Contains(s.LastError, "connection refused") {
+				t.Fatalf("after failure %d: %+v", i+1, s)
+			}
+			wait := time.Until(s.NextAttempt)
+			want := min(opts.BackoffBase<<i, opts.BackoffMax)
+			if wait < want/2 || wait > want {
+				t.Errorf("wait after failure %d = %v; want within [%v, %v]", i+1, wait, want/2, want)
+			}
+			// One tick before the retry is due, a pass does not pull.
+			time.Sleep(wait - time.Nanosecond)
+			before := rt.pullCount(ref)
+			if err := k.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if rt.pullCount(ref) != before {
+				t.Fatalf("failure %d: pulled again %v before the backoff ran out", i+1, time.Nanosecond)
+			}
+			time.Sleep(time.Nanosecond) // now due: the next iteration's pass pulls
+		}
+		if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "connection refused") {
+			t.Errorf("Ready() = %v, %q; want not ready, with the pull error", ready, reason)
+		}
+		// The registry comes back: the due pull succeeds and the backoff resets.
+		rt.mu.Lock()
+		rt.pullErr = nil
+		rt.mu.Unlock()
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := k.Status().Images[0]; !s.Present || s.Failures != 0 || s.LastError != "" || !s.NextAttempt.IsZero() {
+			t.Errorf("after recovery: %+v", s)
+		}
+		if got := testutil.ToFloat64(k.metrics.pulls.WithLabelValues("failure")); got != 6 {
+			t.Errorf("image_keeper_pulls_total{result=failure} = %v; want 6", got)
+		}
+	})
+}
+
+// A pull that hangs ends the pass after PullTimeout, exactly, as a failure.
+func TestSlowPullIsBoundedByTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newInProcess()
+		rt.pullDelay = time.Hour
+		opts := testOptions()
+		opts.PullTimeout = 100 * time.Millisecond
+		k := newSyncKeeper(t, rt, opts, "example.com/slow:1")
+		start := time.Now()
+		if err := k.Reconcile(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != opts.PullTimeout {
+			t.Errorf("the pass took %v with a hanging pull; want PullTimeout, %v", took, opts.PullTimeout)
+		}
+		if s := k.Status().Images[0]; s.Present || s.Failures != 1 || !strings.Contains(s.LastError, "deadline exceeded") {
+			t.Errorf("after a timed-out pull: %+v", s)
+		}
+	})
+}
+
+// /healthz turns 503 once the runtime has been unreachable for longer than UnhealthyAfter (not
+// at it), and 200 again with the first pass that reaches it; /readyz is about images, /healthz
+// about the process, so a registry that stays away never fails it.
+func TestHealthzFailsWhenRuntimeStaysAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		rt := newInProcess()
+		rt.pullErr = map[string]bool{"*": true} // the registry is away throughout
+		opts := testOptions()
+		opts.UnhealthyAfter = 5 * time.Minute
+		k := newSyncKeeper(t, rt, opts, "example.com/app:1")
+		h := k.Handler()
+		healthz := func() int {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			return rec.Code
+		}
+		_ = k.Reconcile(ctx)
+		time.Sleep(time.Hour)
+		if code := healthz(); code != http.StatusOK {
+			t.Fatalf("healthz %d after an hour of registry failures; want 200", code)
+		}
+
+		rt.down.Store(true)
+		_ = k.Reconcile(ctx) // the first failure starts the clock
+		time.Sleep(opts.UnhealthyAfter)
+		_ = k.Reconcile(ctx)
+		if code := healthz(); code != http.StatusOK {
+			t.Fatalf("healthz %d after exactly UnhealthyAfter; want 200 until it is exceeded", code)
+		}
+		time.Sleep(time.Nanosecond)
+		if code := healthz(); code != http.StatusServiceUnavailable {
+			t.Fatalf("healthz %d once the runtime was away for longer than UnhealthyAfter; want 503", code)
+		}
+		rt.down.Store(false)
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if code := healthz(); code != http.StatusOK {
+			t.Fatalf("healthz %d after the runtime came back; want 200", code)
+		}
+	})
+}
+
+// Under Run, a failed pull is retried when its backoff runs out, not at the next Interval; an
+// image removed behind image-keeper's back is restored at the next Interval, not before.
+func TestRunSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newInProcess()
+		rt.pullErr = map[string]bool{"example.com/flaky:1": true}
+		rt.add("example.com/kept:1")
+		opts := testOptions() // Interval an hour; backoff 40 ms .. 320 ms
+		k := newSyncKeeper(t, rt, opts, "example.com/flaky:1", "example.com/kept:1")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			k.Run(ctx, nil, nil)
+		}()
+		synctest.Wait()
+		if n := rt.pullCount("example.com/flaky:1"); n != 1 {
+			t.Fatalf("%d pulls of the missing image at start; want 1", n)
+		}
+		// Backoffs 20-40, 40-80, 80-160, 160-320 ms: four retries within 600 ms of fake time.
+		time.Sleep(600 * time.Millisecond)
+		synctest.Wait()
+		if n := rt.pullCount("example.com/flaky:1"); n < 5 {
+			t.Errorf("%d pulls in 600 ms with a 40-320 ms backoff; retries wait for the interval", n)
+		}
+
+		rt.remove("example.com/kept:1")
+		start := time.Now()
+		for rt.pullCount("example.com/kept:1") == 0 && time.Since(start) < 2*opts.Interval {
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		// Passes come with the flaky image's retries too (every ≤ 320 ms), so the removal is
+		// seen within a backoff of its happening, at the latest one Interval later.
+		if took := time.Since(start); rt.pullCount("example.com/kept:1") != 1 || took > opts.Interval {
+			t.Errorf("removed image pulled %d times, %v after its removal; want once within Interval (%v)", rt.pullCount("example.com/kept:1"), took, opts.Interval)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// Only the interval wakes Run when nothing is failing: no pass before it, one at it.
+func TestRunWaitsForInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newInProcess()
+		rt.add("example.com/kept:1")
+		opts := testOptions()
+		opts.Interval = 10 * time.Minute
+		k := newSyncKeeper(t, rt, opts, "example.com/kept:1")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			k.Run(ctx, nil, nil)
+		}()
+		synctest.Wait()
+		first := k.Status().LastReconcile
+		rt.remove("example.com/kept:1")
+		time.Sleep(opts.Interval - time.Nanosecond)
+		synctest.Wait()
+		if n := rt.pullCount("example.com/kept:1"); n != 0 || !k.Status().LastReconcile.Equal(first) {
+			t.Errorf("a pass before the interval ran out (pulls %d)", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n := rt.pullCount("example.com/kept:1"); n != 1 {
+			t.Errorf("%d pulls at the interval; want 1", n)
+		}
+		cancel()
+		<-done
+	})
+}
