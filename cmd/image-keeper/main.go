@@ -30,15 +30,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configwatch"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/credentialplugin"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
@@ -197,7 +196,7 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer svc.Close()
 	k := keeper.New(cfg.options, wanted, connector(svc), metrics)
-	warnUnprotected(ctx, wanted)
+	wanted.LogWarnings(logger)
 
 	if cfg.once {
 		err := k.Reconcile(ctx)
@@ -237,15 +236,21 @@ func run(ctx context.Context, cfg *config) error {
 	}
 
 	reload := make(chan struct{}, 1)
-	stopWatch := watchForReload(gctx, cfg.sources, reload)
-	defer stopWatch()
+	watcher := configwatch.New(configwatch.Paths{
+		Files:     []string{cfg.sources.ConfigFile, cfg.sources.KubeletConfigFile},
+		DropInDir: cfg.sources.KubeletConfigDir,
+	})
+	g.Go(func() error {
+		watcher.Run(gctx, hupSignals, reload)
+		return nil
+	})
 
 	logger.Info("Keeping images present", "wanted", len(wanted.Images), "interval", cfg.options.Interval, "pullConcurrency", cfg.options.PullConcurrency, "runtime", cfg.runtimeEndpoint)
 	g.Go(func() error {
 		k.Run(gctx, reload, func() (*keeper.Wanted, error) {
 			w, err := keeper.Load(cfg.sources)
 			if err == nil {
-				warnUnprotected(gctx, w)
+				w.LogWarnings(logger)
 			}
 			return w, err
 		})
@@ -256,105 +261,6 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	logger.Info("Stopped")
 	return nil
-}
-
-// warnUnprotected says once, at start and on reload, which wanted images the kubelet's garbage
-// collection would fight over, and which allowlist entries cannot be pulled.
-func warnUnprotected(ctx context.Context, w *keeper.Wanted) {
-	logger := klog.FromContext(ctx)
-	if len(w.NotPullable) > 0 {
-		logger.Info("Kubelet allowlist entries protect images but cannot be pulled; image-keeper skips them", "entries", w.NotPullable)
-	}
-	if w.Allowlist == nil {
-		return
-	}
-	if w.AllowlistOff {
-		logger.Info("WARNING: the kubelet config has an allowlist but the ImageGCExclusion feature gate is off: the kubelet will garbage-collect every wanted image")
-		return
-	}
-	for _, img := range w.Images {
-		if w.AllowlistEntry(img) == "" && !w.Allowlist.HasSelectors() {
-			logger.Info("WARNING: wanted image is not protected by the kubelet's allowlist; the kubelet's image garbage collection will delete it and image-keeper will pull it again", "image", img.Reference)
-		}
-	}
-}
-
-// watchForReload signals reload on SIGHUP and when a config file changes. Directories are
-// watched, so that editors' and ConfigMaps' rename-into-place is seen.
-func watchForReload(ctx context.Context, src keeper.Sources, reload chan<- struct{}) (stop func()) {
-	logger := klog.FromContext(ctx)
-	notify := func() {
-		select {
-		case reload <- struct{}{}:
-		default:
-		}
-	}
-	hup := hupSignals
-	watcher, err := fsnotify.NewWatcher()
-	if err != nil {
-		logger.Error(err, "Cannot watch config files; reload with SIGHUP")
-	}
-	files := map[string]bool{}
-	for _, f := range []string{src.ConfigFile, src.KubeletConfigFile} {
-		if f == "" || watcher == nil {
-			continue
-		}
-		abs, _ := filepath.Abs(f)
-		files[abs] = true
-		if err := watcher.Add(filepath.Dir(abs)); err != nil {
-			logger.Error(err, "Cannot watch config file; reload with SIGHUP", "file", f)
-		}
-		// A symlinked config changes where the link points to: watch there too.
-		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
-			files[real] = true
-			if err := watcher.Add(filepath.Dir(real)); err != nil {
-				logger.Error(err, "Cannot watch the target of a symlinked config file; reload with SIGHUP", "file", f, "target", real)
-			}
-		}
-	}
-	dropInDir := ""
-	if src.KubeletConfigDir != "" && watcher != nil {
-		dropInDir, _ = filepath.Abs(src.KubeletConfigDir)
-		if err := watcher.Add(dropInDir); err != nil {
-			logger.Error(err, "Cannot watch the kubelet config directory; reload with SIGHUP", "dir", src.KubeletConfigDir)
-		}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		var events <-chan fsnotify.Event
-		var errs <-chan error
-		if watcher != nil {
-			events, errs = watcher.Events, watcher.Errors
-		}
-		for {
-			select {
-			case <-done:
-				return
-			case <-hup:
-				logger.Info("SIGHUP: reloading configuration")
-				notify()
-			case ev := <-events:
-				abs, _ := filepath.Abs(ev.Name)
-				dropIn := dropInDir != "" && filepath.Dir(abs) == dropInDir && filepath.Ext(abs) == ".conf"
-				if files[abs] || dropIn || filepath.Base(ev.Name) == "..data" {
-					notify()
-				}
-			case err := <-errs:
-				// An overflow loses events: reload everything rather than miss a change.
-				logger.Error(err, "Watching config files failed; reloading everything")
-				notify()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-		if watcher != nil {
-			_ = watcher.Close()
-		}
-	}
 }
 
 func runStatus(ctx context.Context, cfg *config) error {

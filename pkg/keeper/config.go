@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/klog/v2"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -108,6 +109,44 @@ func (img WantedImage) names() (repoTags, repoDigests []string) {
 func (w *Wanted) AllowlistEntry(img WantedImage) string {
 	tags, digests := img.names()
 	return w.Allowlist.MatchReferences("", tags, digests)
+}
+
+// Warning is something about the wanted images an operator should fix. Message is a constant
+// log message; KeysAndValues say which image or entry.
+type Warning struct {
+	Message       string
+	KeysAndValues []any
+}
+
+// Warnings says which wanted images the kubelet's garbage collection would fight over (deleted
+// by the kubelet, pulled again by image-keeper), and which allowlist entries cannot be pulled.
+func (w *Wanted) Warnings() []Warning {
+	var out []Warning
+	if len(w.NotPullable) > 0 {
+		out = append(out, Warning{"Kubelet allowlist entries protect images but cannot be pulled; image-keeper skips them", []any{"entries", w.NotPullable}})
+	}
+	if w.Allowlist == nil {
+		return out
+	}
+	if w.AllowlistOff {
+		return append(out, Warning{"WARNING: the kubelet config has an allowlist but the ImageGCExclusion feature gate is off: the kubelet will garbage-collect every wanted image", nil})
+	}
+	if w.Allowlist.HasSelectors() {
+		return out // a selector may protect any image, once its labels are known
+	}
+	for _, img := range w.Images {
+		if w.AllowlistEntry(img) == "" {
+			out = append(out, Warning{"WARNING: wanted image is not protected by the kubelet's allowlist; the kubelet's image garbage collection will delete it and image-keeper will pull it again", []any{"image", img.Reference}})
+		}
+	}
+	return out
+}
+
+// LogWarnings logs Warnings, at start and after each reload.
+func (w *Wanted) LogWarnings(logger klog.Logger) {
+	for _, warning := range w.Warnings() {
+		logger.Info(warning.Message, warning.KeysAndValues...)
+	}
 }
 
 // Load reads every source. Each error names the file or flag, the entry and the reason.

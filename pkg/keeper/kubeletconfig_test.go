@@ -17,6 +17,7 @@ limitations under the License.
 package keeper
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -138,5 +139,51 @@ func TestWantedImagesCapped(t *testing.T) {
 	}
 	if _, err := Load(Sources{Images: refs[:MaxWantedImages]}); err != nil {
 		t.Fatalf("Load of exactly the cap: %v", err)
+	}
+}
+
+// Warnings name each wanted image the kubelet's allowlist does not protect, say when the gate is
+// off, and list entries image-keeper cannot pull; a selector may protect any image, so with one
+// no image is called unprotected.
+func TestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		config string
+		want   []string
+	}{
+		{"unprotected image", "featureGates: {ImageGCExclusion: true}\nimageGCExclude: [registry.k8s.io/pause:3.10, \"ghcr.io/acme/*\"]\n",
+			[]string{"cannot be pulled|[entries [ghcr.io/acme/*]]", "not protected by the kubelet's allowlist|[image docker.io/library/nginx:1]"}},
+		{"gate off", "imageGCExclude: [registry.k8s.io/pause:3.10]\n",
+			[]string{"feature gate is off"}},
+		{"selector", "featureGates: {ImageGCExclusion: true}\nimageGCExcludeSelectors: [cache.example.com/keep=true]\n",
+			[]string{"cannot be pulled|[entries [selector cache.example.com/keep=true]]"}},
+		{"all protected", "featureGates: {ImageGCExclusion: true}\nimageGCExclude: [docker.io/library/nginx:1]\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			writeFile(t, path, kubeletHeader+tc.config)
+			w, err := Load(Sources{Images: []string{"nginx:1"}, KubeletConfigFile: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, warning := range w.Warnings() {
+				got = append(got, fmt.Sprintf("%s %v", warning.Message, warning.KeysAndValues))
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("warnings %q; want %d", got, len(tc.want))
+			}
+			for i := range got {
+				for _, part := range strings.Split(tc.want[i], "|") {
+					if !strings.Contains(got[i], part) {
+						t.Errorf("warning %d = %q; want it to contain %q", i, got[i], part)
+					}
+				}
+			}
+		})
+	}
+	if w, err := Load(Sources{Images: []string{"nginx:1"}}); err != nil || len(w.Warnings()) != 0 {
+		t.Errorf("without a kubelet config: %v, %v", w.Warnings(), err)
 	}
 }
