@@ -19,6 +19,7 @@ limitations under the License.
 //
 //	image-keeper [flags]          run the reconcile loop (or one pass with --once)
 //	image-keeper status [flags]   print the wanted images as a table
+//	image-keeper explain [flags]  what the kubelet's image GC decides for each image, and why
 package main
 
 import (
@@ -74,6 +75,9 @@ var hupSignals = func() chan os.Signal {
 }()
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "explain" {
+		os.Exit(explainMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	status := len(os.Args) > 1 && os.Args[1] == "status"
 	args := os.Args[1:]
 	if status {

@@ -42,6 +42,33 @@ type kubeletConfig struct {
 	FeatureGates            map[string]bool `json:"featureGates"`
 	ImageGCExclude          []string        `json:"imageGCExclude"`
 	ImageGCExcludeSelectors []string        `json:"imageGCExcludeSelectors"`
+	// ImageGCExcludeBudgetPercent is nil when unset (no budget).
+	ImageGCExcludeBudgetPercent *int32 `json:"imageGCExcludeBudgetPercent"`
+}
+
+// KubeletAllowlist is the kubelet's image garbage collection allowlist, as the kubelet reads it
+// from its config file and drop-ins.
+type KubeletAllowlist struct {
+	// Patterns and Selectors are imageGCExclude and imageGCExcludeSelectors, as written.
+	Patterns, Selectors []string
+	// GateOn is the ImageGCExclusion feature gate; without it the kubelet keeps nothing.
+	GateOn bool
+	// BudgetPercent is imageGCExcludeBudgetPercent, 0 when unset (no budget).
+	BudgetPercent int32
+}
+
+// ReadKubeletAllowlist reads the allowlist from the kubelet's config file and drop-in directory
+// (dir may be empty), merged as the kubelet merges them.
+func ReadKubeletAllowlist(file, dir string) (*KubeletAllowlist, error) {
+	kc, err := readKubeletConfig(file, dir)
+	if err != nil {
+		return nil, err
+	}
+	a := &KubeletAllowlist{Patterns: kc.ImageGCExclude, Selectors: kc.ImageGCExcludeSelectors, GateOn: kc.FeatureGates["ImageGCExclusion"]}
+	if kc.ImageGCExcludeBudgetPercent != nil {
+		a.BudgetPercent = *kc.ImageGCExcludeBudgetPercent
+	}
+	return a, nil
 }
 
 // readKubeletConfig reads the kubelet's config file and its drop-in directory as the kubelet

@@ -38,8 +38,9 @@ const maxCRIMessageSize = 16 << 20
 // call, not a connection. (k8s.io/cri-client's builder leaves its connection open when the
 // runtime does not answer at start, and a retry loop leaks one per attempt.)
 type RuntimeImageService struct {
-	conn   *grpc.ClientConn
-	client runtimeapi.ImageServiceClient
+	conn    *grpc.ClientConn
+	client  runtimeapi.ImageServiceClient
+	runtime runtimeapi.RuntimeServiceClient
 }
 
 // NewRuntimeImageService returns a client of the CRI image service at endpoint
@@ -59,7 +60,7 @@ func NewRuntimeImageService(endpoint string) (*RuntimeImageService, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--runtime-endpoint %q: %w", endpoint, err)
 	}
-	return &RuntimeImageService{conn: conn, client: runtimeapi.NewImageServiceClient(conn)}, nil
+	return &RuntimeImageService{conn: conn, client: runtimeapi.NewImageServiceClient(conn), runtime: runtimeapi.NewRuntimeServiceClient(conn)}, nil
 }
 
 // ListImages lists the runtime's images.
@@ -83,6 +84,25 @@ func (s *RuntimeImageService) PullImage(ctx context.Context, image *runtimeapi.I
 		return "", err
 	}
 	return resp.GetImageRef(), nil
+}
+
+// ListContainers lists every container, running or exited: the kubelet counts the images of
+// all of them as in use.
+func (s *RuntimeImageService) ListContainers(ctx context.Context) ([]*runtimeapi.Container, error) {
+	resp, err := s.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetContainers(), nil
+}
+
+// ImageFsInfo returns the runtime's image filesystems (their mount points and usage).
+func (s *RuntimeImageService) ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error) {
+	resp, err := s.client.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetImageFilesystems(), nil
 }
 
 // Close closes the connection.

@@ -1,0 +1,170 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package explain
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
+)
+
+// Runtime is the part of CRI that Node asks.
+type Runtime interface {
+	allowlist.ImageStatusProvider
+	ListImages(ctx context.Context, filter *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error)
+	ListContainers(ctx context.Context) ([]*runtimeapi.Container, error)
+	ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error)
+}
+
+// Node lists the runtime's images, marks those a container (running or exited) uses, reads
+// labels when readLabels is set (the allowlist has selectors) with the kubelet's label reader,
+// and returns the image filesystem's capacity (0, with the reason, when it cannot be read: in a
+// pod, the runtime's directories are usually not mounted).
+func Node(ctx context.Context, rt Runtime, readLabels bool) (images []Image, capacity int64, capacityErr error, err error) {
+	list, err := rt.ListImages(ctx, nil)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("list images: %w", err)
+	}
+	containers, err := rt.ListContainers(ctx)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("list containers: %w", err)
+	}
+	// A container names its image by ID (ImageRef) and by what the pod spec said (Image).
+	used := map[string]bool{}
+	for _, c := range containers {
+		used[c.GetImageRef()] = true
+		used[c.GetImage().GetImage()] = true
+	}
+	var labels *allowlist.LabelReader
+	if readLabels {
+		labels = allowlist.NewLabelReader(rt)
+	}
+	for _, img := range list {
+		x := Image{ID: img.GetId(), RepoTags: img.GetRepoTags(), RepoDigests: img.GetRepoDigests(), Size: int64(img.GetSize()), Pinned: img.GetPinned()}
+		for _, name := range append(append([]string{x.ID}, x.RepoTags...), x.RepoDigests...) {
+			x.InUse = x.InUse || used[name]
+		}
+		if labels != nil {
+			l, err := labels.Read(ctx, x.ID, "")
+			if err != nil {
+				x.LabelsError = err.Error()
+			} else {
+				x.Labels = l
+				if x.Labels == nil {
+					x.Labels = map[string]string{}
+				}
+			}
+		}
+		images = append(images, x)
+	}
+	capacity, capacityErr = imageFsCapacity(ctx, rt)
+	return images, capacity, capacityErr, nil
+}
+
+// imageFsCapacity is the size of the filesystem under the runtime's first image filesystem, as
+// the kubelet's cadvisor reads it (statfs).
+func imageFsCapacity(ctx context.Context, rt Runtime) (int64, error) {
+	fss, err := rt.ImageFsInfo(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("image filesystem info: %w", err)
+	}
+	if len(fss) == 0 || fss[0].GetFsId().GetMountpoint() == "" {
+		return 0, errors.New("the runtime reports no image filesystem")
+	}
+	mountpoint := fss[0].GetFsId().GetMountpoint()
+	var st unix.Statfs_t
+	if err := unix.Statfs(mountpoint, &st); err != nil {
+		return 0, fmt.Errorf("image filesystem %s: %w (mount it, or run explain on the node)", mountpoint, err)
+	}
+	return int64(st.Blocks) * st.Bsize, nil
+}
+
+// MaxReferences bounds the lines ParseReferences reads.
+const MaxReferences = 100000
+
+// ParseReferences reads images from r, one per line: a reference (a tag or a digest; short
+// forms are normalized as the runtime would) or an image ID (sha256:<64 hex>), optionally
+// followed by whitespace and the image's labels as key=value pairs separated by commas. Blank
+// lines and lines starting with '#' are skipped. Every bad line is reported by number.
+func ParseReferences(r io.Reader) ([]Image, error) {
+	var images []Image
+	var errs []error
+	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 64*1024), 64*1024)
+	line := 0
+	for scanner.Scan() {
+		line++
+		text := strings.TrimSpace(scanner.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if len(images) == MaxReferences {
+			return nil, fmt.Errorf("more than %d references; review the allowlist against fewer at a time", MaxReferences)
+		}
+		ref, labelText, _ := strings.Cut(text, " ")
+		img, err := parseImage(ref, strings.TrimSpace(labelText))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+			continue
+		}
+		images = append(images, img)
+	}
+	if err := scanner.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	return images, errors.Join(errs...)
+}
+
+func parseImage(ref, labelText string) (Image, error) {
+	var img Image
+	switch {
+	case strings.HasPrefix(ref, "sha256:"):
+		if len(ref) != len("sha256:")+64 || strings.Trim(ref[len("sha256:"):], "0123456789abcdef") != "" {
+			return img, fmt.Errorf("%q: an image ID is sha256: and 64 lowercase hex digits", ref)
+		}
+		img.ID = ref
+	default:
+		p, err := allowlist.ParsePattern(ref)
+		if err != nil || !p.Pullable() {
+			return img, fmt.Errorf("%q is not an image reference with a tag or a digest; write one per line, e.g. registry.example.com/team/app:1.2", ref)
+		}
+		if p.Kind == allowlist.PatternDigest {
+			img.RepoDigests = []string{p.String()}
+		} else {
+			img.RepoTags = []string{p.String()}
+		}
+	}
+	if labelText != "" {
+		img.Labels = map[string]string{}
+		for _, pair := range strings.Split(labelText, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || k == "" {
+				return img, fmt.Errorf("%q: labels are key=value pairs separated by commas, e.g. tier=edge,team=a", labelText)
+			}
+			img.Labels[k] = v
+		}
+	}
+	return img, nil
+}
