@@ -15,13 +15,18 @@ limitations under the License.
 */
 
 // Package docs tests that the examples in this directory do what they say: every row of the
-// allowlist tables runs through the kubelet's own matcher, and every kubelet configuration
-// snippet compiles.
+// allowlist tables runs through the kubelet's own matcher, every kubelet configuration
+// snippet compiles, and the `image-keeper explain` session prints what it shows.
 package docs
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,5 +190,82 @@ func TestKubeletConfigExamples(t *testing.T) {
 	}
 	if found < 2 {
 		t.Fatalf("found %d KubeletConfiguration examples; want the ones in allowlist.md and README.md", found)
+	}
+}
+
+// fencedBlocks returns the fenced code blocks of doc after marker, in order: their info string
+// and body.
+func fencedBlocks(t *testing.T, doc, marker string) (infos, bodies []string) {
+	t.Helper()
+	i := strings.Index(doc, marker)
+	if i < 0 {
+		t.Fatalf("no %q in the doc", marker)
+	}
+	lines := strings.Split(doc[i:], "\n")
+	for j := 0; j < len(lines); j++ {
+		if !strings.HasPrefix(lines[j], "```") {
+			continue
+		}
+		info := strings.TrimPrefix(lines[j], "```")
+		var body []string
+		for j++; j < len(lines) && lines[j] != "```"; j++ {
+			body = append(body, lines[j])
+		}
+		infos, bodies = append(infos, info), append(bodies, strings.Join(body, "\n")+"\n")
+	}
+	return infos, bodies
+}
+
+// The `image-keeper explain` session in allowlist.md, run as written: the config and the image
+// list are the doc's, and the output and exit status must be the doc's, byte for byte.
+func TestExplainExample(t *testing.T) {
+	doc := readDoc(t, "allowlist.md")
+	infos, bodies := fencedBlocks(t, doc, "<!-- explain-example -->")
+	if len(infos) < 3 || infos[0] != "yaml" || infos[1] != "text" || infos[2] != "console" {
+		t.Fatalf("want yaml, text and console blocks after the marker; got %q", infos)
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{"review.conf": bodies[0], "images.txt": bodies[1]} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "image-keeper")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/image-keeper")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	session := strings.Split(strings.TrimSuffix(bodies[2], "\n"), "\n")
+	command := strings.TrimPrefix(session[0], "$ ")
+	args, input, ok := strings.Cut(command, " < ")
+	if !ok || !strings.HasPrefix(args, "image-keeper explain ") || session[len(session)-2] != "$ echo $?" {
+		t.Fatalf("the session is not `$ image-keeper explain … < file`, output, `$ echo $?`, status: %q", session)
+	}
+	wantOutput := strings.Join(session[1:len(session)-2], "\n") + "\n"
+	wantCode, err := strconv.Atoi(session[len(session)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := os.Open(filepath.Join(dir, input))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	cmd := exec.Command(bin, strings.Fields(args)[1:]...)
+	cmd.Dir, cmd.Stdin = dir, stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			t.Fatal(err)
+		}
+		code = exitErr.ExitCode()
+	}
+	if got := stdout.String() + stderr.String(); got != wantOutput || code != wantCode {
+		t.Errorf("`%s` printed (exit %d):\n%s\nthe doc says (exit %d):\n%s", command, code, got, wantCode, wantOutput)
 	}
 }

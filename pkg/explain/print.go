@@ -35,8 +35,23 @@ func PrintJSON(w io.Writer, r *Report) error {
 // PrintTable writes the report for people: one line per image, one per allowlist entry, and
 // the budget. Names and entries are quoted when they hold control characters.
 func PrintTable(w io.Writer, r *Report) error {
+	// References given on stdin have no ID and no size: their columns are left out.
+	showID, showSize := false, false
+	for _, x := range r.Images {
+		showID, showSize = showID || x.ID != "", showSize || x.Size > 0
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tID\tSIZE\tDECISION\tBY")
+	row := func(name, id, size, decision, by string) {
+		cols := []string{name}
+		if showID {
+			cols = append(cols, id)
+		}
+		if showSize {
+			cols = append(cols, size)
+		}
+		fmt.Fprintln(tw, strings.Join(append(cols, decision, by), "\t"))
+	}
+	row("IMAGE", "ID", "SIZE", "DECISION", "BY")
 	for _, x := range r.Images {
 		size := "-"
 		if x.Size > 0 {
@@ -46,7 +61,7 @@ func PrintTable(w io.Writer, r *Report) error {
 		if x.AtRisk {
 			decision += " (over budget)"
 		}
-		by := ""
+		by := "-"
 		if x.Entry != "" {
 			by = x.Field + " " + strconv.Quote(x.Entry)
 			if x.MatchedBy != "" && x.MatchedBy != x.Name() {
@@ -56,7 +71,7 @@ func PrintTable(w io.Writer, r *Report) error {
 		if x.Decision == LabelsUnknown {
 			by = "labels unreadable: " + safe(x.LabelsError)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safe(x.Name()), shortID(x.ID), size, decision, by)
+		row(safe(x.Name()), shortID(x.ID), size, decision, by)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
