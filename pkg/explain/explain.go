@@ -224,7 +224,7 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 	sort.SliceStable(r.Images, func(i, j int) bool { return r.Images[i].Name() < r.Images[j].Name() })
 
 	if al.BudgetPercent > 0 && al.BudgetPercent < 100 && !r.GateOff {
-		b := &Budget{Percent: al.BudgetPercent, CapacityBytes: capacity, Bytes: capacity * int64(al.BudgetPercent) / 100}
+		b := &Budget{Percent: al.BudgetPercent, CapacityBytes: capacity, Bytes: allowlist.BudgetBytes(capacity, int(al.BudgetPercent))}
 		var sizes []int64
 		for _, x := range r.Images {
 			if x.Decision == Kept {
@@ -233,18 +233,10 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 			}
 		}
 		if b.Over() {
-			// The kubelet holds kept images most recently used first until one does not fit, and
-			// collects the rest; the most it can hold is the smallest first.
+			// The kubelet holds the kept images that fit, most recently used first, with the
+			// rule below; the most it can hold in any order is the smallest first.
 			sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
-			var held int64
-			fit := 0
-			for _, size := range sizes {
-				if held+size > b.Bytes {
-					break
-				}
-				held += size
-				fit++
-			}
+			fit := allowlist.WithinBudget(sizes, b.Bytes)
 			b.AtLeast = len(sizes) - fit
 			for i := range r.Images {
 				if r.Images[i].Decision == Kept {

@@ -699,6 +699,32 @@ func TestAllowlistBudget(t *testing.T) {
 	if n.Kubelet.CountInLog(`"Image garbage collection allowlist is over its budget" images=1`) == 0 {
 		t.Error("the kubelet did not log that the allowlist is over its budget by one image")
 	}
+
+	// explain reads the image filesystem's capacity as the kubelet does and applies the same
+	// budget rule: the two images left fit 10% of 256 MiB; with 5% at least one must go.
+	explained := func(config string) *explain.Budget {
+		t.Helper()
+		out, stderr, code := runExplain(t, n, "", "--kubelet-config", config, "-o", "json")
+		var r explain.Report
+		if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Budget == nil {
+			t.Fatalf("explain: exit %d, %v, %s\n%s", code, err, stderr, out)
+		}
+		return r.Budget
+	}
+	if b := explained(config); b.CapacityBytes != 256<<20 || b.Bytes != (256<<20)/10 || b.Over() || b.KeptBytes < 20<<20 {
+		t.Errorf("explain's budget with 10%%: %+v; want the 256 MiB capacity, within budget", b)
+	}
+	tight, err := n.WriteKubeletConfig("kubelet-tight", framework.KubeletConfig{
+		Gate:    true,
+		Exclude: []string{n.RegistryAddr + "/e2e/budget"},
+		Extra:   "imageGCExcludeBudgetPercent: 5\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := explained(tight); !b.Over() || b.AtLeast != 1 {
+		t.Errorf("explain's budget with 5%%: %+v; want over, at least one image collected", b)
+	}
 }
 
 // runKeeperOnce runs `image-keeper --once` against the node's containerd and returns its exit
