@@ -29,9 +29,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 )
 
@@ -267,5 +269,31 @@ func TestExplainExample(t *testing.T) {
 	}
 	if got := stdout.String() + stderr.String(); got != wantOutput || code != wantCode {
 		t.Errorf("`%s` printed (exit %d):\n%s\nthe doc says (exit %d):\n%s", command, code, got, wantCode, wantOutput)
+	}
+}
+
+// statusExample is the state the `image-keeper status` example in image-keeper.md shows: one
+// image present and protected, one missing behind a registry that refuses connections.
+func statusExample() keeper.Status {
+	at := time.Date(2026, 11, 29, 17, 2, 11, 0, time.UTC)
+	return keeper.Status{
+		LastReconcile: at,
+		Images: []keeper.ImageState{
+			{Reference: "docker.io/library/nginx:1.27", Source: "config", Present: true, ImageID: "sha256:1b5e2c9f0a4d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b", Size: 1 << 20,
+				Protected: keeper.Protection{State: keeper.Protected, Entry: "nginx"}, LastPull: at},
+			{Reference: "example.com/missing:1", Source: "config",
+				Protected: keeper.Protection{State: keeper.Unprotected, Reason: "the kubelet's garbage collection would delete it"},
+				LastError: `rpc error: code = Unknown desc = failed to pull and unpack image "example.com/missing:1": dial tcp 127.0.0.1:5000: connect: connection refused`, Failures: 3},
+		},
+	}
+}
+
+// The status table in image-keeper.md is what PrintStatus prints for statusExample.
+func TestStatusExample(t *testing.T) {
+	_, bodies := fencedBlocks(t, readDoc(t, "image-keeper.md"), "<!-- status-example -->")
+	var out bytes.Buffer
+	keeper.PrintStatus(&out, statusExample())
+	if len(bodies) == 0 || bodies[0] != out.String() {
+		t.Errorf("image-keeper.md's status example is not what `image-keeper status` prints; it prints:\n%s", out.String())
 	}
 }
