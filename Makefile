@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo all build kubelet image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
+.PHONY: demo all build kubelet control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -14,6 +14,9 @@ build: kubelet image-keeper ## Same as all
 
 kubelet: ## Build the patched kubelet into _output/bin/kubelet
 	@$(STAGE) kubelet cmd/kubelet/build.sh
+
+control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler (same tree) for the cluster e2e
+	@$(STAGE) control-plane hack/build-kube.sh etcd kube-apiserver kube-controller-manager kube-scheduler
 
 image-keeper: ## Build image-keeper into _output/bin/image-keeper
 	@mkdir -p $(BIN)
@@ -55,7 +58,7 @@ demo: build ## Build, then show the allowlist and image-keeper on a throwaway lo
 	go run ./test/e2e/demo --repo . --bin $(BIN)
 
 E2E_RUN ?= .
-e2e: build ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper); root
+e2e: build control-plane ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh
 	go test -tags e2e -count=1 -timeout 40m -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; exit $${PIPESTATUS[0]}
 

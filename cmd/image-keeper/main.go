@@ -42,6 +42,7 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/credentialplugin"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 )
 
 // config is everything the flags say.
@@ -56,6 +57,9 @@ type config struct {
 	providerBinDir   string        // the kubelet's --image-credential-provider-bin-dir
 	server           string        // status: ask a running daemon instead of the runtime
 	timeout          time.Duration // status: bound on the whole answer
+	kubeconfig       string        // the API server to publish the node's cache state on
+	nodeName         string
+	heartbeat        time.Duration
 }
 
 // Floors of the duration flags: below them the loop would spin or never finish a pull.
@@ -126,6 +130,9 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.BoolVar(&cfg.once, "once", false, "Reconcile once, print the status table and exit; non-zero if a wanted image is still missing.")
 		fs.StringVar(&cfg.providerConfig, "image-credential-provider-config", "", "The kubelet's CredentialProviderConfig file: its exec plugins give registry logins (ECR, GCR, ACR, ...) as they do to the kubelet. Tried after --docker-config.")
 		fs.StringVar(&cfg.providerBinDir, "image-credential-provider-bin-dir", "", "The directory of the credential provider plugin binaries, as on the kubelet.")
+		fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "A kubeconfig of the API server on which to publish the node's image cache state (condition ImageCacheReady, removal of the startup taint "+nodestatus.StartupTaintKey+", annotation "+nodestatus.WantedHashAnnotation+"). In a pod with a service account token, the in-cluster config is used without it; with neither, nothing is published.")
+		fs.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "This node's name, as the kubelet registered it (default $NODE_NAME, from the downward API).")
+		fs.DurationVar(&cfg.heartbeat, "node-status-heartbeat", time.Minute, "How often the condition is published when nothing changed.")
 		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
 	}
 	klogFlags := goflagSet()
@@ -147,6 +154,9 @@ func parseFlags(args []string, status bool) (*config, error) {
 		if f.value < f.min {
 			return nil, fmt.Errorf("%s %v: must be at least %v", f.flag, f.value, f.min)
 		}
+	}
+	if !status && cfg.heartbeat < 10*time.Second {
+		return nil, fmt.Errorf("--node-status-heartbeat %v: must be at least 10s", cfg.heartbeat)
 	}
 	if cfg.options.PullConcurrency < 1 {
 		return nil, fmt.Errorf("--pull-concurrency %d: must be at least 1", cfg.options.PullConcurrency)
@@ -248,6 +258,17 @@ func run(ctx context.Context, cfg *config) error {
 		watcher.Run(gctx, hupSignals, reload)
 		return nil
 	})
+
+	publisher, err := newPublisher(cfg)
+	if err != nil {
+		return err
+	}
+	if publisher != nil {
+		g.Go(func() error {
+			publishNodeStatus(gctx, publisher, k)
+			return nil
+		})
+	}
 
 	logger.Info("Keeping images present", "wanted", len(wanted.Images), "interval", cfg.options.Interval, "pullConcurrency", cfg.options.PullConcurrency, "runtime", cfg.runtimeEndpoint)
 	g.Go(func() error {

@@ -113,10 +113,12 @@ func newNodeOn(t *testing.T, runtime framework.Containerd, before ...func(*frame
 		t.Fatal(err)
 	}
 	start := time.Now()
+	// Logs of an earlier failed run go now; components that outlive the node (a control plane)
+	// add theirs beside the node's.
+	dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
+	_ = os.RemoveAll(dest)
 	t.Cleanup(func() {
 		if t.Failed() {
-			dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
-			_ = os.RemoveAll(dest)
 			_ = os.MkdirAll(dest, 0o755)
 			for _, p := range []*framework.Process{n.Registry, n.Containerd, n.Kubelet, n.Keeper} {
 				if p == nil {

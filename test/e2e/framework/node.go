@@ -161,6 +161,9 @@ func Eventually(timeout, interval time.Duration, cond func() bool) bool {
 	}
 }
 
+// NodeName is the throwaway node's name (the kubelet's --hostname-override).
+const NodeName = "e2e-node"
+
 // Node is a throwaway node under Root.
 type Node struct {
 	Root string
@@ -184,6 +187,10 @@ type Node struct {
 	// bridge only this host reaches, configured for containerd's CNI (see podnetwork.go).
 	PodNetwork bool
 	podNetwork *podNetwork
+	// KubeletKubeconfig, when set, joins the kubelet to a control plane (ControlPlane's
+	// NodeKubeconfig) as node NodeName; RegisterWithTaints are its --register-with-taints.
+	KubeletKubeconfig  string
+	RegisterWithTaints []string
 
 	// KeeperAddr is image-keeper's --listen address.
 	KeeperAddr string
@@ -617,8 +624,14 @@ func (n *Node) RunKubelet(logName, config string) (*Process, error) {
 		"--config", config,
 		"--root-dir", n.path("kubelet", "root"),
 		"--cert-dir", n.path("kubelet", "pki"),
-		"--hostname-override", "e2e-node",
+		"--hostname-override", NodeName,
 		"-v=5",
+	}
+	if n.KubeletKubeconfig != "" {
+		args = append(args, "--kubeconfig", n.KubeletKubeconfig)
+		if len(n.RegisterWithTaints) > 0 {
+			args = append(args, "--register-with-taints", strings.Join(n.RegisterWithTaints, ","))
+		}
 	}
 	if dir := dropInDir(config); isDir(dir) {
 		args = append(args, "--config-dir", dir)
@@ -705,7 +718,7 @@ func (n *Node) ContainerRunning(podName string) (bool, error) {
 	}
 	list, err := rs.ListContainers(ctx, &runtimeapi.ContainerFilter{
 		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-e2e-node"},
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + NodeName},
 	})
 	if err != nil {
 		return false, err
@@ -722,7 +735,7 @@ func (n *Node) RemovePod(podName string) error {
 	if err != nil {
 		return err
 	}
-	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-e2e-node"}})
+	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + NodeName}})
 	if err != nil {
 		return err
 	}

@@ -58,8 +58,19 @@ func newPodNetwork(root string) podNetwork {
 	}
 }
 
+// PodNetworkGateway creates the node's pod network if need be (see setupPodNetwork) and returns
+// the host's address on it: what pods reach the host at, e.g. a control plane's API server.
+func (n *Node) PodNetworkGateway() (string, error) {
+	if n.podNetwork == nil {
+		if err := n.setupPodNetwork(); err != nil {
+			return "", err
+		}
+	}
+	return n.podNetwork.Gateway, nil
+}
+
 // setupPodNetwork creates the node's bridge (up, with the gateway address) and writes the CNI
-// config containerd reads from confDir.
+// config containerd reads from confDir. It may run again (containerd restarts).
 func (n *Node) setupPodNetwork() error {
 	if _, err := os.Stat(CNIBinDir + "/bridge"); err != nil {
 		return fmt.Errorf("the CNI plugins are not installed (%v); run hack/install-e2e-deps.sh", err)
@@ -134,7 +145,7 @@ func (n *Node) PodIP(podName string) (string, error) {
 	}
 	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{
 		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
-		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-e2e-node"},
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + NodeName},
 	})
 	if err != nil {
 		return "", err

@@ -1,0 +1,95 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
+)
+
+const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// newPublisher returns the node status publisher, or nil when there is no API server: no
+// --kubeconfig, and no service account token (outside a pod, or automountServiceAccountToken:
+// false).
+func newPublisher(cfg *config) (*nodestatus.Publisher, error) {
+	var restConfig *rest.Config
+	var err error
+	switch {
+	case cfg.kubeconfig != "":
+		if restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", cfg.kubeconfig, err)
+		}
+	case os.Getenv("KUBERNETES_SERVICE_HOST") == "":
+		return nil, nil // not in a pod
+	default:
+		if _, err := os.Stat(serviceAccountToken); os.IsNotExist(err) {
+			return nil, nil // a pod without a token: automountServiceAccountToken: false
+		}
+		if restConfig, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+	}
+	if cfg.nodeName == "" {
+		return nil, errors.New("publishing the node's image cache state needs the node's name: set --node-name, or NODE_NAME from the downward API (fieldRef: spec.nodeName)")
+	}
+	restConfig.UserAgent = "image-keeper"
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	p := nodestatus.NewPublisher(client, cfg.nodeName)
+	p.Heartbeat = cfg.heartbeat
+	return p, nil
+}
+
+// publishNodeStatus publishes the keeper's state every couple of seconds until ctx is done; the
+// publisher calls the API server only on a change or a due heartbeat. A failure is logged when
+// it differs from the previous one, and retried on the next tick.
+func publishNodeStatus(ctx context.Context, p *nodestatus.Publisher, k *keeper.Keeper) {
+	logger := klog.FromContext(ctx)
+	ticker := time.NewTicker(2 * time.Second)
+	defer ticker.Stop()
+	lastErr := ""
+	for {
+		err := p.Publish(ctx, nodestatus.StateOf(k.Status()))
+		switch {
+		case err != nil && err.Error() != lastErr && ctx.Err() == nil:
+			logger.Error(err, "Publishing the node's image cache state failed; retrying")
+			lastErr = err.Error()
+		case err == nil && lastErr != "":
+			logger.Info("Publishing the node's image cache state works again")
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build upstream commands from the assembled tree (upstream ${UPSTREAM_VERSION} + patches/) into
+# _output/bin, stamped v<upstream>-imagecache.<n> (n = commits of this repo):
+#   hack/build-kube.sh kubelet
+#   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd
+# etcd is the server upstream's go.mod pins (go.etcd.io/etcd/server/v3, whose root package is
+# etcd's main), built from the same module graph: the version upstream's own tests run against.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, etcd)"
+"${REPO_ROOT}/hack/assemble-upstream.sh"
+
+if git -C "${REPO_ROOT}" rev-parse -q --verify HEAD >/dev/null; then
+  build_number=$(git -C "${REPO_ROOT}" rev-list --count HEAD)
+  commit=$(git -C "${REPO_ROOT}" rev-parse HEAD)
+  tree_state=clean
+  [[ -z "$(git -C "${REPO_ROOT}" status --porcelain --untracked-files=no)" ]] || tree_state=dirty
+  # The build date is the commit's: the same commit builds the same binary.
+  export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "${REPO_ROOT}" log -1 --format=%ct)}
+else
+  build_number=0 commit=unknown tree_state=dirty
+  export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
+fi
+version="${UPSTREAM_VERSION}-imagecache.${build_number}"
+minor=${UPSTREAM_VERSION#v1.}
+minor=${minor%%.*}
+build_date=$(date -u --date="@${SOURCE_DATE_EPOCH}" +'%Y-%m-%dT%H:%M:%SZ')
+
+ldflags=("-s" "-w")
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=(
+    "-X '${pkg}.gitVersion=${version}'"
+    "-X '${pkg}.gitMajor=1'"
+    "-X '${pkg}.gitMinor=${minor}'"
+    "-X '${pkg}.gitCommit=${commit}'"
+    "-X '${pkg}.gitTreeState=${tree_state}'"
+    "-X '${pkg}.buildDate=${build_date}'"
+  )
+done
+
+mkdir -p "${OUTPUT_DIR}/bin"
+for cmd in "$@"; do
+  case "${cmd}" in
+    kubelet | kube-apiserver | kube-controller-manager | kube-scheduler) pkg="./cmd/${cmd}" ;;
+    etcd) pkg="go.etcd.io/etcd/server/v3" ;;
+    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler or etcd" ;;
+  esac
+  out="${OUTPUT_DIR}/bin/${cmd}"
+  log "building ${cmd} ${version} (${tree_state}) -> ${out}"
+  start=${SECONDS}
+  (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
+  log "built ${out} in $((SECONDS - start))s: $("${out}" --version 2>&1 | head -1)"
+done

@@ -1,0 +1,225 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package nodestatus publishes a node's image cache state on its Node object, with Kubernetes'
+// own mechanisms, so that a node takes no pods before its cache is warm:
+//
+//   - the node condition ImageCacheReady (True when every wanted image is present; the reason
+//     and message say how many are missing and which), patched on change and as a heartbeat, the
+//     way node-problem-detector publishes its conditions;
+//   - the removal of the startup taint StartupTaintKey (NoSchedule), which the kubelet registers
+//     the node with (--register-with-taints), once the cache is warm for the first time, the way
+//     CNI agents remove their not-ready taint; it is never added back;
+//   - the wanted set's hash in the annotation WantedHashAnnotation, so that a rollout of a new
+//     image list can be followed node by node.
+package nodestatus
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+)
+
+const (
+	// ConditionType is the node condition image-keeper owns.
+	ConditionType corev1.NodeConditionType = "ImageCacheReady"
+	// StartupTaintKey is the taint a node is registered with and image-keeper removes once the
+	// cache is warm: kubelet --register-with-taints=imagecache.kubelet-imagecache.io/not-ready=:NoSchedule.
+	StartupTaintKey = "imagecache.kubelet-imagecache.io/not-ready"
+	// WantedHashAnnotation holds the hash of the wanted images (WantedHash).
+	WantedHashAnnotation = "imagecache.kubelet-imagecache.io/wanted-hash"
+
+	// Reasons of the condition.
+	ReasonWarm           = "AllImagesPresent"
+	ReasonMissing        = "ImagesMissing"
+	ReasonNoPass         = "NotReconciled"
+	ReasonWaitingKubelet = "KubeletConfigMissing"
+
+	// maxListed bounds the images named in the condition's message.
+	maxListed = 5
+)
+
+// State is what the publisher is told after each pass.
+type State struct {
+	// Wanted are the wanted images' references; Missing those not present.
+	Wanted, Missing []string
+	// Reconciled is false until a pass has reached the runtime.
+	Reconciled bool
+	// KubeletConfigMissing says why the kubelet config, which may name wanted images, could not
+	// be read yet ("" when read or not used).
+	KubeletConfigMissing string
+}
+
+// StateOf is the state of a keeper's status. A runtime that is unreachable now does not change
+// it: the images found by the last pass that reached it are still on disk.
+func StateOf(s keeper.Status) State {
+	st := State{Reconciled: !s.LastReconcile.IsZero(), KubeletConfigMissing: s.KubeletConfigMissing}
+	for _, img := range s.Images {
+		st.Wanted = append(st.Wanted, img.Reference)
+		if !img.Present {
+			st.Missing = append(st.Missing, img.Reference)
+		}
+	}
+	return st
+}
+
+// WantedHash is a short hash of the set of wanted references (order does not matter).
+func WantedHash(wanted []string) string {
+	sorted := slices.Clone(wanted)
+	slices.Sort(sorted)
+	sum := sha256.Sum256([]byte(strings.Join(sorted, "\n")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Condition is the ImageCacheReady condition for a state (times not set).
+func Condition(s State) corev1.NodeCondition {
+	c := corev1.NodeCondition{Type: ConditionType}
+	switch {
+	case s.KubeletConfigMissing != "":
+		c.Status, c.Reason, c.Message = corev1.ConditionFalse, ReasonWaitingKubelet, "waiting for the kubelet config, which may name images to keep: "+s.KubeletConfigMissing
+	case !s.Reconciled:
+		c.Status, c.Reason, c.Message = corev1.ConditionFalse, ReasonNoPass, "image-keeper has not reached the container runtime yet"
+	case len(s.Missing) == 0:
+		c.Status, c.Reason, c.Message = corev1.ConditionTrue, ReasonWarm, fmt.Sprintf("all %d wanted images are present", len(s.Wanted))
+	default:
+		listed := s.Missing
+		more := ""
+		if len(listed) > maxListed {
+			listed, more = listed[:maxListed], fmt.Sprintf(" and %d more", len(s.Missing)-maxListed)
+		}
+		c.Status, c.Reason = corev1.ConditionFalse, ReasonMissing
+		c.Message = fmt.Sprintf("%d of %d wanted images missing: %s%s", len(s.Missing), len(s.Wanted), strings.Join(listed, ", "), more)
+	}
+	return c
+}
+
+// Publisher writes State to one Node.
+type Publisher struct {
+	client kubernetes.Interface
+	node   string
+	// Heartbeat is how often the condition is patched when nothing changed.
+	Heartbeat time.Duration
+	now       func() time.Time
+
+	last          *corev1.NodeCondition // as last published
+	lastHeartbeat time.Time
+	lastHash      string
+	untainted     bool
+}
+
+// NewPublisher publishes on node through client.
+func NewPublisher(client kubernetes.Interface, node string) *Publisher {
+	return &Publisher{client: client, node: node, Heartbeat: time.Minute, now: time.Now}
+}
+
+// Publish patches the condition when it changed or a heartbeat is due, the annotation when the
+// wanted set changed, and removes the startup taint the first time the cache is warm.
+func (p *Publisher) Publish(ctx context.Context, s State) error {
+	logger := klog.FromContext(ctx)
+	now := p.now()
+	c := Condition(s)
+	changed := p.last == nil || p.last.Status != c.Status || p.last.Reason != c.Reason || p.last.Message != c.Message
+	if changed || now.Sub(p.lastHeartbeat) >= p.Heartbeat {
+		c.LastHeartbeatTime = metav1.NewTime(now)
+		c.LastTransitionTime = c.LastHeartbeatTime
+		if p.last != nil && p.last.Status == c.Status {
+			c.LastTransitionTime = p.last.LastTransitionTime
+		}
+		// Conditions merge by type in a strategic merge patch: the kubelet's are left alone.
+		patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{c}}})
+		if err != nil {
+			return err
+		}
+		if _, err := p.client.CoreV1().Nodes().PatchStatus(ctx, p.node, patch); err != nil {
+			return fmt.Errorf("node %s: patch condition %s: %w", p.node, ConditionType, err)
+		}
+		if changed {
+			logger.Info("Published node condition", "node", p.node, "type", ConditionType, "status", c.Status, "reason", c.Reason, "message", c.Message)
+		}
+		p.last, p.lastHeartbeat = &c, now
+	}
+
+	if hash := WantedHash(s.Wanted); hash != p.lastHash {
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{WantedHashAnnotation: hash}}})
+		if err != nil {
+			return err
+		}
+		if _, err := p.client.CoreV1().Nodes().Patch(ctx, p.node, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("node %s: annotate %s: %w", p.node, WantedHashAnnotation, err)
+		}
+		p.lastHash = hash
+	}
+
+	if c.Status == corev1.ConditionTrue && !p.untainted {
+		removed, err := p.removeStartupTaint(ctx)
+		if err != nil {
+			return err
+		}
+		if removed {
+			logger.Info("Image cache warm: removed the startup taint", "node", p.node, "taint", StartupTaintKey)
+		}
+		p.untainted = true
+	}
+	return nil
+}
+
+// removeStartupTaint removes StartupTaintKey from the node's taints with a merge patch that
+// carries the node's resourceVersion, so that a concurrent change to the taints is not lost
+// (the patch then conflicts, and is made again from the new taints).
+func (p *Publisher) removeStartupTaint(ctx context.Context) (removed bool, err error) {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node, err := p.client.CoreV1().Nodes().Get(ctx, p.node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		kept := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool { return t.Key == StartupTaintKey })
+		if len(kept) == len(node.Spec.Taints) {
+			removed = false
+			return nil
+		}
+		if kept == nil {
+			kept = []corev1.Taint{}
+		}
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": node.ResourceVersion},
+			"spec":     map[string]any{"taints": kept},
+		})
+		if err != nil {
+			return err
+		}
+		_, err = p.client.CoreV1().Nodes().Patch(ctx, p.node, types.MergePatchType, patch, metav1.PatchOptions{})
+		removed = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("node %s: remove taint %s: %w", p.node, StartupTaintKey, err)
+	}
+	return removed, nil
+}
