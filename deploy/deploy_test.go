@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
@@ -73,8 +75,15 @@ func TestDaemonSetManifest(t *testing.T) {
 			if len(spec.Containers) != 1 || !strings.Contains(strings.Join(spec.Containers[0].Args, " "), "--runtime-endpoint=unix:///run/containerd/containerd.sock") {
 				t.Errorf("DaemonSet container args: %v", spec.Containers)
 			}
-			if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-				t.Error("the DaemonSet mounts a service account token image-keeper does not use")
+			if spec.ServiceAccountName != "image-keeper" {
+				t.Errorf("the DaemonSet runs as service account %q; want image-keeper, which deploy/rbac.yaml binds", spec.ServiceAccountName)
+			}
+			nodeName := false
+			for _, e := range spec.Containers[0].Env {
+				nodeName = nodeName || e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName"
+			}
+			if !nodeName {
+				t.Error("the DaemonSet does not give image-keeper NODE_NAME from spec.nodeName")
 			}
 			if spec.HostNetwork {
 				t.Error("the DaemonSet uses the host network; image-keeper serves on its pod IP")
@@ -179,5 +188,53 @@ func TestSystemdUnitExposure(t *testing.T) {
 	t.Logf("systemd-analyze security --offline: exposure %.1f", exposure)
 	if exposure > 2.0 {
 		t.Errorf("exposure %.1f; want at most 2.0:\n%s", exposure, out)
+	}
+}
+
+// rbac.yaml grants what image-keeper's node status publishing needs and nothing more, to the
+// service account the DaemonSet runs as.
+func TestRBAC(t *testing.T) {
+	data, err := os.ReadFile("rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	var binding rbacv1.ClusterRoleBinding
+	var sa corev1.ServiceAccount
+	for i, doc := range strings.Split(string(data), "\n---\n") {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		var into any
+		switch meta.Kind {
+		case "ClusterRole":
+			into = &role
+		case "ClusterRoleBinding":
+			into = &binding
+		case "ServiceAccount":
+			into = &sa
+		default:
+			t.Fatalf("document %d: unexpected kind %q", i, meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+			t.Fatalf("%s: %v", meta.Kind, err)
+		}
+	}
+	got := map[string]string{}
+	for _, r := range role.Rules {
+		if len(r.APIGroups) != 1 || r.APIGroups[0] != "" || len(r.ResourceNames) != 0 || len(r.NonResourceURLs) != 0 {
+			t.Errorf("rule %+v reaches beyond the core group's node resources", r)
+		}
+		for _, res := range r.Resources {
+			got[res] = strings.Join(r.Verbs, ",")
+		}
+	}
+	if want := map[string]string{"nodes": "get,patch", "nodes/status": "patch"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ClusterRole grants %v; want exactly %v", got, want)
+	}
+	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" ||
+		binding.Subjects[0].Name != sa.Name || binding.Subjects[0].Namespace != sa.Namespace || sa.Namespace != "image-keeper" || sa.Name != "image-keeper" {
+		t.Errorf("the binding %+v does not bind the ClusterRole to image-keeper/image-keeper (%s/%s)", binding, sa.Namespace, sa.Name)
 	}
 }

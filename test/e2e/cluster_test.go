@@ -20,16 +20,24 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -176,18 +184,7 @@ func TestWarmNodeGate(t *testing.T) {
 	if err := c.StartKubelet(config); err != nil {
 		t.Fatal(err)
 	}
-	// Ready (the node lifecycle controller's not-ready taint gone), and only our taint left.
-	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-		node, err := c.client.CoreV1().Nodes().Get(ctx, framework.NodeName, metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		ready := condition(node, corev1.NodeReady)
-		return ready != nil && ready.Status == corev1.ConditionTrue && len(node.Spec.Taints) == 1 && tainted(node)
-	}) {
-		node, _ := c.client.CoreV1().Nodes().Get(ctx, framework.NodeName, metav1.GetOptions{})
-		t.Fatalf("the node is not Ready with the startup taint alone: %+v; kubelet: %s", node, framework.Tail(c.Kubelet, 20))
-	}
+	c.waitTaintedReady(t)
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
@@ -293,5 +290,230 @@ func TestWarmNodeGate(t *testing.T) {
 		return cond != nil && cond.Status == corev1.ConditionTrue
 	}) {
 		t.Fatal("the condition did not turn True after the restore")
+	}
+}
+
+// applyManifest server-side applies each document of a manifest, as `kubectl apply
+// --server-side` does, after edit (which may change the object, or return nil to apply the
+// document as it is).
+func (c *clusterNode) applyManifest(t *testing.T, path string, edit func(kind string, doc []byte) any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", c.cp.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(restConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resources := map[string]schema.GroupVersionResource{
+		"Namespace":          {Version: "v1", Resource: "namespaces"},
+		"ServiceAccount":     {Version: "v1", Resource: "serviceaccounts"},
+		"ConfigMap":          {Version: "v1", Resource: "configmaps"},
+		"ClusterRole":        {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+		"ClusterRoleBinding": {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
+		"DaemonSet":          {Group: "apps", Version: "v1", Resource: "daemonsets"},
+	}
+	for i, doc := range strings.Split(string(data), "\n---\n") {
+		var obj unstructured.Unstructured
+		js, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s document %d: %v", path, i, err)
+		}
+		if err := obj.UnmarshalJSON(js); err != nil {
+			t.Fatalf("%s document %d: %v", path, i, err)
+		}
+		if edit != nil {
+			if changed := edit(obj.GetKind(), js); changed != nil {
+				if js, err = json.Marshal(changed); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		gvr, ok := resources[obj.GetKind()]
+		if !ok {
+			t.Fatalf("%s: kind %s is not in this test's table", path, obj.GetKind())
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
+		if ns := obj.GetNamespace(); ns != "" {
+			ri = dyn.Resource(gvr).Namespace(ns)
+		}
+		force := true
+		if _, err := ri.Patch(context.Background(), obj.GetName(), types.ApplyPatchType, js, metav1.PatchOptions{FieldManager: "e2e-kubectl", Force: &force}); err != nil {
+			t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+}
+
+// pushKeeperImage builds image-keeper's OCI image (`make image`'s builder) and pushes it to the
+// node's registry.
+func pushKeeperImage(t *testing.T, n *framework.Node) string {
+	t.Helper()
+	layout := filepath.Join(n.Root, "image-keeper.oci")
+	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
+	for _, args := range [][]string{
+		{"run", "./hack/image", "build", "--binary", filepath.Join(binDir, "image-keeper"), "--version", "e2e", "--out", layout},
+		{"run", "./hack/image", "push", "--layout", layout, "--ref", ref, "--plain-http"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return ref
+}
+
+// deploy/ as a user applies it, on a real cluster: rbac.yaml and daemonset.yaml server-side
+// applied, the DaemonSet's image the one `make image` builds, pushed to the registry. The
+// DaemonSet controller runs image-keeper on the node registered with the startup taint (the pod
+// tolerates it); a Deployment stays Pending until image-keeper, with only its service account's
+// RBAC, has pulled the allowlist, set ImageCacheReady and removed the taint; the Deployment's
+// pod then starts with no registry request for its image. Changing the ConfigMap's image list
+// rolls out to the node: the wanted-hash annotation changes and the new image is pulled.
+//
+// Changed from the manifests, and why: the hostPaths (the throwaway node's containerd socket
+// directory and kubelet config live under its root), the image, the ConfigMap's list (this
+// test's images), and KUBERNETES_SERVICE_HOST/PORT: this cluster runs no kube-proxy, so the
+// service IP the kubelet would put there leads nowhere; the API server's own address stands in.
+func TestClusterDaemonSet(t *testing.T) {
+	c := newClusterNode(t)
+	ctx := context.Background()
+	pause := push(t, c.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	app := push(t, c.Node, framework.ImageSpec{Repository: "e2e/app", Tag: "1", PadBytes: 4 << 20})
+	next := push(t, c.Node, framework.ImageSpec{Repository: "e2e/next", Tag: "1"})
+	keeperRef := pushKeeperImage(t, c.Node)
+	startContainerd(t, c.Node, pause)
+	// The kubelet's allowlist protects the registry's e2e images; a wildcard is not pullable, so
+	// what image-keeper pulls is the ConfigMap's list alone.
+	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{c.RegistryAddr + "/e2e/*"}, NoPressure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	c.waitTaintedReady(t)
+
+	// The workload first: it must wait for the cache.
+	replicas := int32(1)
+	labels := map[string]string{"app": "app"}
+	deployment := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: new(int64),
+					Containers:                    []corev1.Container{{Name: "app", Image: app.Ref, ImagePullPolicy: corev1.PullIfNotPresent}},
+				},
+			},
+		},
+	}
+	if _, err := c.client.AppsV1().Deployments("default").Create(ctx, deployment, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	configMap := func(refs ...string) string {
+		return "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [" + strings.Join(refs, ", ") + "]\n"
+	}
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(c.cp.Server, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPaths := map[string]string{
+		"/run/containerd":                filepath.Dir(strings.TrimPrefix(c.ContainerdSocket(), "unix://")),
+		"/var/lib/kubelet/config.yaml":   config,
+		"/etc/kubernetes/kubelet.conf.d": filepath.Join(c.Root, "kubelet", "conf.d"),
+	}
+	edit := func(list []string) func(kind string, doc []byte) any {
+		return func(kind string, doc []byte) any {
+			switch kind {
+			case "ConfigMap":
+				var cm corev1.ConfigMap
+				if err := json.Unmarshal(doc, &cm); err != nil {
+					t.Fatal(err)
+				}
+				cm.Data["config.yaml"] = configMap(list...)
+				return &cm
+			case "DaemonSet":
+				var ds appsv1.DaemonSet
+				if err := json.Unmarshal(doc, &ds); err != nil {
+					t.Fatal(err)
+				}
+				spec := &ds.Spec.Template.Spec
+				for i, v := range spec.Volumes {
+					if v.HostPath != nil {
+						path, ok := hostPaths[v.HostPath.Path]
+						if !ok {
+							t.Fatalf("volume %q: hostPath %s has no node path in this test", v.Name, v.HostPath.Path)
+						}
+						spec.Volumes[i].HostPath.Path = path
+					}
+				}
+				c := &spec.Containers[0]
+				c.Image = keeperRef
+				c.Args = append(c.Args, "--interval=2s", "--node-status-heartbeat=10s")
+				c.Env = append(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: host}, corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: port})
+				return &ds
+			}
+			return nil
+		}
+	}
+	// In the order `kubectl apply --server-side -f deploy/` takes the files.
+	c.applyManifest(t, filepath.Join(repoRoot, "deploy", "daemonset.yaml"), edit([]string{app.Ref}))
+	c.applyManifest(t, filepath.Join(repoRoot, "deploy", "rbac.yaml"), nil)
+
+	var warmHash string
+	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
+		node := c.node(t)
+		cond := condition(node, nodestatus.ConditionType)
+		warmHash = node.Annotations[nodestatus.WantedHashAnnotation]
+		return cond != nil && cond.Status == corev1.ConditionTrue && !tainted(node) && warmHash != ""
+	}) {
+		pods, _ := c.client.CoreV1().Pods("image-keeper").List(ctx, metav1.ListOptions{})
+		t.Fatalf("no ImageCacheReady=True and untainted node; conditions %+v\nimage-keeper pods: %+v\nkubelet: %s", c.node(t).Status.Conditions, pods.Items, framework.Tail(c.Kubelet, 30))
+	}
+	appRequests := c.Registry.CountInLog("/v2/e2e/app/")
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		pods, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+		return err == nil && len(pods.Items) == 1 && pods.Items[0].Status.Phase == corev1.PodRunning
+	}) {
+		t.Fatalf("the Deployment's pod did not run after the taint was removed; kubelet: %s", framework.Tail(c.Kubelet, 20))
+	}
+	if n := c.Registry.CountInLog("/v2/e2e/app/") - appRequests; n != 0 {
+		t.Errorf("the Deployment's pod asked the registry for its image %d times; the cache was warm", n)
+	}
+
+	// Roll out a longer list: the annotation follows, the new image arrives.
+	c.applyManifest(t, filepath.Join(repoRoot, "deploy", "daemonset.yaml"), edit([]string{app.Ref, next.Ref}))
+	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
+		node := c.node(t)
+		cond := condition(node, nodestatus.ConditionType)
+		return node.Annotations[nodestatus.WantedHashAnnotation] != warmHash && cond != nil && cond.Status == corev1.ConditionTrue && present(t, c.Node)[next.Ref]
+	}) {
+		t.Fatalf("the new image list did not roll out to the node: annotation %q (was %q), condition %+v", c.node(t).Annotations[nodestatus.WantedHashAnnotation], warmHash, condition(c.node(t), nodestatus.ConditionType))
+	}
+}
+
+// waitTaintedReady waits for the node to be Ready with the startup taint as its only taint.
+func (c *clusterNode) waitTaintedReady(t *testing.T) {
+	t.Helper()
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		node, err := c.client.CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		ready := condition(node, corev1.NodeReady)
+		return ready != nil && ready.Status == corev1.ConditionTrue && len(node.Spec.Taints) == 1 && tainted(node)
+	}) {
+		node, _ := c.client.CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
+		t.Fatalf("the node is not Ready with the startup taint alone: %+v; kubelet: %s", node, framework.Tail(c.Kubelet, 20))
 	}
 }

@@ -872,18 +872,7 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 	n.PodNetwork = true
 	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	kept := push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
-	layout := filepath.Join(n.Root, "image-keeper.oci")
-	keeperRef := n.RegistryAddr + "/e2e/image-keeper:e2e"
-	for _, args := range [][]string{
-		{"run", "./hack/image", "build", "--binary", filepath.Join(binDir, "image-keeper"), "--version", "e2e", "--out", layout},
-		{"run", "./hack/image", "push", "--layout", layout, "--ref", keeperRef, "--plain-http"},
-	} {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	keeperRef := pushKeeperImage(t, n)
 	startContainerd(t, n, pause)
 	pull(t, n, kept.Ref)
 	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{kept.Ref, keeperRef}, NoPressure: true})
@@ -936,6 +925,9 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 			spec.Volumes[i].VolumeSource = corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: keeperConfig}}
 		}
 	}
+	// Nor a service account: with no API server, image-keeper publishes nothing (its cluster
+	// side is TestClusterDaemonSet's).
+	spec.ServiceAccountName, spec.AutomountServiceAccountToken = "", nil
 	c := &spec.Containers[0]
 	c.Image = keeperRef
 	c.Args = append(c.Args, "--interval=2s", "--max-backoff=2s")
