@@ -15,8 +15,8 @@ build: kubelet image-keeper ## Same as all
 kubelet: ## Build the patched kubelet into _output/bin/kubelet
 	@$(STAGE) kubelet cmd/kubelet/build.sh
 
-control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler (same tree) for the cluster e2e
-	@$(STAGE) control-plane hack/build-kube.sh etcd kube-apiserver kube-controller-manager kube-scheduler
+control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl (same tree) for the cluster e2e
+	@$(STAGE) control-plane hack/build-kube.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubeadm kubectl
 
 image-keeper: ## Build image-keeper into _output/bin/image-keeper
 	@mkdir -p $(BIN)

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 )
 
 func TestDaemonSetManifest(t *testing.T) {
@@ -236,5 +237,25 @@ func TestRBAC(t *testing.T) {
 	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" ||
 		binding.Subjects[0].Name != sa.Name || binding.Subjects[0].Namespace != sa.Namespace || sa.Namespace != "image-keeper" || sa.Name != "image-keeper" {
 		t.Errorf("the binding %+v does not bind the ClusterRole to image-keeper/image-keeper (%s/%s)", binding, sa.Namespace, sa.Name)
+	}
+}
+
+// The warm-node drop-in registers the node with the taint image-keeper removes.
+func TestWarmNodeDropIn(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("kubelet", "60-imagecache-warm.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kc struct {
+		APIVersion         string         `json:"apiVersion"`
+		Kind               string         `json:"kind"`
+		RegisterWithTaints []corev1.Taint `json:"registerWithTaints"`
+	}
+	if err := yaml.UnmarshalStrict(data, &kc); err != nil {
+		t.Fatal(err)
+	}
+	if kc.APIVersion != "kubelet.config.k8s.io/v1beta1" || kc.Kind != "KubeletConfiguration" || len(kc.RegisterWithTaints) != 1 ||
+		kc.RegisterWithTaints[0].Key != nodestatus.StartupTaintKey || kc.RegisterWithTaints[0].Effect != corev1.TaintEffectNoSchedule {
+		t.Errorf("60-imagecache-warm.conf = %+v; want registerWithTaints [%s:NoSchedule]", kc, nodestatus.StartupTaintKey)
 	}
 }

@@ -297,3 +297,15 @@ func TestStatusExample(t *testing.T) {
 		t.Errorf("image-keeper.md's status example is not what `image-keeper status` prints; it prints:\n%s", out.String())
 	}
 }
+
+// warm-nodes.md shows the shipped warm-node drop-in as it is.
+func TestWarmNodeDropInShown(t *testing.T) {
+	_, bodies := fencedBlocks(t, readDoc(t, "warm-nodes.md"), "<!-- warm-nodes-dropin -->")
+	file, err := os.ReadFile(filepath.Join("..", "deploy", "kubelet", "60-imagecache-warm.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bodies) == 0 || bodies[0] != string(file) {
+		t.Errorf("warm-nodes.md's drop-in is not deploy/kubelet/60-imagecache-warm.conf as shipped")
+	}
+}

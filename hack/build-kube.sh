@@ -2,13 +2,13 @@
 # Build upstream commands from the assembled tree (upstream ${UPSTREAM_VERSION} + patches/) into
 # _output/bin, stamped v<upstream>-imagecache.<n> (n = commits of this repo):
 #   hack/build-kube.sh kubelet
-#   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd
+#   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd kubeadm kubectl
 # etcd is the server upstream's go.mod pins (go.etcd.io/etcd/server/v3, whose root package is
 # etcd's main), built from the same module graph: the version upstream's own tests run against.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, etcd)"
+(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd)"
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 
 if git -C "${REPO_ROOT}" rev-parse -q --verify HEAD >/dev/null; then
@@ -42,13 +42,20 @@ done
 mkdir -p "${OUTPUT_DIR}/bin"
 for cmd in "$@"; do
   case "${cmd}" in
-    kubelet | kube-apiserver | kube-controller-manager | kube-scheduler) pkg="./cmd/${cmd}" ;;
+    kubelet | kube-apiserver | kube-controller-manager | kube-scheduler | kubeadm | kubectl) pkg="./cmd/${cmd}" ;;
     etcd) pkg="go.etcd.io/etcd/server/v3" ;;
-    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler or etcd" ;;
+    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl or etcd" ;;
   esac
   out="${OUTPUT_DIR}/bin/${cmd}"
   log "building ${cmd} ${version} (${tree_state}) -> ${out}"
   start=${SECONDS}
   (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
-  log "built ${out} in $((SECONDS - start))s: $("${out}" --version 2>&1 | head -1)"
+  if [[ "${cmd}" == kubeadm ]]; then
+    built_version=$("${out}" version -o short)
+  elif [[ "${cmd}" == kubectl ]]; then
+    built_version=$("${out}" version --client | head -1)
+  else
+    built_version=$("${out}" --version 2>&1 | head -1)
+  fi
+  log "built ${out} in $((SECONDS - start))s: ${built_version}"
 done

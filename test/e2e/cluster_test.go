@@ -34,10 +34,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -100,7 +96,6 @@ func newClusterNode(t *testing.T) *clusterNode {
 	if n.KubeletKubeconfig, err = cp.NodeKubeconfig(framework.NodeName); err != nil {
 		t.Fatal(err)
 	}
-	n.RegisterWithTaints = []string{nodestatus.StartupTaintKey + "=:NoSchedule"}
 	return &clusterNode{Node: n, cp: cp, client: client}
 }
 
@@ -177,7 +172,12 @@ func TestWarmNodeGate(t *testing.T) {
 	app := push(t, c.Node, framework.ImageSpec{Repository: "e2e/app", Tag: "1", PadBytes: 4 << 20})
 	second := push(t, c.Node, framework.ImageSpec{Repository: "e2e/second", Tag: "1"})
 	startContainerd(t, c.Node, pause)
-	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{app.Ref, second.Ref}, NoPressure: true})
+	// Registered with the startup taint by the shipped kubelet config drop-in.
+	warmDropIn, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "kubelet", "60-imagecache-warm.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{app.Ref, second.Ref}, NoPressure: true, DropIn: string(warmDropIn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,60 +293,73 @@ func TestWarmNodeGate(t *testing.T) {
 	}
 }
 
-// applyManifest server-side applies each document of a manifest, as `kubectl apply
-// --server-side` does, after edit (which may change the object, or return nil to apply the
-// document as it is).
-func (c *clusterNode) applyManifest(t *testing.T, path string, edit func(kind string, doc []byte) any) {
+// kubectl runs the kubectl of the same release against the cluster, as its admin.
+func (c *clusterNode) kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	return c.shell(t, "kubectl "+shellQuote(args))
+}
+
+// shell runs a command line with kubectl on PATH and KUBECONFIG set to the admin's, as in a
+// doc's console session.
+func (c *clusterNode) shell(t *testing.T, line string) string {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", line)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "KUBECONFIG="+c.cp.AdminKubeconfig)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	return string(out)
+}
+
+func shellQuote(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
+}
+
+// deployCopy writes deploy/*.yaml into dir/deploy/, each document passed through edit (which
+// returns the object to write instead, or nil to keep the document), for `kubectl apply -f`.
+func deployCopy(t *testing.T, dir string, edit func(kind string, doc []byte) any) string {
+	t.Helper()
+	out := filepath.Join(dir, "deploy")
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	restConfig, err := clientcmd.BuildConfigFromFlags("", c.cp.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("deploy/*.yaml: %v", err)
 	}
-	dyn, err := dynamic.NewForConfig(restConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resources := map[string]schema.GroupVersionResource{
-		"Namespace":          {Version: "v1", Resource: "namespaces"},
-		"ServiceAccount":     {Version: "v1", Resource: "serviceaccounts"},
-		"ConfigMap":          {Version: "v1", Resource: "configmaps"},
-		"ClusterRole":        {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
-		"ClusterRoleBinding": {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
-		"DaemonSet":          {Group: "apps", Version: "v1", Resource: "daemonsets"},
-	}
-	for i, doc := range strings.Split(string(data), "\n---\n") {
-		var obj unstructured.Unstructured
-		js, err := yaml.YAMLToJSON([]byte(doc))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
 		if err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
+			t.Fatal(err)
 		}
-		if err := obj.UnmarshalJSON(js); err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-		if edit != nil {
-			if changed := edit(obj.GetKind(), js); changed != nil {
-				if js, err = json.Marshal(changed); err != nil {
+		docs := strings.Split(string(data), "\n---\n")
+		for i, doc := range docs {
+			var meta struct{ Kind string }
+			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+				t.Fatalf("%s document %d: %v", file, i, err)
+			}
+			js, err := yaml.YAMLToJSON([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed := edit(meta.Kind, js); changed != nil {
+				y, err := yaml.Marshal(changed)
+				if err != nil {
 					t.Fatal(err)
 				}
+				docs[i] = string(y)
 			}
 		}
-		gvr, ok := resources[obj.GetKind()]
-		if !ok {
-			t.Fatalf("%s: kind %s is not in this test's table", path, obj.GetKind())
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
-		if ns := obj.GetNamespace(); ns != "" {
-			ri = dyn.Resource(gvr).Namespace(ns)
-		}
-		force := true
-		if _, err := ri.Patch(context.Background(), obj.GetName(), types.ApplyPatchType, js, metav1.PatchOptions{FieldManager: "e2e-kubectl", Force: &force}); err != nil {
-			t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
+		if err := os.WriteFile(filepath.Join(out, filepath.Base(file)), []byte(strings.Join(docs, "\n---\n")), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
+	return out
 }
 
 // pushKeeperImage builds image-keeper's OCI image (`make image`'s builder) and pushes it to the
@@ -388,6 +401,9 @@ func TestClusterDaemonSet(t *testing.T) {
 	next := push(t, c.Node, framework.ImageSpec{Repository: "e2e/next", Tag: "1"})
 	keeperRef := pushKeeperImage(t, c.Node)
 	startContainerd(t, c.Node, pause)
+	// Registered with the startup taint by the kubelet flag (what kubeadm's nodeRegistration.taints
+	// becomes).
+	c.RegisterWithTaints = []string{nodestatus.StartupTaintKey + "=:NoSchedule"}
 	// The kubelet's allowlist protects the registry's e2e images; a wildcard is not pullable, so
 	// what image-keeper pulls is the ConfigMap's list alone.
 	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{c.RegistryAddr + "/e2e/*"}, NoPressure: true})
@@ -466,9 +482,9 @@ func TestClusterDaemonSet(t *testing.T) {
 			return nil
 		}
 	}
-	// In the order `kubectl apply --server-side -f deploy/` takes the files.
-	c.applyManifest(t, filepath.Join(repoRoot, "deploy", "daemonset.yaml"), edit([]string{app.Ref}))
-	c.applyManifest(t, filepath.Join(repoRoot, "deploy", "rbac.yaml"), nil)
+	// docs/warm-nodes.md's command, on the edited copies.
+	c.kubectl(t, "apply", "--server-side", "-f", deployCopy(t, filepath.Join(c.Root, "v1"), edit([]string{app.Ref})))
+	applied := time.Now()
 
 	var warmHash string
 	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
@@ -480,6 +496,8 @@ func TestClusterDaemonSet(t *testing.T) {
 		pods, _ := c.client.CoreV1().Pods("image-keeper").List(ctx, metav1.ListOptions{})
 		t.Fatalf("no ImageCacheReady=True and untainted node; conditions %+v\nimage-keeper pods: %+v\nkubelet: %s", c.node(t).Status.Conditions, pods.Items, framework.Tail(c.Kubelet, 30))
 	}
+	t.Logf("deploy/ applied → cache warm, taint removed: %v", time.Since(applied).Round(time.Second))
+	c.checkWatchCommand(t, warmHash)
 	appRequests := c.Registry.CountInLog("/v2/e2e/app/")
 	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
 		pods, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
@@ -487,12 +505,14 @@ func TestClusterDaemonSet(t *testing.T) {
 	}) {
 		t.Fatalf("the Deployment's pod did not run after the taint was removed; kubelet: %s", framework.Tail(c.Kubelet, 20))
 	}
+	t.Logf("deploy/ applied → the Deployment's pod running: %v", time.Since(applied).Round(time.Second))
 	if n := c.Registry.CountInLog("/v2/e2e/app/") - appRequests; n != 0 {
 		t.Errorf("the Deployment's pod asked the registry for its image %d times; the cache was warm", n)
 	}
 
 	// Roll out a longer list: the annotation follows, the new image arrives.
-	c.applyManifest(t, filepath.Join(repoRoot, "deploy", "daemonset.yaml"), edit([]string{app.Ref, next.Ref}))
+	c.kubectl(t, "apply", "--server-side", "-f", deployCopy(t, filepath.Join(c.Root, "v2"), edit([]string{app.Ref, next.Ref})))
+	rollout := time.Now()
 	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
 		node := c.node(t)
 		cond := condition(node, nodestatus.ConditionType)
@@ -500,6 +520,7 @@ func TestClusterDaemonSet(t *testing.T) {
 	}) {
 		t.Fatalf("the new image list did not roll out to the node: annotation %q (was %q), condition %+v", c.node(t).Annotations[nodestatus.WantedHashAnnotation], warmHash, condition(c.node(t), nodestatus.ConditionType))
 	}
+	t.Logf("ConfigMap changed → new hash, new image present, condition True: %v", time.Since(rollout).Round(time.Second))
 }
 
 // waitTaintedReady waits for the node to be Ready with the startup taint as its only taint.
@@ -515,5 +536,108 @@ func (c *clusterNode) waitTaintedReady(t *testing.T) {
 	}) {
 		node, _ := c.client.CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
 		t.Fatalf("the node is not Ready with the startup taint alone: %+v; kubelet: %s", node, framework.Tail(c.Kubelet, 20))
+	}
+}
+
+// checkWatchCommand runs docs/warm-nodes.md's "What to watch" command: its header must be the
+// doc's, and the node's row must say the cache is warm, with the hash, and no taint left.
+func (c *clusterNode) checkWatchCommand(t *testing.T, hash string) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "warm-nodes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "<!-- warm-nodes-watch -->\n```console\n")
+	if !ok {
+		t.Fatal("docs/warm-nodes.md has no watch session")
+	}
+	lines := strings.Split(block, "\n")
+	command, wantHeader := strings.TrimPrefix(lines[0], "$ "), lines[1]
+	out := strings.Split(strings.TrimSpace(c.shell(t, command)), "\n")
+	if len(out) != 2 || strings.Join(strings.Fields(out[0]), " ") != strings.Join(strings.Fields(wantHeader), " ") {
+		t.Fatalf("%s printed:\n%s\nwant the header %q and one node", command, strings.Join(out, "\n"), wantHeader)
+	}
+	if got, want := strings.Join(strings.Fields(out[1]), " "), framework.NodeName+" True "+nodestatus.ReasonWarm+" "+hash+" <none>"; got != want {
+		t.Errorf("the node's row is %q; want %q", got, want)
+	}
+}
+
+// docs/warm-nodes.md's kubeadm JoinConfiguration is valid for kubeadm of this release (strict
+// decoding: a misspelt field fails) and registers the taint image-keeper removes.
+func TestWarmNodeDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "warm-nodes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "<!-- warm-nodes-kubeadm -->\n```yaml\n")
+	if !ok {
+		t.Fatal("docs/warm-nodes.md has no kubeadm example")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	file := filepath.Join(t.TempDir(), "join.yaml")
+	if err := os.WriteFile(file, []byte(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "kubeadm"), "config", "validate", "--config", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubeadm config validate: %v\n%s", err, out)
+	}
+	var join struct {
+		NodeRegistration struct {
+			Taints []corev1.Taint `json:"taints"`
+		} `json:"nodeRegistration"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &join); err != nil {
+		t.Fatal(err)
+	}
+	if taints := join.NodeRegistration.Taints; len(taints) != 1 || taints[0].Key != nodestatus.StartupTaintKey || taints[0].Effect != corev1.TaintEffectNoSchedule {
+		t.Errorf("the kubeadm example registers taints %+v; want %s:NoSchedule", taints, nodestatus.StartupTaintKey)
+	}
+}
+
+// The kubelet's allowlist events reach the API server: on a node of the cluster, with a 10%
+// budget on a 256 MiB image filesystem and three 10 MiB allowlisted images, the Warning
+// ImageGCExclusionOverBudget is an Event of the Node, readable with the API.
+func TestClusterGCEvents(t *testing.T) {
+	c := newClusterNode(t)
+	ctx := context.Background()
+	if err := c.LimitImageFS(256 << 20); err != nil {
+		t.Fatal(err)
+	}
+	pause := push(t, c.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	var budgeted []*framework.Image
+	for _, tag := range []string{"a", "b", "c"} {
+		budgeted = append(budgeted, push(t, c.Node, framework.ImageSpec{Repository: "e2e/budget", Tag: tag, PadBytes: 10 << 20}))
+	}
+	startContainerd(t, c.Node, pause)
+	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{
+		Gate:    true,
+		Exclude: []string{c.RegistryAddr + "/e2e/budget"},
+		Extra:   "imageGCExcludeBudgetPercent: 10\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range budgeted {
+		pull(t, c.Node, img.Ref)
+		waitGCPasses(t, c.Node, 1)
+	}
+	var event *corev1.Event
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		events, err := c.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "reason=ImageGCExclusionOverBudget"})
+		if err != nil || len(events.Items) == 0 {
+			return false
+		}
+		event = &events.Items[0]
+		return true
+	}) {
+		t.Fatalf("no ImageGCExclusionOverBudget event through the API; kubelet: %s", framework.Tail(c.Kubelet, 20))
+	}
+	if event.Type != corev1.EventTypeWarning || event.InvolvedObject.Kind != "Node" || event.InvolvedObject.Name != framework.NodeName ||
+		!strings.Contains(event.Message, "exceed imageGCExcludeBudgetPercent (10% of 256.0 MiB)") {
+		t.Errorf("event %s %s/%s: %q", event.Type, event.InvolvedObject.Kind, event.InvolvedObject.Name, event.Message)
 	}
 }
