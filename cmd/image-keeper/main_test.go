@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,6 +40,7 @@ func TestFlagFloors(t *testing.T) {
 		{[]string{"--image", "nginx:1", "--max-backoff", "1ns"}, "--max-backoff 1ns: must be at least 1s"},
 		{[]string{"--image", "nginx:1", "--pull-timeout", "1s"}, "--pull-timeout 1s: must be at least 10s"},
 		{[]string{"--image", "nginx:1", "--pull-concurrency", "0"}, "--pull-concurrency 0: must be at least 1"},
+		{[]string{"--image", "nginx:1", "--node-status-heartbeat", "1s"}, "--node-status-heartbeat 1s: must be at least 10s"},
 	} {
 		if _, err := parseFlags(tc.args, false); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%q) = %v; want an error containing %q", tc.args, err, tc.want)
@@ -102,5 +104,26 @@ func TestSIGHUPBeforeRun(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("SIGHUP was not delivered to hupSignals")
+	}
+}
+
+// Without an API server image-keeper publishes nothing; with one, it needs the node's name.
+func TestNewPublisher(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if p, err := newPublisher(&config{}); p != nil || err != nil {
+		t.Errorf("no API server: %v, %v; want nothing published and no error", p, err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: https://127.0.0.1:6443}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newPublisher(&config{kubeconfig: kubeconfig}); err == nil || !strings.Contains(err.Error(), "--node-name") || !strings.Contains(err.Error(), "NODE_NAME") {
+		t.Errorf("no node name: %v; want an error naming --node-name and NODE_NAME", err)
+	}
+	if p, err := newPublisher(&config{kubeconfig: kubeconfig, nodeName: "node-1", heartbeat: time.Minute}); p == nil || err != nil {
+		t.Errorf("kubeconfig and node name: %v, %v", p, err)
+	}
+	if _, err := newPublisher(&config{kubeconfig: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
+		t.Errorf("missing kubeconfig: %v; want an error naming --kubeconfig", err)
 	}
 }
