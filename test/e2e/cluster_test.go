@@ -35,7 +35,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
@@ -53,47 +52,25 @@ type clusterNode struct {
 func newClusterNode(t *testing.T) *clusterNode {
 	t.Helper()
 	n := newNode(t)
-	n.PodNetwork = true
-	gateway, err := n.PodNetworkGateway()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := framework.StartControlPlane(filepath.Join(n.Root, "control-plane"), binDir, gateway)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
-			_ = os.MkdirAll(dest, 0o755)
-			for _, p := range []*framework.Process{cp.Etcd, cp.APIServer, cp.ControllerManager, cp.Scheduler} {
-				if p == nil {
-					continue
+	cp, client, err := n.JoinControlPlane()
+	if cp != nil {
+		t.Cleanup(func() {
+			if t.Failed() {
+				dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
+				_ = os.MkdirAll(dest, 0o755)
+				for _, p := range []*framework.Process{cp.Etcd, cp.APIServer, cp.ControllerManager, cp.Scheduler} {
+					if p == nil {
+						continue
+					}
+					data, _ := os.ReadFile(p.Log)
+					_ = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
+					t.Logf("--- tail of %s (full log in %s):\n%s", p.Name, dest, framework.Tail(p, 15))
 				}
-				data, _ := os.ReadFile(p.Log)
-				_ = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
-				t.Logf("--- tail of %s (full log in %s):\n%s", p.Name, dest, framework.Tail(p, 15))
 			}
-		}
-		_ = cp.Stop()
-	})
-	restConfig, err := clientcmd.BuildConfigFromFlags("", cp.AdminKubeconfig)
+			_ = cp.Stop()
+		})
+	}
 	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := kubernetes.NewForConfig(restConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The controller manager is up once it made the default namespace's service account, which
-	// every pod needs.
-	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool {
-		_, err := client.CoreV1().ServiceAccounts("default").Get(context.Background(), "default", metav1.GetOptions{})
-		return err == nil
-	}) {
-		t.Fatalf("no default service account; kube-controller-manager: %s", framework.Tail(cp.ControllerManager, 20))
-	}
-	if n.KubeletKubeconfig, err = cp.NodeKubeconfig(framework.NodeName); err != nil {
 		t.Fatal(err)
 	}
 	return &clusterNode{Node: n, cp: cp, client: client}
