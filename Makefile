@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo all build kubelet control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
+.PHONY: demo demo-cluster all build kubelet control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -56,6 +56,10 @@ test-upstream: ## Upstream's unit tests of every package the patches touch, in t
 demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
 	@hack/install-e2e-deps.sh
 	go run ./test/e2e/demo --repo . --bin $(BIN)
+
+demo-cluster: build control-plane ## Build, then show the warm-node gate on a throwaway cluster: a node takes no pods until image-keeper warmed its cache (root, ~1 min)
+	@hack/install-e2e-deps.sh
+	go run ./test/e2e/democluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .
 e2e: build control-plane ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root

@@ -68,9 +68,10 @@ func newPublisher(cfg *config) (*nodestatus.Publisher, error) {
 	return p, nil
 }
 
-// publishNodeStatus publishes the keeper's state every couple of seconds until ctx is done; the
-// publisher calls the API server only on a change or a due heartbeat. A failure is logged when
-// it differs from the previous one, and retried on the next tick.
+// publishNodeStatus publishes the keeper's state when a pass or a pull ends, and every couple
+// of seconds (heartbeats, retries), until ctx is done; the publisher calls the API server only
+// on a change or a due heartbeat. A failure is logged when it differs from the previous one,
+// and retried on the next tick.
 func publishNodeStatus(ctx context.Context, p *nodestatus.Publisher, k *keeper.Keeper) {
 	logger := klog.FromContext(ctx)
 	ticker := time.NewTicker(2 * time.Second)
@@ -90,6 +91,7 @@ func publishNodeStatus(ctx context.Context, p *nodestatus.Publisher, k *keeper.K
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		case <-k.Updated():
 		}
 	}
 }

@@ -166,6 +166,8 @@ type Keeper struct {
 	// wake tells an idle pull worker that queue has work; pulled tells Run that a pull ended, so
 	// that it recomputes when the next pass is due. Both hold at most one token.
 	wake, pulled chan struct{}
+	// updated gets a token after every pass and every pull: Status may have changed.
+	updated chan struct{}
 
 	// mu guards the fields below.
 	mu              sync.Mutex
@@ -201,6 +203,7 @@ func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageServi
 		states:  map[string]*ImageState{},
 		wake:    make(chan struct{}, 1),
 		pulled:  make(chan struct{}, 1),
+		updated: make(chan struct{}, 1),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), // nodes started together jitter apart
 	}
 	k.SetWanted(wanted)
@@ -330,6 +333,7 @@ func (k *Keeper) pass(ctx context.Context, pull bool) error {
 	}
 	k.updatePresentMetric()
 	k.metrics.lastReconcile.Set(float64(now.Unix()))
+	signal(k.updated)
 	return nil
 }
 
@@ -499,6 +503,7 @@ func (k *Keeper) worker(ctx context.Context) {
 		k.mu.Unlock()
 		k.updatePresentMetric()
 		signal(k.pulled)
+		signal(k.updated)
 	}
 }
 
@@ -634,6 +639,10 @@ func (k *Keeper) Run(ctx context.Context, reload <-chan struct{}, load func() (*
 		}
 	}
 }
+
+// Updated receives a token after a pass or a pull has ended, when Status may have changed, so
+// that a watcher (the node status publisher) need not poll. One token stands for many.
+func (k *Keeper) Updated() <-chan struct{} { return k.updated }
 
 // Healthy reports whether the process should keep running: false once the runtime has been
 // unreachable for longer than Options.UnhealthyAfter.

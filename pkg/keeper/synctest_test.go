@@ -275,3 +275,41 @@ func TestRunWaitsForInterval(t *testing.T) {
 		<-done
 	})
 }
+
+// Updated has a token after each pass and each pull under Run, so that the node status publisher
+// sees a change when it happens rather than at its next tick.
+func TestUpdatedAfterPassAndPull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newInProcess()
+		rt.pullDelay = time.Second
+		k := newSyncKeeper(t, rt, testOptions(), "example.com/app:1")
+		select {
+		case <-k.Updated():
+			t.Fatal("a token before any pass")
+		default:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			k.Run(ctx, nil, nil)
+		}()
+		synctest.Wait()
+		<-k.Updated() // the first pass
+		if k.Status().Images[0].Present {
+			t.Fatal("present before the pull ended")
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		select {
+		case <-k.Updated():
+		default:
+			t.Fatal("no token when the pull ended")
+		}
+		if !k.Status().Images[0].Present {
+			t.Error("the token came before the pulled image was in Status")
+		}
+		cancel()
+		<-done
+	})
+}

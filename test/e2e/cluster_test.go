@@ -119,22 +119,10 @@ func (c *clusterNode) node(t *testing.T) *corev1.Node {
 }
 
 func condition(node *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeCondition {
-	for i := range node.Status.Conditions {
-		if node.Status.Conditions[i].Type == typ {
-			return &node.Status.Conditions[i]
-		}
-	}
-	return nil
+	return framework.NodeCondition(node, typ)
 }
 
-func tainted(node *corev1.Node) bool {
-	for _, taint := range node.Spec.Taints {
-		if taint.Key == nodestatus.StartupTaintKey {
-			return true
-		}
-	}
-	return false
-}
+func tainted(node *corev1.Node) bool { return framework.HasTaint(node, nodestatus.StartupTaintKey) }
 
 // A warm-node gate on a real control plane: the node registers with the startup taint; a pod
 // that tolerates nothing special stays Pending; image-keeper (a user bound to deploy/rbac.yaml's

@@ -48,7 +48,7 @@ func main() {
 	repo := flag.String("repo", ".", "repository root")
 	bin := flag.String("bin", "_output/bin", "directory with kubelet and image-keeper")
 	out := flag.String("out", "docs/bench", "where results are written")
-	what := flag.String("what", "pod-start,keeper,keeper-scale", "benchmarks to run")
+	what := flag.String("what", "pod-start,keeper,keeper-scale,warm-node", "benchmarks to run")
 	runs := flag.Int("runs", 5, "pod-start runs per case")
 	flag.Parse()
 	for _, w := range strings.Split(*what, ",") {
@@ -60,6 +60,8 @@ func main() {
 			err = keeperBench(*repo, *bin, *out)
 		case "keeper-scale":
 			err = keeperScale(*repo, *bin, *out)
+		case "warm-node":
+			err = warmNode(*repo, *bin, *out, *runs)
 		default:
 			err = fmt.Errorf("unknown benchmark %q", w)
 		}
@@ -239,11 +241,11 @@ vary more.
 	if err := os.WriteFile(filepath.Join(out, "pod-start.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, "pod-start.svg"), []byte(barChart(samples)), 0o644)
+	return os.WriteFile(filepath.Join(out, "pod-start.svg"), []byte(barChart("Pod start time", samples)), 0o644)
 }
 
 // barChart draws medians as bars with min–max whiskers, on a linear seconds axis.
-func barChart(samples []sample) string {
+func barChart(title string, samples []sample) string {
 	const w, h, left, bottom, top = 780, 360, 70, 90, 30
 	maxV := 0.0
 	for _, s := range samples {
@@ -254,7 +256,7 @@ func barChart(samples []sample) string {
 	y := func(v float64) float64 { return top + (h-top-bottom)*(1-v/maxV) }
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="14">Pod start time (median, min–max), seconds</text>`+"\n", left)
+	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="14">%s (median, min–max), seconds</text>`+"\n", left, title)
 	for i := 0; i <= 5; i++ {
 		v := maxV * float64(i) / 5
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.1f</text>`+"\n", left, w-20, y(v), y(v), left-6, y(v)+4, v)

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -65,4 +66,30 @@ func (cp *ControlPlane) Client() (kubernetes.Interface, error) {
 		return nil, err
 	}
 	return kubernetes.NewForConfig(restConfig)
+}
+
+// NodeCondition returns the node's condition of that type, nil if it has none (or node is nil).
+func NodeCondition(node *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeCondition {
+	if node == nil {
+		return nil
+	}
+	for i := range node.Status.Conditions {
+		if node.Status.Conditions[i].Type == typ {
+			return &node.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// HasTaint reports whether the node has a taint with that key.
+func HasTaint(node *corev1.Node, key string) bool {
+	if node == nil {
+		return false
+	}
+	for _, t := range node.Spec.Taints {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
 }
