@@ -42,7 +42,7 @@ const (
 )
 
 // warmNodeTimes are the moments of one run, in seconds after the node's kubelet and
-// image-keeper started (a node booting), each as first observed by polling the API every 100 ms.
+// image-keeper started (a node booting), each as first observed by a poll of the API.
 type warmNodeTimes struct {
 	registered, warm, untainted, scheduled, running float64
 }
@@ -217,7 +217,8 @@ image-keeper's list are %d images of %d MiB each (incompressible), behind a prox
 to every registry request and delivers %d MiB/s per connection (image-keeper pulls 2 at a time).
 A pod that needs the last of them exists before the node boots, as when an autoscaler adds the
 node for it. Times are seconds after the node's kubelet and image-keeper start, each first seen
-by polling the API every 100 ms. **With the gate** the node registers with the startup taint
+by a poll of the API (a Pod and a Node GET, then 100 ms: about 0.2 s between polls, which is the
+resolution of every number here). **With the gate** the node registers with the startup taint
 (`+"`registerWithTaints`"+`), which image-keeper removes once every image is present; **without** it
 the scheduler places the pod as soon as the node is Ready and the pod pulls its image itself, in
 competition with image-keeper's pulls. %d runs each, alternating, in one session.
