@@ -225,6 +225,11 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 
+	publisher, err := newPublisher(cfg)
+	if err != nil {
+		return err
+	}
+
 	// The HTTP server and the reconcile loop run in one group: when either ends with an error, or
 	// ctx is cancelled (SIGTERM), the group's context stops the other.
 	g, gctx := errgroup.WithContext(ctx)
@@ -259,10 +264,6 @@ func run(ctx context.Context, cfg *config) error {
 		return nil
 	})
 
-	publisher, err := newPublisher(cfg)
-	if err != nil {
-		return err
-	}
 	if publisher != nil {
 		g.Go(func() error {
 			publishNodeStatus(gctx, publisher, k)
