@@ -59,7 +59,7 @@ demo: build ## Build, then show the allowlist and image-keeper on a throwaway lo
 
 demo-cluster: build control-plane ## Build, then show the warm-node gate on a throwaway cluster: a node takes no pods until image-keeper warmed its cache (root, ~1 min)
 	@hack/install-e2e-deps.sh
-	go run ./test/e2e/democluster --repo . --bin $(BIN)
+	go run ./test/e2e/demo --cluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .
 e2e: build control-plane ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root

@@ -17,7 +17,9 @@ limitations under the License.
 // demo starts a throwaway node (loopback registry, containerd, the patched kubelet, image-keeper)
 // and shows, with narration: image GC removing unprotected images while allowlisted ones stay,
 // image-keeper restoring a deleted image, and a cached pod starting with the registry down.
-// It stops everything it started and removes its directories. Run it with `make demo`.
+// With --cluster (`make demo-cluster`) it shows the warm-node gate on a throwaway cluster
+// instead (cluster.go). It stops everything it started and removes its directories. Run it with
+// `make demo`.
 package main
 
 import (
@@ -37,10 +39,20 @@ import (
 
 func main() {
 	repo := flag.String("repo", ".", "repository root")
-	bin := flag.String("bin", "_output/bin", "directory with kubelet and image-keeper")
+	bin := flag.String("bin", "_output/bin", "directory with kubelet and image-keeper (and, for --cluster, the control plane)")
+	cluster := flag.Bool("cluster", false, "show the warm-node gate on a throwaway cluster instead (make demo-cluster)")
 	flag.Parse()
-	if err := run(*repo, *bin); err != nil {
-		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
+	story, name := run, "demo"
+	if *cluster {
+		story, name = runCluster, "demo-cluster"
+	}
+	d, err := newDemo(*repo, *bin, name)
+	if err == nil {
+		err = story(d)
+		err = d.finish(err)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\n%s failed: %v\n", name, err)
 		os.Exit(1)
 	}
 }
@@ -51,48 +63,76 @@ func say(format string, args ...any) {
 	fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func run(repo, bin string) (err error) {
-	repo, _ = filepath.Abs(repo)
-	bin, _ = filepath.Abs(bin)
-	root, err := os.MkdirTemp("", "imagecache-demo-")
-	if err != nil {
-		return err
+// demo is a throwaway node (and, in the cluster story, its control plane) under root.
+type demo struct {
+	name, repo, bin, root string
+	n                     *framework.Node
+	cp                    *framework.ControlPlane
+}
+
+// newDemo prepares the node. Whatever happens next, finish or an interrupt stops every process
+// by PID and removes the node's directories.
+func newDemo(repo, bin, name string) (*demo, error) {
+	d := &demo{name: name}
+	d.repo, _ = filepath.Abs(repo)
+	d.bin, _ = filepath.Abs(bin)
+	var err error
+	if d.root, err = os.MkdirTemp("", "imagecache-"+name+"-"); err != nil {
+		return nil, err
 	}
-	runtime, err := framework.ContainerdFromEnv(repo)
+	runtime, err := framework.ContainerdFromEnv(d.repo)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	n, err := framework.NewNode(root, bin, repo, runtime)
-	if err != nil {
-		return err
+	if d.n, err = framework.NewNode(d.root, d.bin, d.repo, runtime); err != nil {
+		return nil, err
 	}
-	// Whatever happens, stop every process by PID and remove the node's directories.
 	interrupted := make(chan os.Signal, 1)
 	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-interrupted
-		_ = n.Teardown(false)
+		d.stop()
 		os.Exit(130)
 	}()
-	defer func() {
-		if err != nil {
-			logs := filepath.Join(repo, "_output", "demo-logs")
-			_ = os.RemoveAll(logs)
-			_ = os.MkdirAll(logs, 0o755)
-			for _, p := range []*framework.Process{n.Registry, n.Containerd, n.Kubelet, n.Keeper} {
-				if p != nil {
-					data, _ := os.ReadFile(p.Log)
-					_ = os.WriteFile(filepath.Join(logs, filepath.Base(p.Log)), data, 0o644)
-				}
-			}
-			fmt.Printf("component logs kept in %s\n", logs)
-		}
-		if terr := n.Teardown(false); terr != nil && err == nil {
-			err = terr
-		}
-		say("stopped registry, containerd, kubelet and image-keeper; removed %s", root)
-	}()
+	return d, nil
+}
 
+func (d *demo) stop() error {
+	err := d.n.Teardown(false)
+	if d.cp != nil {
+		_ = d.cp.Stop()
+	}
+	return err
+}
+
+// finish keeps every component's log in _output/<name>-logs when the story failed, then stops
+// everything.
+func (d *demo) finish(err error) error {
+	if err != nil {
+		logs := filepath.Join(d.repo, "_output", d.name+"-logs")
+		_ = os.RemoveAll(logs)
+		_ = os.MkdirAll(logs, 0o755)
+		procs := []*framework.Process{d.n.Registry, d.n.Containerd, d.n.Kubelet, d.n.Keeper}
+		if d.cp != nil {
+			procs = append(procs, d.cp.Etcd, d.cp.APIServer, d.cp.ControllerManager, d.cp.Scheduler)
+		}
+		for _, p := range procs {
+			if p != nil {
+				data, _ := os.ReadFile(p.Log)
+				_ = os.WriteFile(filepath.Join(logs, filepath.Base(p.Log)), data, 0o644)
+			}
+		}
+		fmt.Printf("component logs kept in %s\n", logs)
+	}
+	if terr := d.stop(); terr != nil && err == nil {
+		err = terr
+	}
+	say("stopped everything it started; removed %s", d.root)
+	return err
+}
+
+func run(d *demo) error {
+	n, root := d.n, d.root
 	say("starting a throwaway node under %s", root)
 	if err := n.StartRegistry(); err != nil {
 		return err

@@ -14,24 +14,21 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// democluster starts a throwaway cluster (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, one node with the patched kubelet on containerd) and shows, with narration,
-// the warm-node gate: the node registers with image-keeper's startup taint, a Deployment waits,
-// image-keeper pulls the cache, sets ImageCacheReady and removes the taint, the pod starts from
-// the cache; then an image removed by hand turns the condition False until it is restored. It
-// stops everything it started. Run it with `make demo-cluster`.
 package main
+
+// The cluster story (make demo-cluster): a throwaway cluster (etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, one node with the patched kubelet on containerd)
+// shows the warm-node gate: the node registers with image-keeper's startup taint, a Deployment
+// waits, image-keeper pulls the cache, sets ImageCacheReady and removes the taint, the pod starts
+// from the cache; then an image removed by hand turns the condition False until it is restored.
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,80 +40,17 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
-func main() {
-	repo := flag.String("repo", ".", "repository root")
-	bin := flag.String("bin", "_output/bin", "directory with the kubelet, image-keeper and the control plane")
-	flag.Parse()
-	if err := run(*repo, *bin); err != nil {
-		fmt.Fprintf(os.Stderr, "\ndemo-cluster failed: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-var start = time.Now()
-
-func say(format string, args ...any) {
-	fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-}
-
-func run(repo, bin string) (err error) {
-	repo, _ = filepath.Abs(repo)
-	bin, _ = filepath.Abs(bin)
-	root, err := os.MkdirTemp("", "imagecache-demo-cluster-")
-	if err != nil {
-		return err
-	}
-	runtime, err := framework.ContainerdFromEnv(repo)
-	if err != nil {
-		return err
-	}
-	n, err := framework.NewNode(root, bin, repo, runtime)
-	if err != nil {
-		return err
-	}
-	var cp *framework.ControlPlane
-	stopAll := func() {
-		_ = n.Teardown(false)
-		if cp != nil {
-			_ = cp.Stop()
-		}
-	}
-	interrupted := make(chan os.Signal, 1)
-	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-interrupted
-		stopAll()
-		os.Exit(130)
-	}()
-	defer func() {
-		if err != nil {
-			logs := filepath.Join(repo, "_output", "demo-cluster-logs")
-			_ = os.RemoveAll(logs)
-			_ = os.MkdirAll(logs, 0o755)
-			procs := []*framework.Process{n.Registry, n.Containerd, n.Kubelet, n.Keeper}
-			if cp != nil {
-				procs = append(procs, cp.Etcd, cp.APIServer, cp.ControllerManager, cp.Scheduler)
-			}
-			for _, p := range procs {
-				if p != nil {
-					data, _ := os.ReadFile(p.Log)
-					_ = os.WriteFile(filepath.Join(logs, filepath.Base(p.Log)), data, 0o644)
-				}
-			}
-			fmt.Printf("component logs kept in %s\n", logs)
-		}
-		stopAll()
-		say("stopped the control plane, registry, containerd, kubelet and image-keeper; removed %s", root)
-	}()
-
+func runCluster(d *demo) (err error) {
+	n, root, repo, bin := d.n, d.root, d.repo, d.bin
 	say("starting a throwaway cluster under %s", root)
 	if err := n.StartRegistry(); err != nil {
 		return err
 	}
 	var client kubernetes.Interface
-	if cp, client, err = n.JoinControlPlane(); err != nil {
+	if d.cp, client, err = n.JoinControlPlane(); err != nil {
 		return err
 	}
+	cp := d.cp
 	say("control plane up: etcd, kube-apiserver (%s), kube-controller-manager, kube-scheduler", cp.Server)
 	pause, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: "demo/pause", Tag: "3.10"})
 	if err != nil {
