@@ -78,6 +78,17 @@ func (p *inProcess) PullImage(ctx context.Context, image *runtimeapi.ImageSpec, 
 	return resp.GetImageRef(), err
 }
 
+// startRun runs k.Run with no reloads until stop, which waits for it to return.
+func startRun(k *Keeper) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		k.Run(ctx, nil, nil)
+	}()
+	return func() { cancel(); <-done }
+}
+
 func newSyncKeeper(t *testing.T, p *inProcess, opts Options, refs ...string) *Keeper {
 	t.Helper()
 	return New(opts, wantedImages(t, refs...), p.connect, NewMetrics())
@@ -211,12 +222,7 @@ func TestRunSchedule(t *testing.T) {
 		rt.add("example.com/kept:1")
 		opts := testOptions() // Interval an hour; backoff 40 ms .. 320 ms
 		k := newSyncKeeper(t, rt, opts, "example.com/flaky:1", "example.com/kept:1")
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			k.Run(ctx, nil, nil)
-		}()
+		stop := startRun(k)
 		synctest.Wait()
 		if n := rt.pullCount("example.com/flaky:1"); n != 1 {
 			t.Fatalf("%d pulls of the missing image at start; want 1", n)
@@ -239,8 +245,7 @@ func TestRunSchedule(t *testing.T) {
 		if took := time.Since(start); rt.pullCount("example.com/kept:1") != 1 || took > opts.Interval {
 			t.Errorf("removed image pulled %d times, %v after its removal; want once within Interval (%v)", rt.pullCount("example.com/kept:1"), took, opts.Interval)
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
 
@@ -252,12 +257,7 @@ func TestRunWaitsForInterval(t *testing.T) {
 		opts := testOptions()
 		opts.Interval = 10 * time.Minute
 		k := newSyncKeeper(t, rt, opts, "example.com/kept:1")
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			k.Run(ctx, nil, nil)
-		}()
+		stop := startRun(k)
 		synctest.Wait()
 		first := k.Status().LastReconcile
 		rt.remove("example.com/kept:1")
@@ -271,8 +271,7 @@ func TestRunWaitsForInterval(t *testing.T) {
 		if n := rt.pullCount("example.com/kept:1"); n != 1 {
 			t.Errorf("%d pulls at the interval; want 1", n)
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
 
@@ -288,12 +287,7 @@ func TestUpdatedAfterPassAndPull(t *testing.T) {
 			t.Fatal("a token before any pass")
 		default:
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			k.Run(ctx, nil, nil)
-		}()
+		stop := startRun(k)
 		synctest.Wait()
 		<-k.Updated() // the first pass
 		if k.Status().Images[0].Present {
@@ -309,7 +303,6 @@ func TestUpdatedAfterPassAndPull(t *testing.T) {
 		if !k.Status().Images[0].Present {
 			t.Error("the token came before the pulled image was in Status")
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
