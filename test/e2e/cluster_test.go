@@ -180,9 +180,10 @@ func TestWarmNodeGate(t *testing.T) {
 		t.Fatal("the app image is on the node before image-keeper ran")
 	}
 
-	// image-keeper, with a kubeconfig of a user that only has deploy/rbac.yaml's ClusterRole.
+	// image-keeper, with a kubeconfig of a user that will only have deploy/rbac.yaml's
+	// ClusterRole. It starts before the role is bound: publishing is refused, logged once, and
+	// retried until the binding exists.
 	const user = "image-keeper-e2e"
-	c.applyRBAC(t, user)
 	kubeconfig, err := c.cp.UserKubeconfig(user, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -195,14 +196,34 @@ func TestWarmNodeGate(t *testing.T) {
 		"--interval", "2s", "--node-status-heartbeat", "10s"); err != nil {
 		t.Fatal(err)
 	}
+	const failed = "Publishing the node's image cache state failed"
+	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool { return c.Keeper.CountInLog(failed) > 0 }) {
+		t.Fatalf("no failure to publish without RBAC; image-keeper: %s", framework.Tail(c.Keeper, 20))
+	}
+	time.Sleep(5 * time.Second) // two more retries, refused the same way
+	if n := c.Keeper.CountInLog(failed); n != 1 || !strings.Contains(c.Keeper.LogText(), "forbidden") {
+		t.Errorf("the refused publishing was logged %d times (want once, saying forbidden)", n)
+	}
+	c.applyRBAC(t, user)
 	var warmHash string
+	var warm corev1.NodeCondition
 	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
 		node := c.node(t)
 		cond := condition(node, nodestatus.ConditionType)
 		warmHash = node.Annotations[nodestatus.WantedHashAnnotation]
+		if cond != nil {
+			warm = *cond
+		}
 		return cond != nil && cond.Status == corev1.ConditionTrue && !tainted(node) && warmHash != ""
 	}) {
 		t.Fatalf("no ImageCacheReady=True and untainted node; node: %+v\nimage-keeper: %s", c.node(t).Status.Conditions, framework.Tail(c.Keeper, 20))
+	}
+	if !strings.Contains(c.Keeper.LogText(), "Publishing the node's image cache state works again") {
+		t.Error("image-keeper did not log that publishing recovered")
+	}
+	// The kubelet's conditions are untouched by the patch (merged by type).
+	if ready := condition(c.node(t), corev1.NodeReady); ready == nil || ready.Status != corev1.ConditionTrue {
+		t.Errorf("the node's Ready condition after image-keeper's patches: %+v", ready)
 	}
 	pullsBefore := c.Registry.CountInLog("/v2/e2e/app/")
 	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
@@ -213,6 +234,15 @@ func TestWarmNodeGate(t *testing.T) {
 	}
 	if after := c.Registry.CountInLog("/v2/e2e/app/"); after != pullsBefore {
 		t.Errorf("the pod's start asked the registry for its image (%d requests); the cache was warm", after-pullsBefore)
+	}
+	// Nothing changes: the heartbeat (10 s here) moves lastHeartbeatTime, not lastTransitionTime.
+	if !framework.Eventually(30*time.Second, time.Second, func() bool {
+		cond := condition(c.node(t), nodestatus.ConditionType)
+		return cond != nil && cond.LastHeartbeatTime.After(warm.LastHeartbeatTime.Time)
+	}) {
+		t.Errorf("no heartbeat within 30 s of %v", warm.LastHeartbeatTime)
+	} else if cond := condition(c.node(t), nodestatus.ConditionType); !cond.LastTransitionTime.Equal(&warm.LastTransitionTime) || cond.Status != corev1.ConditionTrue {
+		t.Errorf("a heartbeat changed the transition time or status: %+v, was %+v", cond, warm)
 	}
 
 	// Removed by hand: the condition goes False naming the image, then True after the restore.
