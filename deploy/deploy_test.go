@@ -54,6 +54,14 @@ func TestDaemonSetManifest(t *testing.T) {
 			if err := yaml.UnmarshalStrict([]byte(doc), &ns); err != nil {
 				t.Fatalf("Namespace: %v", err)
 			}
+		case "ServiceAccount":
+			var sa corev1.ServiceAccount
+			if err := yaml.UnmarshalStrict([]byte(doc), &sa); err != nil {
+				t.Fatalf("ServiceAccount: %v", err)
+			}
+			if i > 1 {
+				t.Error("the ServiceAccount comes after the DaemonSet's other objects: it must exist before the DaemonSet's pods")
+			}
 		case "ConfigMap":
 			var cm corev1.ConfigMap
 			if err := yaml.UnmarshalStrict([]byte(doc), &cm); err != nil {
@@ -193,16 +201,20 @@ func TestSystemdUnitExposure(t *testing.T) {
 }
 
 // rbac.yaml grants what image-keeper's node status publishing needs and nothing more, to the
-// service account the DaemonSet runs as.
+// service account the DaemonSet runs as (in daemonset.yaml).
 func TestRBAC(t *testing.T) {
-	data, err := os.ReadFile("rbac.yaml")
+	rbac, err := os.ReadFile("rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemonSet, err := os.ReadFile("daemonset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var role rbacv1.ClusterRole
 	var binding rbacv1.ClusterRoleBinding
 	var sa corev1.ServiceAccount
-	for i, doc := range strings.Split(string(data), "\n---\n") {
+	for i, doc := range strings.Split(string(rbac)+"\n---\n"+string(daemonSet), "\n---\n") {
 		var meta struct{ Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
 			t.Fatalf("document %d: %v", i, err)
@@ -216,7 +228,7 @@ func TestRBAC(t *testing.T) {
 		case "ServiceAccount":
 			into = &sa
 		default:
-			t.Fatalf("document %d: unexpected kind %q", i, meta.Kind)
+			continue // daemonset.yaml's other objects
 		}
 		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
 			t.Fatalf("%s: %v", meta.Kind, err)
