@@ -69,7 +69,7 @@ e2e: build control-plane ## End-to-end tests on a throwaway node (containerd, re
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh
 
-bench-e2e: build ## Pod-start and image-keeper benchmarks on a throwaway node (root); results in docs/bench/
+bench-e2e: build control-plane ## Pod-start, image-keeper and warm-node benchmarks on a throwaway node and cluster (root); results in docs/bench/
 	@hack/install-e2e-deps.sh
 	go run ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
 
