@@ -126,7 +126,6 @@ type Publisher struct {
 	node   string
 	// Heartbeat is how often the condition is patched when nothing changed.
 	Heartbeat time.Duration
-	now       func() time.Time
 
 	last          *corev1.NodeCondition // as last published
 	lastHeartbeat time.Time
@@ -136,14 +135,14 @@ type Publisher struct {
 
 // NewPublisher publishes on node through client.
 func NewPublisher(client kubernetes.Interface, node string) *Publisher {
-	return &Publisher{client: client, node: node, Heartbeat: time.Minute, now: time.Now}
+	return &Publisher{client: client, node: node, Heartbeat: time.Minute}
 }
 
 // Publish patches the condition when it changed or a heartbeat is due, the annotation when the
 // wanted set changed, and removes the startup taint the first time the cache is warm.
 func (p *Publisher) Publish(ctx context.Context, s State) error {
 	logger := klog.FromContext(ctx)
-	now := p.now()
+	now := time.Now()
 	c := Condition(s)
 	changed := p.last == nil || p.last.Status != c.Status || p.last.Reason != c.Reason || p.last.Message != c.Message
 	if changed || now.Sub(p.lastHeartbeat) >= p.Heartbeat {
