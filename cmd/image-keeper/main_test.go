@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -125,5 +126,39 @@ func TestNewPublisher(t *testing.T) {
 	}
 	if _, err := newPublisher(&config{kubeconfig: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
 		t.Errorf("missing kubeconfig: %v; want an error naming --kubeconfig", err)
+	}
+}
+
+// explain's exit statuses, as scripts read them: 0 answered, 1 could not answer (runtime
+// unreachable), 2 bad flags or input, 3 --strict and an entry matches nothing.
+func TestExplainExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "kubelet.yaml")
+	if err := os.WriteFile(config, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfeatureGates: {ImageGCExclusion: true}\nimageGCExclude: [\"nginx:1.*\", \"registry.exmaple.com/*\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stdin  string
+		code   int
+		stderr string
+	}{
+		{"review", []string{"--config", config}, "nginx:1.27\n", 0, ""},
+		{"strict", []string{"--config", config, "--strict"}, "nginx:1.27\n", 3, `imageGCExclude entry "registry.exmaple.com/*" matches no image`},
+		{"bad reference", []string{"--config", config}, "nginx:1.27\nNginx\n", 2, `line 2: "Nginx"`},
+		{"bad output", []string{"--config", config, "-o", "yaml"}, "", 2, `--output "yaml": want table or json`},
+		{"no allowlist", nil, "", 2, "give --kubelet-config"},
+		{"both", []string{"--config", config, "--kubelet-config", config}, "", 2, "does not go with --kubelet-config"},
+		{"missing config", []string{"--config", filepath.Join(dir, "nope.yaml")}, "", 2, "nope.yaml"},
+		{"runtime unreachable", []string{"--kubelet-config", config, "--runtime-endpoint", "unix://" + filepath.Join(dir, "none.sock"), "--timeout", "10s"}, "", 1, "none.sock"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := explainMain(tc.args, strings.NewReader(tc.stdin), &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.stderr)
+			}
+		})
 	}
 }
