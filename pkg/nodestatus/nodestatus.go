@@ -139,9 +139,29 @@ func NewPublisher(client kubernetes.Interface, node string) *Publisher {
 }
 
 // Publish patches the condition when it changed or a heartbeat is due, the annotation when the
-// wanted set changed, and removes the startup taint the first time the cache is warm.
+// wanted set changed, and removes the startup taint the first time the cache is warm. A
+// restarted image-keeper continues from the condition on the Node: it keeps its transition time
+// and is not replaced by "not reconciled" before the first pass.
 func (p *Publisher) Publish(ctx context.Context, s State) error {
 	logger := klog.FromContext(ctx)
+	if p.last == nil {
+		// After a restart, continue from what the Node says, so that an unchanged condition
+		// keeps its lastTransitionTime.
+		node, err := p.client.CoreV1().Nodes().Get(ctx, p.node, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("node %s: %w", p.node, err)
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == ConditionType {
+				p.last, p.lastHeartbeat = &c, c.LastHeartbeatTime.Time
+			}
+		}
+	}
+	if !s.Reconciled && s.KubeletConfigMissing == "" && p.last != nil {
+		// Restarted, no pass yet: the Node's condition still says what the last pass found;
+		// "not reconciled" would flip a warm node to False for a moment.
+		return nil
+	}
 	now := time.Now()
 	c := Condition(s)
 	changed := p.last == nil || p.last.Status != c.Status || p.last.Reason != c.Reason || p.last.Message != c.Message

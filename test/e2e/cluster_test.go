@@ -244,6 +244,21 @@ func TestWarmNodeGate(t *testing.T) {
 	} else if cond := condition(c.node(t), nodestatus.ConditionType); !cond.LastTransitionTime.Equal(&warm.LastTransitionTime) || cond.Status != corev1.ConditionTrue {
 		t.Errorf("a heartbeat changed the transition time or status: %+v, was %+v", cond, warm)
 	}
+	// A restarted image-keeper continues from the Node's condition: still True, same transition.
+	c.Keeper.Stop(5 * time.Second)
+	if err := c.StartKeeper("--config", keeperConfig, "--kubeconfig", kubeconfig, "--node-name", framework.NodeName,
+		"--interval", "2s", "--node-status-heartbeat", "10s"); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(30*time.Second, time.Second, func() bool {
+		cond := condition(c.node(t), nodestatus.ConditionType)
+		return cond != nil && cond.LastHeartbeatTime.After(warm.LastHeartbeatTime.Add(10*time.Second))
+	}) {
+		t.Errorf("the restarted image-keeper published no heartbeat; image-keeper: %s", framework.Tail(c.Keeper, 10))
+	}
+	if cond := condition(c.node(t), nodestatus.ConditionType); cond.Status != corev1.ConditionTrue || !cond.LastTransitionTime.Equal(&warm.LastTransitionTime) {
+		t.Errorf("after a restart the condition is %+v; want True since %v", cond, warm.LastTransitionTime)
+	}
 
 	// Removed by hand: the condition goes False naming the image, then True after the restore.
 	if err := c.RemoveImage(second.Ref); err != nil {
