@@ -92,8 +92,11 @@ func StateOf(s keeper.Status) State {
 
 // WantedHash is a short hash of the set of wanted references (order does not matter).
 func WantedHash(wanted []string) string {
-	sorted := slices.Clone(wanted)
-	slices.Sort(sorted)
+	sorted := wanted
+	if !slices.IsSorted(wanted) { // image-keeper's status is sorted already: no copy, no sort
+		sorted = slices.Clone(wanted)
+		slices.Sort(sorted)
+	}
 	sum := sha256.Sum256([]byte(strings.Join(sorted, "\n")))
 	return hex.EncodeToString(sum[:8])
 }

@@ -426,22 +426,7 @@ func TestClusterDaemonSet(t *testing.T) {
 	c.waitTaintedReady(t)
 
 	// The workload first: it must wait for the cache.
-	replicas := int32(1)
-	labels := map[string]string{"app": "app"}
-	deployment := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: new(int64),
-					Containers:                    []corev1.Container{{Name: "app", Image: app.Ref, ImagePullPolicy: corev1.PullIfNotPresent}},
-				},
-			},
-		},
-	}
+	deployment := framework.Deployment("app", app.Ref)
 	if _, err := c.client.AppsV1().Deployments("default").Create(ctx, deployment, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -553,13 +538,9 @@ func (c *clusterNode) waitTaintedReady(t *testing.T) {
 // doc's, and the node's row must say the cache is warm, with the hash, and no taint left.
 func (c *clusterNode) checkWatchCommand(t *testing.T, hash string) {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "warm-nodes.md"))
+	block, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "warm-nodes.md"), "<!-- warm-nodes-watch -->", "console")
 	if err != nil {
 		t.Fatal(err)
-	}
-	_, block, ok := strings.Cut(string(doc), "<!-- warm-nodes-watch -->\n```console\n")
-	if !ok {
-		t.Fatal("docs/warm-nodes.md has no watch session")
 	}
 	lines := strings.Split(block, "\n")
 	command, wantHeader := strings.TrimPrefix(lines[0], "$ "), lines[1]
@@ -575,15 +556,10 @@ func (c *clusterNode) checkWatchCommand(t *testing.T, hash string) {
 // docs/warm-nodes.md's kubeadm JoinConfiguration is valid for kubeadm of this release (strict
 // decoding: a misspelt field fails) and registers the taint image-keeper removes.
 func TestWarmNodeDocs(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "warm-nodes.md"))
+	block, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "warm-nodes.md"), "<!-- warm-nodes-kubeadm -->", "yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, block, ok := strings.Cut(string(doc), "<!-- warm-nodes-kubeadm -->\n```yaml\n")
-	if !ok {
-		t.Fatal("docs/warm-nodes.md has no kubeadm example")
-	}
-	block, _, _ = strings.Cut(block, "```")
 	file := filepath.Join(t.TempDir(), "join.yaml")
 	if err := os.WriteFile(file, []byte(block), 0o644); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -100,22 +99,7 @@ func runCluster(d *demo) (err error) {
 	}
 	say("node %s Ready, taints: %s", framework.NodeName, taints(node()))
 
-	replicas := int32(1)
-	labels := map[string]string{"app": "web"}
-	if _, err := client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: new(int64),
-					Containers:                    []corev1.Container{{Name: "web", Image: wanted[0], ImagePullPolicy: corev1.PullIfNotPresent}},
-				},
-			},
-		},
-	}, metav1.CreateOptions{}); err != nil {
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, framework.Deployment("web", wanted[0]), metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	webPod := func() *corev1.Pod {
@@ -189,13 +173,9 @@ func runCluster(d *demo) (err error) {
 
 // kubectlWatch runs docs/warm-nodes.md's watch command with the kubectl of the same release.
 func kubectlWatch(repo, bin, kubeconfig string) error {
-	doc, err := os.ReadFile(filepath.Join(repo, "docs", "warm-nodes.md"))
+	block, err := framework.DocBlock(filepath.Join(repo, "docs", "warm-nodes.md"), "<!-- warm-nodes-watch -->", "console")
 	if err != nil {
 		return err
-	}
-	_, block, ok := strings.Cut(string(doc), "<!-- warm-nodes-watch -->\n```console\n")
-	if !ok {
-		return fmt.Errorf("docs/warm-nodes.md has no watch session")
 	}
 	command := strings.TrimPrefix(strings.SplitN(block, "\n", 2)[0], "$ ")
 	cmd := exec.Command("bash", "-c", command)

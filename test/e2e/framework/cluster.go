@@ -20,9 +20,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -92,4 +95,40 @@ func HasTaint(node *corev1.Node, key string) bool {
 		}
 	}
 	return false
+}
+
+// Deployment is a one-replica Deployment of image in the default namespace, pulled
+// IfNotPresent, that tolerates nothing special.
+func Deployment(name, image string) *appsv1.Deployment {
+	replicas := int32(1)
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: new(int64),
+					Containers:                    []corev1.Container{{Name: name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent}},
+				},
+			},
+		},
+	}
+}
+
+// DocBlock returns the body of the fenced code block (```lang) that follows marker in the doc
+// at path: the examples the tests and demos run.
+func DocBlock(path, marker, lang string) (string, error) {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	_, block, ok := strings.Cut(string(doc), marker+"\n```"+lang+"\n")
+	if !ok {
+		return "", fmt.Errorf("%s has no %s block after %s", path, lang, marker)
+	}
+	block, _, _ = strings.Cut(block, "```")
+	return block, nil
 }
