@@ -136,7 +136,7 @@ func TestWarmNodeGate(t *testing.T) {
 	pause := push(t, c.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	app := push(t, c.Node, framework.ImageSpec{Repository: "e2e/app", Tag: "1", PadBytes: 4 << 20})
 	second := push(t, c.Node, framework.ImageSpec{Repository: "e2e/second", Tag: "1"})
-	startContainerd(t, c.Node, pause)
+	startRuntime(t, c.Node, pause)
 	// Registered with the startup taint by the shipped kubelet config drop-in.
 	warmDropIn, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "kubelet", "60-imagecache-warm.conf"))
 	if err != nil {
@@ -410,7 +410,7 @@ func TestClusterDaemonSet(t *testing.T) {
 	app := push(t, c.Node, framework.ImageSpec{Repository: "e2e/app", Tag: "1", PadBytes: 4 << 20})
 	next := push(t, c.Node, framework.ImageSpec{Repository: "e2e/next", Tag: "1"})
 	keeperRef := pushKeeperImage(t, c.Node)
-	startContainerd(t, c.Node, pause)
+	startRuntime(t, c.Node, pause)
 	// Registered with the startup taint by the kubelet flag (what kubeadm's nodeRegistration.taints
 	// becomes).
 	c.RegisterWithTaints = []string{nodestatus.StartupTaintKey + "=:NoSchedule"}
@@ -439,7 +439,7 @@ func TestClusterDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostPaths := map[string]string{
-		"/run/containerd":                filepath.Dir(strings.TrimPrefix(c.ContainerdSocket(), "unix://")),
+		"/run/containerd":                filepath.Dir(strings.TrimPrefix(c.RuntimeEndpoint(), "unix://")),
 		"/var/lib/kubelet/config.yaml":   config,
 		"/etc/kubernetes/kubelet.conf.d": filepath.Join(c.Root, "kubelet", "conf.d"),
 	}
@@ -595,7 +595,7 @@ func TestClusterGCEvents(t *testing.T) {
 	for _, tag := range []string{"a", "b", "c"} {
 		budgeted = append(budgeted, push(t, c.Node, framework.ImageSpec{Repository: "e2e/budget", Tag: tag, PadBytes: 10 << 20}))
 	}
-	startContainerd(t, c.Node, pause)
+	startRuntime(t, c.Node, pause)
 	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{
 		Gate:    true,
 		Exclude: []string{c.RegistryAddr + "/e2e/budget"},

@@ -81,7 +81,7 @@ func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teard
 	if err != nil {
 		return nil, nil, func() {}, err
 	}
-	runtime, err := framework.ContainerdFromEnv(repo)
+	runtime, err := framework.RuntimeFromEnv(repo)
 	if err != nil {
 		return nil, nil, func() {}, err
 	}
@@ -96,7 +96,7 @@ func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teard
 	if pause, err = framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: "bench/pause", Tag: "1"}); err != nil {
 		return n, nil, teardown, err
 	}
-	if err := n.StartContainerd(pause.Ref); err != nil {
+	if err := n.StartRuntime(pause.Ref); err != nil {
 		return n, nil, teardown, err
 	}
 	return n, pause, teardown, n.Pull(pause.Ref)
@@ -373,7 +373,7 @@ func keeperBench(repo, bin, out string) error {
 		for _, r := range refs {
 			keeperArgs = append(keeperArgs, "--image", r)
 		}
-		cmd := exec.CommandContext(context.Background(), filepath.Join(n.Bin, "image-keeper"), append(keeperArgs, "--once", "--pull-concurrency", "4", "--runtime-endpoint", n.ContainerdSocket())...)
+		cmd := exec.CommandContext(context.Background(), filepath.Join(n.Bin, "image-keeper"), append(keeperArgs, "--once", "--pull-concurrency", "4", "--runtime-endpoint", n.RuntimeEndpoint())...)
 		start = time.Now()
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("image-keeper --once: %v\n%s", err, msg)

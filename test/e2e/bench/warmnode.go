@@ -78,7 +78,7 @@ func warmNodeRun(repo, bin string, gate bool) (times warmNodeTimes, err error) {
 	if err != nil {
 		return times, err
 	}
-	runtime, err := framework.ContainerdFromEnv(repo)
+	runtime, err := framework.RuntimeFromEnv(repo)
 	if err != nil {
 		return times, err
 	}
@@ -102,7 +102,7 @@ func warmNodeRun(repo, bin string, gate bool) (times warmNodeTimes, err error) {
 	if err != nil {
 		return times, err
 	}
-	if err := n.StartContainerd(pause.Ref); err != nil {
+	if err := n.StartRuntime(pause.Ref); err != nil {
 		return times, err
 	}
 	if err := n.Pull(pause.Ref); err != nil {

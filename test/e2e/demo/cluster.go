@@ -68,7 +68,7 @@ func runCluster(d *demo) (err error) {
 		wanted = append(wanted, img.Ref)
 	}
 	say("pushed %d images to the registry on %s; the node has none of them", len(wanted), n.RegistryAddr)
-	if err := n.StartContainerd(pause.Ref); err != nil {
+	if err := n.StartRuntime(pause.Ref); err != nil {
 		return err
 	}
 	if err := n.Pull(pause.Ref); err != nil {

@@ -80,7 +80,7 @@ func newDemo(repo, bin, name string) (*demo, error) {
 	if d.root, err = os.MkdirTemp("", "imagecache-"+name+"-"); err != nil {
 		return nil, err
 	}
-	runtime, err := framework.ContainerdFromEnv(d.repo)
+	runtime, err := framework.RuntimeFromEnv(d.repo)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (d *demo) finish(err error) error {
 		logs := filepath.Join(d.repo, "_output", d.name+"-logs")
 		_ = os.RemoveAll(logs)
 		_ = os.MkdirAll(logs, 0o755)
-		procs := []*framework.Process{d.n.Registry, d.n.Containerd, d.n.Kubelet, d.n.Keeper}
+		procs := []*framework.Process{d.n.Registry, d.n.RuntimeProcess, d.n.Kubelet, d.n.Keeper}
 		if d.cp != nil {
 			procs = append(procs, d.cp.Etcd, d.cp.APIServer, d.cp.ControllerManager, d.cp.Scheduler)
 		}
@@ -163,10 +163,10 @@ func run(d *demo) error {
 		rows = append(rows, row{s.spec.Repository + ":" + s.spec.Tag, img.Ref, s.protection, img})
 	}
 	say("built and pushed %d images (a static binary in a layer, with labels)", len(rows))
-	if err := n.StartContainerd(rows[0].ref); err != nil {
+	if err := n.StartRuntime(rows[0].ref); err != nil {
 		return err
 	}
-	say("%s running on %s", n.Runtime.Name, n.ContainerdSocket())
+	say("%s running on %s", n.Runtime.Name, n.RuntimeEndpoint())
 	for _, r := range rows {
 		if err := n.Pull(r.ref); err != nil {
 			return err

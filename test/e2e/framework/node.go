@@ -19,10 +19,14 @@ package framework
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,13 +181,14 @@ type Node struct {
 	// require that login (htpasswd, basic auth); the framework's pushes send it.
 	RegistryUser, RegistryPassword string
 	Registry                       *Process
-	Containerd                     *Process
-	Kubelet                        *Process
-	Keeper                         *Process
+	// RuntimeProcess is the container runtime's process (containerd or crio).
+	RuntimeProcess *Process
+	Kubelet        *Process
+	Keeper         *Process
 
-	// Runtime is the containerd the node runs.
-	Runtime Containerd
-	// PodNetwork, when set before StartContainerd, gives pods without hostNetwork a network: a
+	// Runtime is the container runtime the node runs.
+	Runtime Runtime
+	// PodNetwork, when set before StartRuntime, gives pods without hostNetwork a network: a
 	// bridge only this host reaches, configured for containerd's CNI (see podnetwork.go).
 	PodNetwork bool
 	podNetwork *podNetwork
@@ -197,7 +202,11 @@ type Node struct {
 	// Sleeper is the static binary inside every test image.
 	Sleeper []byte
 
-	// mu guards the CRI clients, which are reset when containerd restarts.
+	// KubeletPort is the running kubelet's HTTPS port (its config's port).
+	KubeletPort  int
+	kubeletPorts map[string]int // by config path
+
+	// mu guards the CRI clients, which are reset when the runtime restarts.
 	mu      sync.Mutex
 	images  criapi.ImageManagerService
 	runtime criapi.RuntimeService
@@ -205,7 +214,7 @@ type Node struct {
 
 // NewNode prepares directories under root for a node that runs runtime, and builds the sleeper
 // binary.
-func NewNode(root, bin, repoRoot string, runtime Containerd) (*Node, error) {
+func NewNode(root, bin, repoRoot string, runtime Runtime) (*Node, error) {
 	n := &Node{Root: root, Bin: bin, LogDir: filepath.Join(root, "logs"), Runtime: runtime}
 	for _, d := range []string{n.LogDir, n.path("registry"), n.path("containerd"), n.path("kubelet"), n.path("manifests")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -227,9 +236,6 @@ func NewNode(root, bin, repoRoot string, runtime Containerd) (*Node, error) {
 func (n *Node) path(parts ...string) string {
 	return filepath.Join(append([]string{n.Root}, parts...)...)
 }
-
-// ContainerdSocket is containerd's CRI endpoint.
-func (n *Node) ContainerdSocket() string { return "unix://" + n.path("containerd.sock") }
 
 // StartRegistry starts Debian's docker-registry on a loopback port (the same port again after
 // StopRegistry, so that references stay valid).
@@ -290,95 +296,160 @@ func (n *Node) StopRegistry() {
 	n.Registry.Stop(5 * time.Second)
 }
 
-// Containerd says which containerd a node runs. Kubernetes 1.36+ supports containerd 2.x only,
-// so the default is the v2.4 that hack/install-containerd.sh builds into _output/; Debian's 1.6
-// is the legacy leg.
-type Containerd struct {
-	// Name is what tests and logs call it: "containerd-2.4", "containerd-1.6".
+// RuntimeKind is the family of container runtime a node runs.
+type RuntimeKind string
+
+const (
+	// KindContainerd is containerd with its CRI plugin.
+	KindContainerd RuntimeKind = "containerd"
+	// KindCRIO is CRI-O.
+	KindCRIO RuntimeKind = "cri-o"
+)
+
+// Runtime says which container runtime a node runs. Kubernetes 1.36+ supports containerd 2.x
+// only, so the default is the v2.4 that hack/install-containerd.sh builds into _output/; Debian's
+// 1.6 is the legacy leg, and CRI-O (hack/install-crio.sh) the third.
+type Runtime struct {
+	// Name is what tests and logs call it: "containerd-2.4", "containerd-1.6", "cri-o-1.34".
 	Name string
-	// Dir holds containerd and containerd-shim-runc-v2; empty means the system's (PATH).
+	Kind RuntimeKind
+	// Dir holds the runtime's binaries (containerd and containerd-shim-runc-v2; crio and pinns);
+	// empty means the system's (PATH).
 	Dir string
-	// Major is the major version, which decides the config format.
+	// Major is containerd's major version, which decides its config format.
 	Major int
 }
 
-// ContainerdFromEnv returns the containerd that E2E_RUNTIME names: "containerd-2.4" (default,
-// from _output/containerd-<CONTAINERD_VERSION>/bin) or "containerd-1.6" (Debian's, on PATH).
-func ContainerdFromEnv(repoRoot string) (Containerd, error) {
+// PinsSandboxImage reports whether the runtime reports its sandbox (pause) image as pinned in
+// CRI, so that the kubelet never collects it: containerd 2.x (pinned_images.sandbox) and CRI-O
+// (pause_image is always among its pinned_images) do, containerd 1.6 does not.
+func (r Runtime) PinsSandboxImage() bool {
+	return r.Kind == KindCRIO || r.Major >= 2
+}
+
+// RunsPods reports whether the runtime can start a pod sandbox on this machine. CRI-O gives
+// every infra container oom_score_adj -998, which this machine refuses, and has no equivalent
+// of containerd's restrict_oom_score_adj: on CRI-O only scenarios without pods run.
+func (r Runtime) RunsPods() bool { return r.Kind != KindCRIO }
+
+// RuntimeNames are the runtimes RuntimeNamed knows, the default first.
+var RuntimeNames = []string{"containerd-2.4", "containerd-1.6", "cri-o-1.34"}
+
+// RuntimeFromEnv returns the runtime that E2E_RUNTIME names (one of RuntimeNames; default
+// containerd-2.4).
+func RuntimeFromEnv(repoRoot string) (Runtime, error) {
 	name := os.Getenv("E2E_RUNTIME")
 	if name == "" {
-		name = "containerd-2.4"
+		name = RuntimeNames[0]
 	}
-	return ContainerdNamed(repoRoot, name)
+	return RuntimeNamed(repoRoot, name)
 }
 
-// ContainerdNamed returns the containerd of that name; see ContainerdFromEnv.
-func ContainerdNamed(repoRoot, name string) (Containerd, error) {
+// RuntimeNamed returns the runtime of that name: "containerd-2.4" (from
+// _output/containerd-<CONTAINERD_VERSION>/bin), "containerd-1.6" (Debian's, on PATH) or
+// "cri-o-1.34" (from _output/cri-o-<CRIO_VERSION>/bin, with Debian's conmon and runc).
+func RuntimeNamed(repoRoot, name string) (Runtime, error) {
 	switch name {
 	case "containerd-2.4":
-		version := os.Getenv("CONTAINERD_VERSION")
-		if version == "" {
-			version = "v2.4.2"
-		}
+		version := envOr("CONTAINERD_VERSION", "v2.4.2")
 		dir := filepath.Join(repoRoot, "_output", "containerd-"+version, "bin")
 		if _, err := os.Stat(filepath.Join(dir, "containerd")); err != nil {
-			return Containerd{}, fmt.Errorf("containerd %s is not built (%v); run hack/install-containerd.sh", version, err)
+			return Runtime{}, fmt.Errorf("containerd %s is not built (%v); run hack/install-containerd.sh", version, err)
 		}
-		return Containerd{Name: name, Dir: dir, Major: 2}, nil
+		return Runtime{Name: name, Kind: KindContainerd, Dir: dir, Major: 2}, nil
 	case "containerd-1.6":
 		if _, err := exec.LookPath("containerd"); err != nil {
-			return Containerd{}, fmt.Errorf("Debian's containerd is not installed (%v); run hack/install-e2e-deps.sh", err)
+			return Runtime{}, fmt.Errorf("Debian's containerd is not installed (%v); run hack/install-e2e-deps.sh", err)
 		}
-		return Containerd{Name: name, Major: 1}, nil
+		return Runtime{Name: name, Kind: KindContainerd, Major: 1}, nil
+	case "cri-o-1.34":
+		version := envOr("CRIO_VERSION", "v1.34.0")
+		dir := filepath.Join(repoRoot, "_output", "cri-o-"+version, "bin")
+		for _, bin := range []string{filepath.Join(dir, "crio"), filepath.Join(dir, "pinns"), conmonPath, runcPath} {
+			if _, err := os.Stat(bin); err != nil {
+				return Runtime{}, fmt.Errorf("CRI-O %s is not installed (%v); run hack/install-e2e-deps.sh", version, err)
+			}
+		}
+		return Runtime{Name: name, Kind: KindCRIO, Dir: dir}, nil
 	}
-	return Containerd{}, fmt.Errorf("E2E_RUNTIME=%q: want containerd-2.4 or containerd-1.6", name)
+	return Runtime{}, fmt.Errorf("E2E_RUNTIME=%q: want one of %s", name, strings.Join(RuntimeNames, ", "))
 }
 
-// StartContainerd starts containerd with its CRI plugin on a socket under Root, reaching the
-// registry through a hosts.toml, with sandboxImage as the pause image.
-func (n *Node) StartContainerd(sandboxImage string) error {
-	hostsDir := n.path("containerd", "certs.d", n.RegistryAddr)
-	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
-		return err
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
 	}
-	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", n.RegistryAddr)
-	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
-		return err
+	return def
+}
+
+// RuntimeEndpoint is the runtime's CRI endpoint.
+func (n *Node) RuntimeEndpoint() string {
+	if n.Runtime.Kind == KindCRIO {
+		return "unix://" + n.path("crio", "crio.sock")
 	}
+	return "unix://" + n.path("containerd.sock")
+}
+
+// StartRuntime starts the node's runtime on a socket under Root, reaching the registry over
+// plain HTTP, with sandboxImage as the pause image.
+func (n *Node) StartRuntime(sandboxImage string) error {
 	if n.PodNetwork {
 		if err := n.setupPodNetwork(); err != nil {
 			return err
 		}
 	}
-	config := n.containerdConfig(sandboxImage)
-	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(config), 0o644); err != nil {
-		return err
+	var args, env []string
+	var err error
+	if n.Runtime.Kind == KindCRIO {
+		args, err = n.writeCRIOConfig(sandboxImage)
+	} else {
+		args, env, err = n.writeContainerdConfig(sandboxImage)
 	}
-	bin, env := "containerd", []string(nil)
-	if n.Runtime.Dir != "" {
-		// The shim is found on PATH: ours first, so Debian's 1.6 shim is never used with 2.x.
-		bin, env = filepath.Join(n.Runtime.Dir, "containerd"), []string{"PATH=" + n.Runtime.Dir + ":" + os.Getenv("PATH")}
-	}
-	p, err := Start(n.LogDir, "containerd", []string{bin, "--config", n.path("containerd", "config.toml")}, env...)
 	if err != nil {
 		return err
 	}
-	n.Containerd = p
+	p, err := Start(n.LogDir, n.Runtime.Name, args, env...)
+	if err != nil {
+		return err
+	}
+	n.RuntimeProcess = p
 	n.resetClients()
 	if !Eventually(30*time.Second, 200*time.Millisecond, func() bool {
 		_, err := n.ImageService()
 		return err == nil
 	}) {
-		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name, n.ContainerdSocket(), tail(p.LogText(), 20))
+		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name, n.RuntimeEndpoint(), tail(p.LogText(), 20))
 	}
 	return nil
 }
 
-// LimitImageFS puts containerd's root on a tmpfs of the given size, so that the image
+// writeContainerdConfig writes containerd's config and its registry's hosts.toml, and returns
+// containerd's command line and environment.
+func (n *Node) writeContainerdConfig(sandboxImage string) (args, env []string, err error) {
+	hostsDir := n.path("containerd", "certs.d", n.RegistryAddr)
+	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", n.RegistryAddr)
+	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(n.containerdConfig(sandboxImage)), 0o644); err != nil {
+		return nil, nil, err
+	}
+	bin := "containerd"
+	if n.Runtime.Dir != "" {
+		// The shim is found on PATH: ours first, so Debian's 1.6 shim is never used with 2.x.
+		bin, env = filepath.Join(n.Runtime.Dir, "containerd"), []string{"PATH=" + n.Runtime.Dir + ":" + os.Getenv("PATH")}
+	}
+	return []string{bin, "--config", n.path("containerd", "config.toml")}, env, nil
+}
+
+// LimitImageFS puts the runtime's image store on a tmpfs of the given size, so that the image
 // filesystem the kubelet sees has a small capacity (imageGCExcludeBudgetPercent is a share of
-// it). Call it before StartContainerd; Teardown unmounts it.
+// it). Call it before StartRuntime; Teardown unmounts it.
 func (n *Node) LimitImageFS(bytes int64) error {
-	root := n.path("containerd", "root")
+	root := n.imageStore()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
@@ -436,9 +507,10 @@ state = %q
 %s`, root, state, socket, sandboxImage, certs, cni)
 }
 
-// StopContainerd stops containerd (its containers' shims keep running, as on a real node).
-func (n *Node) StopContainerd() {
-	n.Containerd.Stop(10 * time.Second)
+// StopRuntime stops the runtime (containerd's shims and CRI-O's conmons keep their containers
+// running, as on a real node).
+func (n *Node) StopRuntime() {
+	n.RuntimeProcess.Stop(10 * time.Second)
 	n.resetClients()
 }
 
@@ -448,7 +520,7 @@ func (n *Node) resetClients() {
 	n.images, n.runtime = nil, nil
 }
 
-// RuntimeService is a CRI client of containerd's runtime service, shared by every poll.
+// RuntimeService is a CRI client of the runtime's runtime service, shared by every poll.
 func (n *Node) RuntimeService() (criapi.RuntimeService, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -457,7 +529,7 @@ func (n *Node) RuntimeService() (criapi.RuntimeService, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rs, err := remote.NewRemoteRuntimeService(ctx, n.ContainerdSocket(), 30*time.Second, noopoteltrace.NewTracerProvider(), false)
+	rs, err := remote.NewRemoteRuntimeService(ctx, n.RuntimeEndpoint(), 30*time.Second, noopoteltrace.NewTracerProvider(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +537,7 @@ func (n *Node) RuntimeService() (criapi.RuntimeService, error) {
 	return rs, nil
 }
 
-// ImageService is a CRI client of containerd's image service.
+// ImageService is a CRI client of the runtime's image service.
 func (n *Node) ImageService() (criapi.ImageManagerService, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -474,7 +546,7 @@ func (n *Node) ImageService() (criapi.ImageManagerService, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	svc, err := remote.NewRemoteImageService(ctx, n.ContainerdSocket(), 2*time.Minute, noopoteltrace.NewTracerProvider(), false)
+	svc, err := remote.NewRemoteImageService(ctx, n.RuntimeEndpoint(), 2*time.Minute, noopoteltrace.NewTracerProvider(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -533,6 +605,9 @@ type KubeletConfig struct {
 	// DropIn, when set, is written as the only file of the config's --config-dir
 	// (<name>.conf.d/50-e2e.conf), which the kubelet merges onto the file.
 	DropIn string
+	// RuntimeEndpoint, when set, is the kubelet's containerRuntimeEndpoint instead of the
+	// node's runtime (a CRIProxy in front of it).
+	RuntimeEndpoint string
 }
 
 // WriteKubeletConfig writes a standalone kubelet config: static pods from Root/manifests, no API
@@ -569,7 +644,7 @@ healthzBindAddress: 127.0.0.1
 healthzPort: %d
 fileCheckFrequency: 1s
 imageMinimumGCAge: 1s
-`, n.ContainerdSocket(), n.path("manifests"), n.path("kubelet", "pod-logs"), ports[0], ports[1])
+`, cmp.Or(kc.RuntimeEndpoint, n.RuntimeEndpoint()), n.path("manifests"), n.path("kubelet", "pod-logs"), ports[0], ports[1])
 	if !kc.NoPressure {
 		b.WriteString("evictionHard:\n  imagefs.available: \"99%\"\nevictionPressureTransitionPeriod: 5s\n")
 	}
@@ -580,6 +655,10 @@ imageMinimumGCAge: 1s
 	writeList(&b, "imageGCExcludeSelectors", kc.Selectors)
 	b.WriteString(kc.Extra)
 	path := n.path("kubelet", name+".yaml")
+	if n.kubeletPorts == nil {
+		n.kubeletPorts = map[string]int{}
+	}
+	n.kubeletPorts[path] = ports[0]
 	if kc.DropIn != "" {
 		dir := dropInDir(path)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -615,7 +694,44 @@ func (n *Node) StartKubelet(config string) error {
 		return err
 	}
 	n.Kubelet = p
+	n.KubeletPort = n.kubeletPorts[config]
 	return nil
+}
+
+// KubeletMetrics returns the running kubelet's /metrics (anonymous, as the config allows).
+func (n *Node) KubeletMetrics() (string, error) {
+	if n.KubeletPort == 0 {
+		return "", errors.New("no kubelet started from a config written by WriteKubeletConfig")
+	}
+	// The kubelet serves a self-signed certificate of its own on loopback.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/metrics", n.KubeletPort))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("kubelet /metrics: %s", resp.Status)
+	}
+	return string(body), err
+}
+
+// RuntimeImageID is the ID the runtime lists the image by (and the kubelet asks it by):
+// "sha256:<hex>" on containerd, the bare hex on CRI-O.
+func (n *Node) RuntimeImageID(ref string) (string, error) {
+	svc, err := n.ImageService()
+	if err != nil {
+		return "", err
+	}
+	resp, err := svc.ImageStatus(context.Background(), &runtimeapi.ImageSpec{Image: ref}, false)
+	if err != nil {
+		return "", err
+	}
+	if resp.GetImage() == nil {
+		return "", fmt.Errorf("%s: no such image on the node", ref)
+	}
+	return resp.GetImage().GetId(), nil
 }
 
 // RunKubelet starts the kubelet under another log name (for start-up failure tests).
@@ -653,7 +769,7 @@ func isDir(path string) bool {
 	return err == nil && info.IsDir()
 }
 
-// StopKubelet stops the kubelet; its pods keep running in containerd, as on a real node.
+// StopKubelet stops the kubelet; its pods keep running in the runtime, as on a real node.
 func (n *Node) StopKubelet() {
 	n.Kubelet.Stop(15 * time.Second)
 }
@@ -666,7 +782,7 @@ func (n *Node) GCPasses() int {
 	return n.Kubelet.CountInLog("Attempting to delete unused images")
 }
 
-// StartKeeper starts image-keeper against containerd.
+// StartKeeper starts image-keeper against the node's runtime.
 func (n *Node) StartKeeper(args ...string) error {
 	port, err := FreePort()
 	if err != nil {
@@ -674,7 +790,7 @@ func (n *Node) StartKeeper(args ...string) error {
 	}
 	n.KeeperAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	p, err := Start(n.LogDir, "image-keeper", append([]string{filepath.Join(n.Bin, "image-keeper"),
-		"--runtime-endpoint", n.ContainerdSocket(),
+		"--runtime-endpoint", n.RuntimeEndpoint(),
 		"--listen", n.KeeperAddr,
 		"-v=2",
 	}, args...))
@@ -750,9 +866,9 @@ func (n *Node) RemovePod(podName string) error {
 	return nil
 }
 
-// HasBlob reports whether containerd's content store holds a blob: after an image is removed
-// and nothing references it, containerd's garbage collector deletes its blobs, and only then
-// does a pull download them again.
+// HasBlob reports whether containerd's content store holds a blob (containerd only): after an
+// image is removed and nothing references it, containerd's garbage collector deletes its blobs,
+// and only then does a pull download them again.
 func (n *Node) HasBlob(digest string) bool {
 	_, err := os.Stat(n.path("containerd", "root", "io.containerd.content.v1.content", "blobs", "sha256", strings.TrimPrefix(digest, "sha256:")))
 	return err == nil
@@ -765,9 +881,9 @@ func (n *Node) Teardown(keep bool) error {
 	if n.Kubelet != nil {
 		n.Kubelet.Stop(15 * time.Second)
 	}
-	if n.Containerd != nil && !n.Containerd.Exited() {
+	if n.RuntimeProcess != nil && !n.RuntimeProcess.Exited() {
 		n.removePods()
-		n.Containerd.Stop(15 * time.Second)
+		n.RuntimeProcess.Stop(15 * time.Second)
 	}
 	if n.Registry != nil {
 		n.Registry.Stop(5 * time.Second)

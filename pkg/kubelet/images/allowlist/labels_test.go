@@ -48,7 +48,7 @@ func TestLabelsFromVerboseInfo(t *testing.T) {
 	}{
 		{name: "containerd 1.6", info: readVerboseInfo(t, "containerd-1.6.json"), want: recorded},
 		{name: "containerd 2.4", info: readVerboseInfo(t, "containerd-2.4.json"), want: recorded},
-		{name: "CRI-O (hand-written)", info: readVerboseInfo(t, "cri-o.json"), want: map[string]string{"cache.example.com/keep": "true", "tier": "edge"}},
+		{name: "CRI-O 1.34", info: readVerboseInfo(t, "cri-o-1.34.json"), want: recorded},
 		{
 			name: "containerd, image without labels",
 			info: map[string]string{"info": `{"chainID":"sha256:abc","imageSpec":{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/app"]}}}`},
@@ -111,9 +111,11 @@ func (f *fakeImageStatuses) callsFor(id string) int {
 
 func TestAllowlistExcludes(t *testing.T) {
 	ctx := context.Background()
+	// CRI-O lists image IDs as the config digest's hex, without "sha256:", and is asked by them.
+	const crioID = "5238ff9eefd23c3605cd3af12efb0799c74fca5e80e6273689d96fa325714a4c"
 	statuses := &fakeImageStatuses{infos: map[string]map[string]string{
 		"sha256:labelled":   readVerboseInfo(t, "containerd-2.4.json"),
-		"sha256:crio":       readVerboseInfo(t, "cri-o.json"),
+		crioID:              readVerboseInfo(t, "cri-o-1.34.json"),
 		"sha256:unlabelled": {"info": `{"chainID":"sha256:c","imageSpec":{"config":{}}}`},
 		"sha256:weird":      {"info": `["not","an","object"]`},
 	}}
@@ -127,7 +129,7 @@ func TestAllowlistExcludes(t *testing.T) {
 		}{
 			{id: "sha256:pause", tag: "registry.k8s.io/pause:3.10", want: "registry.k8s.io/pause:3.10"},
 			{id: "sha256:labelled", tag: "example.com/a:1", want: "cache.example.com/keep=true"},
-			{id: "sha256:crio", tag: "example.com/b:1", want: "cache.example.com/keep=true"},
+			{id: crioID, tag: "example.com/b:1", want: "cache.example.com/keep=true"},
 			{id: "sha256:unlabelled", tag: "example.com/c:1"},
 			// An unknown format is reported on the first look-up, then the image is unlabelled.
 			{id: "sha256:weird", tag: "example.com/d:1", unknownFormat: pass == 0},
@@ -144,7 +146,7 @@ func TestAllowlistExcludes(t *testing.T) {
 	// Patterns are tried first: an image kept by a pattern needs no label look-up.
 	assert.Equal(t, 0, statuses.callsFor("sha256:pause"))
 	// Labels are read once per image ID, also when the format is unknown, with the handler.
-	for _, id := range []string{"sha256:labelled", "sha256:crio", "sha256:unlabelled", "sha256:weird"} {
+	for _, id := range []string{"sha256:labelled", crioID, "sha256:unlabelled", "sha256:weird"} {
 		assert.Equal(t, 1, statuses.callsFor(id), "look-ups of %s", id)
 	}
 	assert.Equal(t, []string{"runc", "runc", "runc", "runc"}, statuses.handlers)

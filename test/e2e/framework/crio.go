@@ -1,0 +1,111 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package framework
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Debian's conmon and runc: CRI-O's container monitor and OCI runtime.
+const (
+	conmonPath = "/usr/bin/conmon"
+	runcPath   = "/usr/bin/runc"
+)
+
+// imageStore is the directory that holds the runtime's images: the image filesystem the kubelet
+// measures.
+func (n *Node) imageStore() string {
+	if n.Runtime.Kind == KindCRIO {
+		return n.path("crio", "root")
+	}
+	return n.path("containerd", "root")
+}
+
+// writeCRIOConfig writes CRI-O's config, registries.conf and signature policy under Root/crio
+// and returns crio's command line. Every path CRI-O would otherwise take machine-wide (storage,
+// state, sockets, exits, namespaces, version files, signature policies, NRI) is under Root or
+// off. The socket is not named .../run/crio/crio.sock: the kubelet would then read image
+// filesystem stats from cadvisor's CRI-O client, which only knows /var/run/crio/crio.sock; under
+// any other name it asks CRI (ImageFsInfo), as it does for containerd.
+func (n *Node) writeCRIOConfig(sandboxImage string) ([]string, error) {
+	dir := n.path("crio")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	policy := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	// The registry speaks plain HTTP on loopback; no unqualified-name search, as on a node.
+	registries := filepath.Join(dir, "registries.conf")
+	if err := os.WriteFile(registries, []byte(fmt.Sprintf("unqualified-search-registries = []\n\n[[registry]]\nlocation = %q\ninsecure = true\n", n.RegistryAddr)), 0o644); err != nil {
+		return nil, err
+	}
+	cni := ""
+	if n.PodNetwork {
+		cni = fmt.Sprintf("\n[crio.network]\nnetwork_dir = %q\nplugin_dirs = [%q]\n", n.path("cni", "net.d"), CNIBinDir)
+	}
+	run := filepath.Join(dir, "run")
+	config := fmt.Sprintf(`[crio]
+root = %q
+runroot = %q
+storage_driver = "vfs"
+log_dir = %q
+version_file = %q
+version_file_persist = %q
+clean_shutdown_file = %q
+
+[crio.api]
+listen = %q
+
+[crio.runtime]
+cgroup_manager = "cgroupfs"
+conmon_cgroup = "pod"
+default_runtime = "runc"
+pinns_path = %q
+namespaces_dir = %q
+container_exits_dir = %q
+container_attach_socket_dir = %q
+hooks_dir = []
+
+[crio.runtime.runtimes.runc]
+runtime_path = %q
+runtime_type = "oci"
+runtime_root = %q
+monitor_path = %q
+
+[crio.image]
+pause_image = %q
+signature_policy = %q
+signature_policy_dir = %q
+
+[crio.nri]
+enable_nri = false
+%s`, n.imageStore(), run, filepath.Join(dir, "pod-logs"), filepath.Join(run, "version"), filepath.Join(dir, "version"),
+		filepath.Join(dir, "clean.shutdown"), n.path("crio", "crio.sock"), filepath.Join(n.Runtime.Dir, "pinns"),
+		filepath.Join(run, "ns"), filepath.Join(run, "exits"), filepath.Join(run, "attach"), runcPath, filepath.Join(run, "runc"),
+		conmonPath, sandboxImage, policy, filepath.Join(dir, "policies"), cni)
+	configPath := filepath.Join(dir, "crio.conf")
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{filepath.Join(n.Runtime.Dir, "crio"), "--config", configPath, "--config-dir", filepath.Join(dir, "crio.conf.d"),
+		"--registries-conf", registries, "--registries-conf-dir", filepath.Join(dir, "registries.conf.d"),
+		"--disable-hostport-mapping", "--log-level", "info"}, nil
+}
