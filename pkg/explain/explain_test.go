@@ -163,12 +163,14 @@ func TestExplainRefusesWhatTheKubeletRefuses(t *testing.T) {
 }
 
 func TestParseReferences(t *testing.T) {
-	images, err := ParseReferences(strings.NewReader("# review\n\nnginx:1.27\nghcr.io/acme/tool@" + idA + "\n" + idB + "\nregistry.example.com/web:1 tier=edge, team=a\n"))
+	// The last ID is written as CRI-O lists image IDs, without "sha256:".
+	crioID := strings.Repeat("c", 64)
+	images, err := ParseReferences(strings.NewReader("# review\n\nnginx:1.27\nghcr.io/acme/tool@" + idA + "\n" + idB + "\nregistry.example.com/web:1 tier=edge, team=a\n" + crioID + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(images)
-	want := `[{"repoTags":["docker.io/library/nginx:1.27"]},{"repoDigests":["ghcr.io/acme/tool@` + idA + `"]},{"id":"` + idB + `"},{"repoTags":["registry.example.com/web:1"],"labels":{"team":"a","tier":"edge"}}]`
+	want := `[{"repoTags":["docker.io/library/nginx:1.27"]},{"repoDigests":["ghcr.io/acme/tool@` + idA + `"]},{"id":"` + idB + `"},{"repoTags":["registry.example.com/web:1"],"labels":{"team":"a","tier":"edge"}},{"id":"` + crioID + `"}]`
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -141,9 +141,12 @@ func parseImage(ref, labelText string) (Image, error) {
 	var img Image
 	switch {
 	case strings.HasPrefix(ref, "sha256:"):
-		if len(ref) != len("sha256:")+64 || strings.Trim(ref[len("sha256:"):], "0123456789abcdef") != "" {
+		if !isHex64(ref[len("sha256:"):]) {
 			return img, fmt.Errorf("%q: an image ID is sha256: and 64 lowercase hex digits", ref)
 		}
+		img.ID = ref
+	case isHex64(ref):
+		// An image ID as CRI-O lists it (crictl images -q there), without "sha256:".
 		img.ID = ref
 	default:
 		p, err := allowlist.ParsePattern(ref)
@@ -167,4 +170,8 @@ func parseImage(ref, labelText string) (Image, error) {
 		}
 	}
 	return img, nil
+}
+
+func isHex64(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Debian's conmon and runc: CRI-O's container monitor and OCI runtime.
@@ -27,6 +28,18 @@ const (
 	conmonPath = "/usr/bin/conmon"
 	runcPath   = "/usr/bin/runc"
 )
+
+// stopGrace is how long the runtime gets to exit after SIGTERM before SIGKILL. CRI-O 1.34 here
+// does not exit on SIGTERM once it has served CRI calls: its debug log ends at "Closed hook
+// monitor", and its main then waits for the connection multiplexer (cmux) that serves gRPC and
+// HTTP on its socket to return, which it does not while the listening socket stays open. It is
+// killed after a short grace, as systemd would after its stop timeout; containerd exits at once.
+func (r Runtime) stopGrace() time.Duration {
+	if r.Kind == KindCRIO {
+		return 3 * time.Second
+	}
+	return 15 * time.Second
+}
 
 // imageStore is the directory that holds the runtime's images: the image filesystem the kubelet
 // measures.

@@ -510,7 +510,7 @@ state = %q
 // StopRuntime stops the runtime (containerd's shims and CRI-O's conmons keep their containers
 // running, as on a real node).
 func (n *Node) StopRuntime() {
-	n.RuntimeProcess.Stop(10 * time.Second)
+	n.RuntimeProcess.Stop(n.Runtime.stopGrace())
 	n.resetClients()
 }
 
@@ -883,7 +883,7 @@ func (n *Node) Teardown(keep bool) error {
 	}
 	if n.RuntimeProcess != nil && !n.RuntimeProcess.Exited() {
 		n.removePods()
-		n.RuntimeProcess.Stop(15 * time.Second)
+		n.RuntimeProcess.Stop(n.Runtime.stopGrace())
 	}
 	if n.Registry != nil {
 		n.Registry.Stop(5 * time.Second)
