@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo demo-cluster all build kubelet control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e fuzz clean help
+.PHONY: demo demo-cluster all build kubelet control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -72,6 +72,12 @@ bench: ## Benchmarks; results in docs/bench/
 bench-e2e: build control-plane ## Pod-start, image-keeper and warm-node benchmarks on a throwaway node and cluster (root); results in docs/bench/
 	@hack/install-e2e-deps.sh
 	go run ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
+
+SOAK_DURATION ?= 1h
+SOAK_SEED ?= 0
+soak: build ## Edge soak: SOAK_DURATION (default 1h) of seeded random faults on a throwaway node, invariants checked all the time (root); SOAK_SEED=0 picks a seed; results in docs/bench/soak.md
+	@hack/install-e2e-deps.sh
+	go run ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new corpus entries land in testdata/fuzz
 	@hack/fuzz.sh

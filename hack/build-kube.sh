@@ -50,12 +50,14 @@ for cmd in "$@"; do
   log "building ${cmd} ${version} (${tree_state}) -> ${out}"
   start=${SECONDS}
   (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
+  # The whole output, then its first line: `| head -1` would close the pipe early, and the
+  # binary's SIGPIPE fails the script under pipefail (seen: exit 141 after kubectl built).
   if [[ "${cmd}" == kubeadm ]]; then
     built_version=$("${out}" version -o short)
   elif [[ "${cmd}" == kubectl ]]; then
-    built_version=$("${out}" version --client | head -1)
+    built_version=$("${out}" version --client)
   else
-    built_version=$("${out}" --version 2>&1 | head -1)
+    built_version=$("${out}" --version 2>&1)
   fi
-  log "built ${out} in $((SECONDS - start))s: ${built_version}"
+  log "built ${out} in $((SECONDS - start))s: ${built_version%%$'\n'*}"
 done

@@ -41,9 +41,9 @@ func (r Runtime) stopGrace() time.Duration {
 	return 15 * time.Second
 }
 
-// imageStore is the directory that holds the runtime's images: the image filesystem the kubelet
+// ImageStore is the directory that holds the runtime's images: the image filesystem the kubelet
 // measures.
-func (n *Node) imageStore() string {
+func (n *Node) ImageStore() string {
 	if n.Runtime.Kind == KindCRIO {
 		return n.path("crio", "root")
 	}
@@ -110,7 +110,7 @@ signature_policy_dir = %q
 
 [crio.nri]
 enable_nri = false
-%s`, n.imageStore(), run, filepath.Join(dir, "pod-logs"), filepath.Join(run, "version"), filepath.Join(dir, "version"),
+%s`, n.ImageStore(), run, filepath.Join(dir, "pod-logs"), filepath.Join(run, "version"), filepath.Join(dir, "version"),
 		filepath.Join(dir, "clean.shutdown"), n.path("crio", "crio.sock"), filepath.Join(n.Runtime.Dir, "pinns"),
 		filepath.Join(run, "ns"), filepath.Join(run, "exits"), filepath.Join(run, "attach"), runcPath, filepath.Join(run, "runc"),
 		conmonPath, sandboxImage, policy, filepath.Join(dir, "policies"), cni)

@@ -94,6 +94,15 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
+// Kill sends SIGKILL to the process's group and waits for it to end: a crash, not a shutdown.
+func (p *Process) Kill() {
+	if p == nil || p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
 	select {
@@ -449,7 +458,7 @@ func (n *Node) writeContainerdConfig(sandboxImage string) (args, env []string, e
 // filesystem the kubelet sees has a small capacity (imageGCExcludeBudgetPercent is a share of
 // it). Call it before StartRuntime; Teardown unmounts it.
 func (n *Node) LimitImageFS(bytes int64) error {
-	root := n.imageStore()
+	root := n.ImageStore()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}

@@ -1,0 +1,816 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package soak runs a throwaway edge node (containerd 2.x, a loopback registry, the patched
+// kubelet with an allowlist of every pattern form, a selector and a retention budget,
+// image-keeper, static pods on allowlisted images) through a seeded random schedule of faults,
+// and checks the image cache's invariants all the while:
+//
+//   - gc: the kubelet never removes an allowlisted image (the budget holds them all): every
+//     "Removing image to free bytes" line of its log is checked against the allowlisted image
+//     IDs, and kubelet_image_garbage_collected_total against the lines seen;
+//   - restore: an allowlisted image that is missing while the registry, the runtime and
+//     image-keeper are up is present again within RestoreWindow;
+//   - offline-pod: a static pod recreated while the registry is down starts;
+//   - keeper-bounded: image-keeper's goroutines and resident memory stay under bounds;
+//   - keeper-scope: image-keeper reports every image it keeps as protected by the kubelet's
+//     allowlist, and the node holds no image the test did not put there.
+package soak
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
+)
+
+// Options configure a soak run.
+type Options struct {
+	// Repo is the repository root; Bin holds kubelet and image-keeper.
+	Repo, Bin string
+	// Duration is how long faults are injected; Seed makes the schedule repeatable.
+	Duration time.Duration
+	Seed     uint64
+	// KeepLogs, when set, is where the components' logs are copied at the end.
+	KeepLogs string
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Bounds the checks hold image-keeper to, and how long a restore may take: image-keeper's
+// --interval (5 s) plus --max-backoff (10 s) plus a pull, with slack for a loaded machine.
+const (
+	RestoreWindow    = 40 * time.Second
+	MaxGoroutines    = 150
+	MaxRSSBytes      = 128 << 20
+	offlinePodWithin = 90 * time.Second
+	imageFSBytes     = 512 << 20
+	checkEvery       = 2 * time.Second
+	historyLen       = 12
+)
+
+// Violation is one broken invariant, with the faults that came before it.
+type Violation struct {
+	At        time.Duration `json:"at"`
+	Invariant string        `json:"invariant"`
+	Detail    string        `json:"detail"`
+	History   []string      `json:"history"`
+}
+
+// Sample is image-keeper's footprint at one moment.
+type Sample struct {
+	At         time.Duration `json:"at"`
+	RSSBytes   float64       `json:"rssBytes"`
+	Goroutines float64       `json:"goroutines"`
+}
+
+// Report is what a run found.
+type Report struct {
+	Seed       uint64         `json:"seed"`
+	Duration   time.Duration  `json:"duration"`
+	Faults     map[string]int `json:"faults"`
+	Checks     map[string]int `json:"checks"`
+	Violations []Violation    `json:"violations"`
+	Samples    []Sample       `json:"samples"`
+	// Removed counts the kubelet's image removals (none of them allowlisted, or a violation).
+	Removed int `json:"removed"`
+	// Restores are how long allowlisted images were missing before they were back.
+	Restores []time.Duration `json:"restores"`
+}
+
+// run is one soak's state. Only the goroutine of Run touches it.
+type run struct {
+	opts   Options
+	rng    *rand.Rand
+	n      *framework.Node
+	start  time.Time
+	report *Report
+
+	pause      *framework.Image
+	wanted     []*framework.Image // image-keeper's list: every allowlisted image but pause
+	podImages  map[string]*framework.Image
+	junk       []*framework.Image
+	allowedIDs map[string]string // allowlisted image ID -> reference
+	knownIDs   map[string]bool   // every image the test may put on the node
+
+	kubeletConfig, keeperConfig, goodKeeperConfig string
+	keeperArgs                                    []string
+
+	registryUpSince, runtimeUpSince, keeperUpSince time.Time
+	registryDownUntil, pressureUntil, badUntil     time.Time
+	missingSince                                   map[string]time.Time
+	reported                                       map[string]bool
+	kubeletLogOffset                               int64
+	removalsThisKubelet                            int
+	history                                        []string
+}
+
+// Run builds the node, injects faults for opts.Duration and returns what the checks found.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	r := &run{
+		opts:         opts,
+		rng:          rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
+		report:       &Report{Seed: opts.Seed, Duration: opts.Duration, Faults: map[string]int{}, Checks: map[string]int{}},
+		podImages:    map[string]*framework.Image{},
+		allowedIDs:   map[string]string{},
+		knownIDs:     map[string]bool{},
+		missingSince: map[string]time.Time{},
+		reported:     map[string]bool{},
+	}
+	root, err := os.MkdirTemp("", "imagecache-soak-")
+	if err != nil {
+		return nil, err
+	}
+	runtime, err := framework.RuntimeNamed(opts.Repo, "containerd-2.4")
+	if err != nil {
+		return nil, err
+	}
+	r.n, err = framework.NewNode(root, opts.Bin, opts.Repo, runtime)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if opts.KeepLogs != "" {
+			_ = os.MkdirAll(opts.KeepLogs, 0o755)
+			for _, p := range []*framework.Process{r.n.Registry, r.n.RuntimeProcess, r.n.Kubelet, r.n.Keeper} {
+				if p != nil {
+					data, _ := os.ReadFile(p.Log)
+					_ = os.WriteFile(filepath.Join(opts.KeepLogs, filepath.Base(p.Log)), data, 0o644)
+				}
+			}
+		}
+		if err := r.n.Teardown(false); err != nil {
+			opts.Logf("teardown: %v", err)
+		}
+	}()
+	if err := r.setUp(); err != nil {
+		return nil, fmt.Errorf("set up the node: %w", err)
+	}
+	r.start = time.Now()
+	opts.Logf("soak: seed %d, %v of faults on %s", opts.Seed, opts.Duration, root)
+	if err := r.loop(ctx); err != nil {
+		return r.report, err
+	}
+	return r.report, r.settle()
+}
+
+func (r *run) since() time.Duration { return time.Since(r.start).Round(100 * time.Millisecond) }
+
+func (r *run) note(format string, args ...any) {
+	line := fmt.Sprintf("%8v ", r.since()) + fmt.Sprintf(format, args...)
+	r.history = append(r.history, line)
+	if len(r.history) > historyLen {
+		r.history = r.history[len(r.history)-historyLen:]
+	}
+	r.opts.Logf("soak: %s", line)
+}
+
+func (r *run) violate(invariant, format string, args ...any) {
+	v := Violation{At: r.since(), Invariant: invariant, Detail: fmt.Sprintf(format, args...), History: slices.Clone(r.history)}
+	r.report.Violations = append(r.report.Violations, v)
+	r.opts.Logf("soak: VIOLATION %s at %v: %s\n  after:\n    %s", invariant, v.At, v.Detail, strings.Join(v.History, "\n    "))
+}
+
+const keepLabel = "soak.kubelet-imagecache.io/keep"
+
+func (r *run) setUp() error {
+	n := r.n
+	if err := n.LimitImageFS(imageFSBytes); err != nil {
+		return err
+	}
+	if err := n.StartRegistry(); err != nil {
+		return err
+	}
+	push := func(repo, tag string, labels map[string]string) (*framework.Image, error) {
+		img, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: repo, Tag: tag, Labels: labels})
+		if err == nil {
+			r.knownIDs[img.ID] = true
+		}
+		return img, err
+	}
+	var err error
+	if r.pause, err = push("soak/pause", "1", nil); err != nil {
+		return err
+	}
+	// One image per form of entry; pods run two of them.
+	type spec struct{ repo, tag, label string }
+	specs := []spec{{"soak/exact", "1", ""}, {"soak/repo", "1", ""}, {"soak/repo", "2", ""}, {"soak/wild/a", "1", ""},
+		{"soak/glob", "1.0", ""}, {"soak/digest", "1", ""}, {"soak/byid", "1", ""}, {"soak/labelled", "1", "true"}}
+	for _, s := range specs {
+		var labels map[string]string
+		if s.label != "" {
+			labels = map[string]string{keepLabel: s.label}
+		}
+		img, err := push(s.repo, s.tag, labels)
+		if err != nil {
+			return err
+		}
+		r.wanted = append(r.wanted, img)
+	}
+	for i := range 6 {
+		img, err := push("soak/junk", strconv.Itoa(i), map[string]string{keepLabel: "false"})
+		if err != nil {
+			return err
+		}
+		r.junk = append(r.junk, img)
+	}
+	exact, digest, byID, labelled := r.wanted[0], r.wanted[5], r.wanted[6], r.wanted[7]
+	r.podImages = map[string]*framework.Image{"soak-a": exact, "soak-b": labelled}
+	reg := n.RegistryAddr
+	for _, img := range append([]*framework.Image{r.pause}, r.wanted...) {
+		r.allowedIDs[img.ID] = img.Ref
+	}
+
+	if err := n.StartRuntime(r.pause.Ref); err != nil {
+		return err
+	}
+	r.runtimeUpSince, r.registryUpSince = time.Now(), time.Now()
+	if err := n.Pull(r.pause.Ref); err != nil {
+		return err
+	}
+	r.kubeletConfig, err = n.WriteKubeletConfig("kubelet", framework.KubeletConfig{
+		Gate:       true,
+		NoPressure: true,
+		Exclude: []string{
+			r.pause.Ref,            // exact tag
+			exact.Ref,              // exact tag
+			reg + "/soak/repo",     // repository: both tags
+			reg + "/soak/wild/*",   // wildcard
+			reg + "/soak/glob:1.*", // tag glob
+			digest.DigestRef,       // repo digest
+			byID.ID,                // image ID
+		},
+		Selectors: []string{keepLabel + "=true"},
+		// The budget holds every allowlisted image (a few MiB of 512), so none may ever go.
+		// imagefs pressure, when the test fills the image filesystem, makes the eviction
+		// manager collect images every ~10 s; imageMaximumGCAge adds the age path.
+		Extra: "imageGCExcludeBudgetPercent: 50\nevictionHard:\n  imagefs.available: \"40%\"\nevictionPressureTransitionPeriod: 5s\nimageMaximumGCAge: 2m\n",
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.StartKubelet(r.kubeletConfig); err != nil {
+		return err
+	}
+	var refs []string
+	for _, img := range r.wanted {
+		ref := img.Ref
+		if img == digest {
+			ref = img.DigestRef
+		}
+		refs = append(refs, ref)
+	}
+	r.goodKeeperConfig = "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages:\n  - " + strings.Join(refs, "\n  - ") + "\n"
+	r.keeperConfig = filepath.Join(n.Root, "image-keeper.yaml")
+	if err := os.WriteFile(r.keeperConfig, []byte(r.goodKeeperConfig), 0o644); err != nil {
+		return err
+	}
+	r.keeperArgs = []string{"--config", r.keeperConfig, "--kubelet-config", r.kubeletConfig, "--interval", "5s", "--max-backoff", "10s", "--pull-timeout", "30s"}
+	if err := n.StartKeeper(r.keeperArgs...); err != nil {
+		return err
+	}
+	r.keeperUpSince = time.Now()
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool { return r.allPresent() }) {
+		return errors.New("image-keeper did not pull the allowlisted images")
+	}
+	for name, img := range r.podImages {
+		if err := n.WriteStaticPod(name, img.Ref, "IfNotPresent"); err != nil {
+			return err
+		}
+	}
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		for name := range r.podImages {
+			if ok, _ := n.ContainerRunning(name); !ok {
+				return false
+			}
+		}
+		return true
+	}) {
+		return fmt.Errorf("the static pods did not start; kubelet: %s", framework.Tail(n.Kubelet, 20))
+	}
+	return nil
+}
+
+// wantedRef is how image-keeper names an image (digest entries by digest).
+func (r *run) wantedRef(img *framework.Image) string {
+	if img == r.wanted[5] {
+		return img.DigestRef
+	}
+	return img.Ref
+}
+
+func (r *run) allPresent() bool {
+	p, err := r.n.Present()
+	if err != nil {
+		return false
+	}
+	for _, img := range r.wanted {
+		if !p[r.wantedRef(img)] {
+			return false
+		}
+	}
+	return true
+}
+
+// fault kinds, with their weights in the schedule.
+var faults = []struct {
+	name   string
+	weight int
+}{
+	{"registry-outage", 3}, {"containerd-sigterm", 2}, {"containerd-sigkill", 2}, {"kubelet-restart", 2},
+	{"keeper-sigkill", 2}, {"rmi", 4}, {"imagefs-pressure", 3}, {"bad-config", 2}, {"offline-pod", 2}, {"churn", 3},
+}
+
+func (r *run) pick() string {
+	total := 0
+	for _, f := range faults {
+		total += f.weight
+	}
+	x := r.rng.IntN(total)
+	for _, f := range faults {
+		if x < f.weight {
+			return f.name
+		}
+		x -= f.weight
+	}
+	return faults[0].name
+}
+
+// between is a random duration in [lo, hi), scaled down for short runs so that a 3-minute run
+// still sees every kind of fault.
+func (r *run) between(lo, hi time.Duration) time.Duration {
+	if r.opts.Duration < 20*time.Minute {
+		lo, hi = lo/3, hi/3
+	}
+	return lo + time.Duration(r.rng.Int64N(int64(hi-lo)))
+}
+
+func (r *run) loop(ctx context.Context) error {
+	next := time.Now().Add(r.between(3*time.Second, 9*time.Second))
+	lastCheck := time.Time{}
+	for time.Since(r.start) < r.opts.Duration {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := time.Now()
+		r.endStates(now)
+		if now.After(next) {
+			if err := r.inject(r.pick()); err != nil {
+				return err
+			}
+			next = time.Now().Add(r.between(3*time.Second, 15*time.Second))
+		}
+		if time.Since(lastCheck) >= checkEvery {
+			r.check()
+			lastCheck = time.Now()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return nil
+}
+
+// endStates ends the faults that last: an outage, pressure, a bad config.
+func (r *run) endStates(now time.Time) {
+	if !r.registryDownUntil.IsZero() && now.After(r.registryDownUntil) {
+		r.registryUp()
+	}
+	if !r.pressureUntil.IsZero() && now.After(r.pressureUntil) {
+		r.pressureUntil = time.Time{}
+		_ = os.Remove(r.fillerPath())
+		r.note("imagefs pressure off")
+	}
+	if !r.badUntil.IsZero() && now.After(r.badUntil) {
+		r.badUntil = time.Time{}
+		if err := os.WriteFile(r.keeperConfig, []byte(r.goodKeeperConfig), 0o644); err != nil {
+			r.violate("harness", "restore image-keeper's config: %v", err)
+		}
+		r.note("image-keeper config fixed")
+	}
+}
+
+func (r *run) registryDown(d time.Duration) {
+	if r.registryDownUntil.IsZero() {
+		r.n.StopRegistry()
+		r.registryDownUntil = time.Now().Add(d)
+	} else if until := time.Now().Add(d); until.After(r.registryDownUntil) {
+		r.registryDownUntil = until
+	}
+}
+
+func (r *run) registryUp() {
+	r.registryDownUntil = time.Time{}
+	if err := r.n.StartRegistry(); err != nil {
+		r.violate("harness", "restart the registry: %v", err)
+		return
+	}
+	r.registryUpSince = time.Now()
+	r.note("registry up")
+}
+
+func (r *run) fillerPath() string { return filepath.Join(r.n.ImageStore(), "soak-filler") }
+
+func (r *run) inject(kind string) error {
+	n := r.n
+	r.report.Faults[kind]++
+	switch kind {
+	case "registry-outage":
+		d := r.between(5*time.Second, 90*time.Second)
+		r.registryDown(d)
+		r.note("registry down for %v", d.Round(time.Second))
+	case "containerd-sigterm", "containerd-sigkill":
+		if kind == "containerd-sigkill" {
+			n.RuntimeProcess.Kill()
+		} else {
+			n.StopRuntime()
+		}
+		r.note("%s", kind)
+		time.Sleep(r.between(time.Second, 5*time.Second))
+		if err := n.StartRuntime(r.pause.Ref); err != nil {
+			return fmt.Errorf("restart containerd: %w", err)
+		}
+		r.runtimeUpSince = time.Now()
+		r.note("containerd up")
+	case "kubelet-restart":
+		n.StopKubelet()
+		r.note("kubelet stopped")
+		time.Sleep(r.between(time.Second, 5*time.Second))
+		if err := n.StartKubelet(r.kubeletConfig); err != nil {
+			return fmt.Errorf("restart the kubelet: %w", err)
+		}
+		r.note("kubelet started")
+	case "keeper-sigkill":
+		if !r.badUntil.IsZero() {
+			// A restart with a bad config would (rightly) refuse to start; that is
+			// bad-config's business, not a fault the node must ride out.
+			r.report.Faults[kind]--
+			return nil
+		}
+		n.Keeper.Kill()
+		r.note("image-keeper killed")
+		time.Sleep(r.between(time.Second, 5*time.Second))
+		if err := n.StartKeeper(r.keeperArgs...); err != nil {
+			return fmt.Errorf("restart image-keeper: %w", err)
+		}
+		r.keeperUpSince = time.Now()
+		r.note("image-keeper started")
+	case "rmi":
+		var candidates []*framework.Image
+		for _, img := range r.wanted {
+			if !slices.Contains(mapsValues(r.podImages), img) {
+				candidates = append(candidates, img)
+			}
+		}
+		img := candidates[r.rng.IntN(len(candidates))]
+		if err := n.RemoveImage(r.wantedRef(img)); err != nil {
+			r.note("crictl rmi %s: %v", r.wantedRef(img), err)
+		} else {
+			r.note("crictl rmi %s", r.wantedRef(img))
+		}
+	case "imagefs-pressure":
+		d := r.between(10*time.Second, 90*time.Second)
+		if r.pressureUntil.IsZero() {
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(n.ImageStore(), &st); err != nil {
+				return err
+			}
+			total, free := int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
+			// Leave 30% available: under the 40% eviction threshold.
+			fill := free - total*30/100
+			if fill > 0 {
+				if err := writeFiller(r.fillerPath(), fill); err != nil {
+					return err
+				}
+			}
+		}
+		r.pressureUntil = time.Now().Add(d)
+		r.note("imagefs pressure on for %v", d.Round(time.Second))
+	case "bad-config":
+		d := r.between(10*time.Second, 60*time.Second)
+		if err := os.WriteFile(r.keeperConfig, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [\"soak/unclosed\n"), 0o644); err != nil {
+			return err
+		}
+		r.badUntil = time.Now().Add(d)
+		r.note("image-keeper config broken for %v", d.Round(time.Second))
+	case "offline-pod":
+		names := []string{"soak-a", "soak-b"}
+		name := names[r.rng.IntN(len(names))]
+		r.registryDown(r.between(20*time.Second, 60*time.Second))
+		r.note("registry down; recreating static pod %s", name)
+		if err := n.RemoveStaticPod(name); err != nil {
+			return err
+		}
+		if !r.waitFor(time.Minute, func() bool { ok, _ := n.ContainerRunning(name); return !ok }) {
+			r.violate("harness", "static pod %s did not stop after its manifest was removed", name)
+		}
+		_ = n.RemovePod(name)
+		if err := n.WriteStaticPod(name, r.podImages[name].Ref, "IfNotPresent"); err != nil {
+			return err
+		}
+		started := time.Now()
+		r.report.Checks["offline-pod"]++
+		if !r.waitFor(offlinePodWithin, func() bool { ok, _ := n.ContainerRunning(name); return ok }) {
+			r.violate("offline-pod", "static pod %s (%s) did not start within %v with the registry down", name, r.podImages[name].Ref, offlinePodWithin)
+		} else {
+			r.note("static pod %s running %v after its manifest, registry down", name, time.Since(started).Round(100*time.Millisecond))
+		}
+	case "churn":
+		if !r.registryDownUntil.IsZero() {
+			r.report.Faults[kind]--
+			return nil
+		}
+		img := r.junk[r.rng.IntN(len(r.junk))]
+		if err := n.Pull(img.Ref); err != nil {
+			r.note("pull %s: %v", img.Ref, err)
+		} else {
+			r.note("pulled %s (not allowlisted)", img.Ref)
+		}
+	}
+	return nil
+}
+
+// waitFor polls cond for up to timeout, running the invariant checks every checkEvery while it
+// waits, so that a long fault does not pause them.
+func (r *run) waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline, lastCheck := time.Now().Add(timeout), time.Now()
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		if time.Since(lastCheck) >= checkEvery {
+			r.check()
+			lastCheck = time.Now()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func mapsValues(m map[string]*framework.Image) []*framework.Image {
+	var out []*framework.Image
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func writeFiller(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for size > 0 {
+		w := min(size, int64(len(chunk)))
+		if _, err := f.Write(chunk[:w]); err != nil {
+			return err
+		}
+		size -= w
+	}
+	return nil
+}
+
+// check runs every invariant once.
+func (r *run) check() {
+	r.checkGC()
+	r.checkRestore()
+	r.checkKeeper()
+}
+
+var removingRE = regexp.MustCompile(`"Removing image to free bytes" imageID="([^"]+)"`)
+
+// checkGC reads the kubelet's log from where it stopped last time.
+func (r *run) checkGC() {
+	r.report.Checks["gc"]++
+	f, err := os.Open(r.n.Kubelet.Log)
+	if err != nil {
+		r.violate("harness", "read the kubelet's log: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(r.kubeletLogOffset, io.SeekStart); err != nil {
+		return
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return
+	}
+	// Only whole lines: the kubelet may be writing the last one.
+	end := strings.LastIndexByte(string(data), '\n') + 1
+	r.kubeletLogOffset += int64(end)
+	for _, line := range strings.Split(string(data[:end]), "\n") {
+		if strings.Contains(line, "FLAG: --config=") {
+			// A kubelet (re)start: its counter starts from zero.
+			r.removalsThisKubelet = 0
+			continue
+		}
+		m := removingRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		r.removalsThisKubelet++
+		r.report.Removed++
+		if ref, ok := r.allowedIDs[m[1]]; ok {
+			r.violate("gc", "the kubelet removed allowlisted image %s (%s)", ref, m[1])
+		} else if !r.knownIDs[m[1]] {
+			r.violate("keeper-scope", "the kubelet removed %s, an image the test never put on the node", m[1])
+		}
+	}
+	// The counter of this kubelet process against the lines it wrote: a log line the scan
+	// missed would hide a removal. The counter is read after the log, so it can only be behind.
+	if metrics, err := r.n.KubeletMetrics(); err == nil {
+		r.report.Checks["gc-metric"]++
+		if total := sumMetric(metrics, "kubelet_image_garbage_collected_total"); total > float64(r.removalsThisKubelet) {
+			r.violate("gc", "kubelet_image_garbage_collected_total is %v but its log shows %d removals", total, r.removalsThisKubelet)
+		}
+	}
+}
+
+func (r *run) checkRestore() {
+	p, err := r.n.Present()
+	if err != nil {
+		return // the runtime is restarting
+	}
+	r.report.Checks["restore"]++
+	now := time.Now()
+	for _, img := range r.wanted {
+		ref := r.wantedRef(img)
+		if p[ref] {
+			if since, ok := r.missingSince[ref]; ok {
+				r.report.Restores = append(r.report.Restores, now.Sub(since))
+				delete(r.missingSince, ref)
+				delete(r.reported, ref)
+			}
+			continue
+		}
+		if _, ok := r.missingSince[ref]; !ok {
+			r.missingSince[ref] = now
+		}
+		if !r.registryDownUntil.IsZero() || r.reported[ref] {
+			continue
+		}
+		// The clock starts when everything a restore needs is up again.
+		from := latest(r.missingSince[ref], r.registryUpSince, r.runtimeUpSince, r.keeperUpSince)
+		if now.Sub(from) > RestoreWindow {
+			r.reported[ref] = true
+			r.violate("restore", "%s missing for %v with the registry, containerd and image-keeper up (since %v)", ref, now.Sub(from).Round(time.Second), from.Sub(r.start).Round(time.Second))
+		}
+	}
+	for id := range imageIDs(p) {
+		if !r.knownIDs[id] {
+			r.violate("keeper-scope", "the node holds image %s, which the test never put there", id)
+			r.knownIDs[id] = true // once
+		}
+	}
+}
+
+func imageIDs(p map[string]bool) map[string]bool {
+	ids := map[string]bool{}
+	for k := range p {
+		if strings.HasPrefix(k, "sha256:") {
+			ids[k] = true
+		}
+	}
+	return ids
+}
+
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}
+
+func (r *run) checkKeeper() {
+	if r.n.Keeper == nil || r.n.Keeper.Exited() {
+		r.violate("keeper-bounded", "image-keeper exited: %s", framework.Tail(r.n.Keeper, 5))
+		return
+	}
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + r.n.KeeperAddr + "/metrics")
+	if err != nil {
+		return // starting
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.report.Checks["keeper-bounded"]++
+	s := Sample{At: r.since(), RSSBytes: sumMetric(string(body), "process_resident_memory_bytes"), Goroutines: sumMetric(string(body), "go_goroutines")}
+	r.report.Samples = append(r.report.Samples, s)
+	if s.Goroutines > MaxGoroutines || s.RSSBytes > MaxRSSBytes {
+		r.violate("keeper-bounded", "image-keeper has %v goroutines and %.1f MiB resident (bounds %d, %d MiB)", s.Goroutines, s.RSSBytes/(1<<20), MaxGoroutines, MaxRSSBytes>>20)
+	}
+	resp, err = client.Get("http://" + r.n.KeeperAddr + "/status")
+	if err != nil {
+		return
+	}
+	var status keeper.Status
+	err = json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if err != nil {
+		r.violate("harness", "decode image-keeper's /status: %v", err)
+		return
+	}
+	r.report.Checks["keeper-scope"]++
+	if len(status.Images) != len(r.wanted)+1 { // its list and the kubelet's concrete entries
+		var refs []string
+		for _, img := range status.Images {
+			refs = append(refs, img.Reference)
+		}
+		r.violate("keeper-scope", "image-keeper wants %d images, not %d: %v (config error %q)", len(status.Images), len(r.wanted)+1, refs, status.ConfigError)
+	}
+	for _, img := range status.Images {
+		if img.Protected.State != keeper.Protected {
+			r.violate("keeper-scope", "image-keeper keeps %s, which the kubelet's allowlist does not protect (%s)", img.Reference, img.Protected.Reason)
+		}
+	}
+}
+
+// sumMetric adds up every sample of a metric family in Prometheus text format.
+func sumMetric(text, name string) float64 {
+	total := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// settle ends every fault, then waits for the node to hold every allowlisted image and run its
+// pods again, checking all the while.
+func (r *run) settle() error {
+	r.registryDownUntil, r.pressureUntil, r.badUntil = time.Now(), time.Now(), time.Now()
+	r.endStates(time.Now().Add(time.Millisecond))
+	r.note("settling: every fault ended")
+	deadline := time.Now().Add(RestoreWindow + 20*time.Second)
+	for time.Now().Before(deadline) {
+		r.check()
+		if r.allPresent() {
+			break
+		}
+		time.Sleep(checkEvery)
+	}
+	r.check()
+	if !r.allPresent() {
+		p, _ := r.n.Present()
+		var missing []string
+		for _, img := range r.wanted {
+			if !p[r.wantedRef(img)] {
+				missing = append(missing, r.wantedRef(img))
+			}
+		}
+		sort.Strings(missing)
+		r.violate("restore", "after every fault ended, still missing: %v", missing)
+	}
+	for name := range r.podImages {
+		if ok, _ := r.n.ContainerRunning(name); !ok && !framework.Eventually(offlinePodWithin, time.Second, func() bool { ok, _ := r.n.ContainerRunning(name); return ok }) {
+			r.violate("offline-pod", "static pod %s is not running at the end", name)
+		}
+	}
+	r.report.Duration = time.Since(r.start).Round(time.Second)
+	return nil
+}

@@ -1,0 +1,53 @@
+//go:build e2e
+
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/soak"
+)
+
+// The edge soak for 3 minutes with a fixed seed (the hour-long run is `make soak`; its result
+// is docs/bench/soak.md): faults of every kind on one node, the invariants checked every 2 s.
+func TestSoak(t *testing.T) {
+	const seed = 1
+	report, err := soak.Run(context.Background(), soak.Options{
+		Repo: repoRoot, Bin: binDir, Duration: 3 * time.Minute, Seed: seed,
+		KeepLogs: filepath.Join(logsDir, "TestSoak"), Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(report.Summary())
+	for kind, n := range report.Faults {
+		if n == 0 {
+			t.Errorf("no %s fault was injected", kind)
+		}
+	}
+	if len(report.Faults) < 8 {
+		t.Errorf("only %d kinds of fault were injected in 3 minutes: %v", len(report.Faults), report.Faults)
+	}
+	for _, v := range report.Violations {
+		t.Errorf("%s at %v: %s\n  after:\n    %v", v.Invariant, v.At, v.Detail, v.History)
+	}
+}
