@@ -27,8 +27,8 @@ import (
 // Summary is the report in a few lines, for logs.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d, %v: %d faults (%s), %d checks (%s), %d image removals by the kubelet, %d restores (max %v), %d violations",
-		r.Seed, r.Duration, total(r.Faults), counts(r.Faults), total(r.Checks), counts(r.Checks), r.Removed, len(r.Restores), r.maxRestore(), len(r.Violations))
+	fmt.Fprintf(&b, "seed %d, %v: %d faults (%s), %d checks (%s), %d kubelet image GC passes with %d removals, %d restores (max %v), %d violations",
+		r.Seed, r.Duration, total(r.Faults), counts(r.Faults), total(r.Checks), counts(r.Checks), r.GCPasses, r.Removed, len(r.Restores), r.maxRestore(), len(r.Violations))
 	return b.String()
 }
 
@@ -70,8 +70,8 @@ func (r *Report) Markdown(command string) string {
 	b.WriteString("image filesystem, image-keeper every 5 s with at most 10 s of backoff, two static pods on allowlisted\n")
 	b.WriteString("images with `IfNotPresent`) goes through a seeded random schedule of faults while the invariants\n")
 	b.WriteString("of `test/e2e/soak` are checked every 2 s. `make test` runs the same for 3 minutes with seed 1.\n\n")
-	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| seed | %d |\n| duration | %v |\n| faults | %d |\n| invariant checks | %d |\n| image removals by the kubelet | %d (none allowlisted) |\n| restores of removed allowlisted images | %d, longest %v |\n| **violations** | **%d** |\n\n",
-		r.Seed, r.Duration, total(r.Faults), total(r.Checks), r.Removed, len(r.Restores), r.maxRestore(), len(r.Violations))
+	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| seed | %d |\n| duration | %v |\n| faults | %d |\n| invariant checks | %d |\n| kubelet image GC passes | %d |\n| images the kubelet removed | %d |\n| restores of removed allowlisted images | %d, longest %v (counted from the removal, outages included) |\n| **violations** | **%d** |\n\n",
+		r.Seed, r.Duration, total(r.Faults), total(r.Checks), r.GCPasses, r.Removed, len(r.Restores), r.maxRestore(), len(r.Violations))
 	b.WriteString("## Faults injected\n\n| fault | count |\n| --- | --- |\n")
 	for _, k := range sortedKeys(r.Faults) {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])

@@ -100,8 +100,10 @@ type Report struct {
 	Checks     map[string]int `json:"checks"`
 	Violations []Violation    `json:"violations"`
 	Samples    []Sample       `json:"samples"`
-	// Removed counts the kubelet's image removals (none of them allowlisted, or a violation).
-	Removed int `json:"removed"`
+	// GCPasses counts the kubelet's image GC passes (eviction's DeleteUnusedImages and the
+	// periodic GC); Removed its image removals (none of them allowlisted, or a violation).
+	GCPasses int `json:"gcPasses"`
+	Removed  int `json:"removed"`
 	// Restores are how long allowlisted images were missing before they were back.
 	Restores []time.Duration `json:"restores"`
 }
@@ -131,6 +133,7 @@ type run struct {
 	kubeletLogOffset                               int64
 	removalsThisKubelet                            int
 	history                                        []string
+	deck                                           []string
 }
 
 // Run builds the node, injects faults for opts.Duration and returns what the checks found.
@@ -352,19 +355,20 @@ var faults = []struct {
 	{"keeper-sigkill", 2}, {"rmi", 4}, {"imagefs-pressure", 3}, {"bad-config", 2}, {"offline-pod", 2}, {"churn", 3},
 }
 
+// pick deals the next fault from a shuffled deck that holds each kind as often as its weight,
+// so every kind comes up once per round of the deck (a 3-minute run sees them all).
 func (r *run) pick() string {
-	total := 0
-	for _, f := range faults {
-		total += f.weight
-	}
-	x := r.rng.IntN(total)
-	for _, f := range faults {
-		if x < f.weight {
-			return f.name
+	if len(r.deck) == 0 {
+		for _, f := range faults {
+			for range f.weight {
+				r.deck = append(r.deck, f.name)
+			}
 		}
-		x -= f.weight
+		r.rng.Shuffle(len(r.deck), func(i, j int) { r.deck[i], r.deck[j] = r.deck[j], r.deck[i] })
 	}
-	return faults[0].name
+	kind := r.deck[0]
+	r.deck = r.deck[1:]
+	return kind
 }
 
 // between is a random duration in [lo, hi), scaled down for short runs so that a 3-minute run
@@ -472,8 +476,9 @@ func (r *run) inject(kind string) error {
 	case "keeper-sigkill":
 		if !r.badUntil.IsZero() {
 			// A restart with a bad config would (rightly) refuse to start; that is
-			// bad-config's business, not a fault the node must ride out.
+			// bad-config's business, not a fault the node must ride out. Dealt again later.
 			r.report.Faults[kind]--
+			r.deck = append(r.deck, kind)
 			return nil
 		}
 		n.Keeper.Kill()
@@ -499,6 +504,14 @@ func (r *run) inject(kind string) error {
 		}
 	case "imagefs-pressure":
 		d := r.between(10*time.Second, 90*time.Second)
+		if r.registryDownUntil.IsZero() {
+			// Something unused and not allowlisted for the kubelet to collect, next to the
+			// allowlisted images it must not.
+			img := r.junk[r.rng.IntN(len(r.junk))]
+			if err := n.Pull(img.Ref); err == nil {
+				r.note("pulled %s (not allowlisted)", img.Ref)
+			}
+		}
 		if r.pressureUntil.IsZero() {
 			var st syscall.Statfs_t
 			if err := syscall.Statfs(n.ImageStore(), &st); err != nil {
@@ -547,6 +560,7 @@ func (r *run) inject(kind string) error {
 	case "churn":
 		if !r.registryDownUntil.IsZero() {
 			r.report.Faults[kind]--
+			r.deck = append(r.deck, kind)
 			return nil
 		}
 		img := r.junk[r.rng.IntN(len(r.junk))]
@@ -635,6 +649,10 @@ func (r *run) checkGC() {
 		if strings.Contains(line, "FLAG: --config=") {
 			// A kubelet (re)start: its counter starts from zero.
 			r.removalsThisKubelet = 0
+			continue
+		}
+		if strings.Contains(line, `"Attempting to delete unused images"`) {
+			r.report.GCPasses++
 			continue
 		}
 		m := removingRE.FindStringSubmatch(line)
@@ -755,7 +773,10 @@ func (r *run) checkKeeper() {
 		r.violate("keeper-scope", "image-keeper wants %d images, not %d: %v (config error %q)", len(status.Images), len(r.wanted)+1, refs, status.ConfigError)
 	}
 	for _, img := range status.Images {
-		if img.Protected.State != keeper.Protected {
+		// "unknown" is what image-keeper says of an image it has not seen yet when selectors
+		// could protect it (labels are read from the image): only a "no" is a violation.
+		if img.Protected.State == keeper.Unprotected && !r.reported["scope:"+img.Reference] {
+			r.reported["scope:"+img.Reference] = true // once per image
 			r.violate("keeper-scope", "image-keeper keeps %s, which the kubelet's allowlist does not protect (%s)", img.Reference, img.Protected.Reason)
 		}
 	}
@@ -813,4 +834,13 @@ func (r *run) settle() error {
 	}
 	r.report.Duration = time.Since(r.start).Round(time.Second)
 	return nil
+}
+
+// FaultKinds lists every kind of fault the schedule injects.
+func FaultKinds() []string {
+	var kinds []string
+	for _, f := range faults {
+		kinds = append(kinds, f.name)
+	}
+	return kinds
 }
