@@ -89,8 +89,15 @@ func readDoc(t *testing.T, name string) string {
 	return string(data)
 }
 
+// The pattern tables of the user guide and of the KEP draft, checked against the matcher.
 func TestAllowlistPatternExamples(t *testing.T) {
-	for _, row := range table(t, readDoc(t, "allowlist.md"), "| entry | keeps | does not keep |") {
+	for _, doc := range []string{"allowlist.md", "kep/README.md"} {
+		t.Run(doc, func(t *testing.T) { checkPatternTable(t, doc) })
+	}
+}
+
+func checkPatternTable(t *testing.T, doc string) {
+	for _, row := range table(t, readDoc(t, doc), "| entry | keeps | does not keep |") {
 		entry := row[0][0]
 		m, err := allowlist.NewMatcher([]string{entry}, nil)
 		if err != nil {
@@ -108,7 +115,7 @@ func TestAllowlistPatternExamples(t *testing.T) {
 					got = m.MatchReferences("", []string{name}, nil)
 				}
 				if (got != "") != want {
-					t.Errorf("docs/allowlist.md: %s keeps %s = %v; the table says %v", entry, name, got != "", want)
+					t.Errorf("docs/%s: %s keeps %s = %v; the table says %v", doc, entry, name, got != "", want)
 				}
 			}
 		}
