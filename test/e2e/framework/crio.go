@@ -31,9 +31,10 @@ const (
 
 // stopGrace is how long the runtime gets to exit after SIGTERM before SIGKILL. CRI-O 1.34 here
 // does not exit on SIGTERM once it has served CRI calls: its debug log ends at "Closed hook
-// monitor", and its main then waits for the connection multiplexer (cmux) that serves gRPC and
-// HTTP on its socket to return, which it does not while the listening socket stays open. It is
-// killed after a short grace, as systemd would after its stop timeout; containerd exits at once.
+// monitor", and the next step of its main ("Closed main server") waits for the connection
+// multiplexer (cmux) that serves gRPC and HTTP on its socket to return; why that never happens
+// was not traced further. It is killed after a short grace, as systemd would after its stop
+// timeout; containerd exits at once.
 func (r Runtime) stopGrace() time.Duration {
 	if r.Kind == KindCRIO {
 		return 3 * time.Second

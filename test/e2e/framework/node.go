@@ -336,9 +336,10 @@ func (r Runtime) PinsSandboxImage() bool {
 	return r.Kind == KindCRIO || r.Major >= 2
 }
 
-// RunsPods reports whether the runtime can start a pod sandbox on this machine. CRI-O gives
-// every infra container oom_score_adj -998, which this machine refuses, and has no equivalent
-// of containerd's restrict_oom_score_adj: on CRI-O only scenarios without pods run.
+// RunsPods reports whether the runtime can start a pod sandbox on this machine. When CRI-O was
+// first tried here (issue 12) its sandboxes failed: it gives the infra container oom_score_adj
+// -998, which this machine refuses, and has no equivalent of containerd's
+// restrict_oom_score_adj. On CRI-O only scenarios without pods run.
 func (r Runtime) RunsPods() bool { return r.Kind != KindCRIO }
 
 // RuntimeNames are the runtimes RuntimeNamed knows, the default first.
