@@ -774,11 +774,11 @@ func TestLabelLookupFailures(t *testing.T) {
 				kept = 0
 			}
 			for _, want := range []string{
-				`kubelet_image_gc_excluded_images{state="labels_unknown"} 2`,
-				fmt.Sprintf(`kubelet_image_gc_excluded_images{state="kept"} %d`, kept),
+				`kubelet_image_garbage_collection_excluded_images{state="labels_unknown"} 2`,
+				fmt.Sprintf(`kubelet_image_garbage_collection_excluded_images{state="kept"} %d`, kept),
 			} {
 				if !strings.Contains(metrics, want) {
-					t.Errorf("the kubelet's metrics lack %s:\n%s", want, grepLines(metrics, "kubelet_image_gc_excluded"))
+					t.Errorf("the kubelet's metrics lack %s:\n%s", want, grepLines(metrics, "kubelet_image_garbage_collection_excluded"))
 				}
 			}
 
