@@ -8,11 +8,14 @@ cd "${KUBE_ROOT}"
 
 # The packages of every file patches/ changes, plus their subpackages where a change is an API.
 mapfile -t changed < <(git diff --name-only "${UPSTREAM_TAG}" HEAD -- '*.go' | xargs -n1 dirname | sort -u)
-root_pkgs=() staging_pkgs=()
+root_pkgs=() staging_pkgs=() e2e_pkgs=()
 for dir in "${changed[@]}"; do
   case "${dir}" in
     staging/src/k8s.io/*)
       staging_pkgs+=("${dir}") ;;
+    test/e2e_node* | test/e2e/*)
+      # Suites that need a node or a cluster: compiled and vetted here, run by their own jobs.
+      e2e_pkgs+=("./${dir}") ;;
     pkg/kubelet/apis/config* | pkg/kubelet/images* | cmd/kubelet/app/options*)
       # Whole API and options trees: conversion, defaults, round-trip and validation tests.
       root_pkgs+=("./$(echo "${dir}" | sed -E 's#^(pkg/kubelet/apis/config|pkg/kubelet/images|cmd/kubelet/app/options).*#\1#')/...") ;;
@@ -24,6 +27,11 @@ mapfile -t root_pkgs < <(printf '%s\n' "${root_pkgs[@]}" | sort -u)
 
 log "upstream tests of the patched tree: ${root_pkgs[*]}"
 go test ${GO_TEST_FLAGS:-} "${root_pkgs[@]}"
+
+if ((${#e2e_pkgs[@]} > 0)); then
+  log "vet (compile, no run) of the patched e2e suites: ${e2e_pkgs[*]}"
+  go vet "${e2e_pkgs[@]}"
+fi
 
 # Staging packages are tested inside their own module, as upstream does.
 for dir in $(printf '%s\n' "${staging_pkgs[@]}" | sort -u); do
