@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Lint what patches/ changes in the assembled tree as upstream's CI would: golangci-lint with
+# upstream's own hack/golangci.yaml, on lines the series adds or changes (--new-from-rev
+# upstream-vX), and logcheck with upstream's hack/logcheck.conf on the packages it touches.
+#
+# Differences from upstream's hack/verify-golangci-lint.sh, which needs hack/tools (a nested
+# module the module proxy does not serve with k8s.io/kubernetes):
+# - golangci-lint is ${GOLANGCI_LINT_VERSION} from the module proxy, not upstream's pin;
+# - logcheck (${LOGCHECK_VERSION}) runs standalone with the same config instead of as a plugin;
+# - the custom linters `sorted` (feature gate order) and `kubeapilinter` are not run.
+# The tools are built once into _output/tools.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
+LOGCHECK_VERSION=${LOGCHECK_VERSION:-v0.11.0}
+tools="${OUTPUT_DIR}/tools"
+mkdir -p "${tools}"
+install_tool() { # <binary> <package@version>
+  local bin="${tools}/$1-${2##*@}"
+  if [[ ! -x "${bin}" ]]; then
+    log "building $2 into ${tools}"
+    (cd / && GOBIN="${tools}/build" go install "$2")
+    mv "${tools}/build/$1" "${bin}"
+  fi
+  echo "${bin}"
+}
+golangci_lint=$(install_tool golangci-lint "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@${GOLANGCI_LINT_VERSION}")
+logcheck=$(install_tool logcheck "sigs.k8s.io/logtools/logcheck@${LOGCHECK_VERSION}")
+
+"${REPO_ROOT}/hack/assemble-upstream.sh"
+cd "${KUBE_ROOT}"
+
+# Upstream's config without the plugin linters this script cannot build (see above).
+config="${tools}/golangci.yaml"
+(cd "${REPO_ROOT}" && go run ./hack/lintconfig "${KUBE_ROOT}/hack/golangci.yaml" "${config}" logcheck sorted kubeapilinter)
+
+mapfile -t pkgs < <(git diff --name-only "${UPSTREAM_TAG}" HEAD -- '*.go' | grep -v '^staging/' | xargs -n1 dirname | sort -u | sed 's#^#./#')
+log "golangci-lint ${GOLANGCI_LINT_VERSION} (upstream's hack/golangci.yaml) on the series' changes in: ${pkgs[*]}"
+"${golangci_lint}" run --config "${config}" --new-from-rev "${UPSTREAM_TAG}" "${pkgs[@]}" 2> >(grep -v 'level=warning' >&2)
+log "logcheck ${LOGCHECK_VERSION} (upstream's hack/logcheck.conf) on: ${pkgs[*]}"
+"${logcheck}" -config hack/logcheck.conf "${pkgs[@]}"
