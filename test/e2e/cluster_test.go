@@ -51,7 +51,7 @@ type clusterNode struct {
 
 func newClusterNode(t *testing.T) *clusterNode {
 	t.Helper()
-	n := newNode(t)
+	n := newNodeOn(t, podRuntime(t))
 	cp, client, err := n.JoinControlPlane()
 	if cp != nil {
 		t.Cleanup(func() {

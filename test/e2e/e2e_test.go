@@ -87,6 +87,20 @@ func newNode(t *testing.T) *framework.Node {
 	return newNodeOn(t, runtime)
 }
 
+// podRuntime is the runtime of E2E_RUNTIME for a scenario that runs pods; the test is skipped
+// on a runtime that cannot start them here (CRI-O).
+func podRuntime(t *testing.T) framework.Runtime {
+	t.Helper()
+	runtime, err := framework.RuntimeFromEnv(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !runtime.RunsPods() {
+		t.Skipf("%s cannot start pod sandboxes on this machine", runtime.Name)
+	}
+	return runtime
+}
+
 // runtimes are the legs of a scenario: the named runtimes, or every runtime the framework
 // knows (containerd 2.4, containerd 1.6, CRI-O).
 func runtimes(t *testing.T, names ...string) []framework.Runtime {
@@ -538,14 +552,7 @@ func pullsOK(metrics string) float64 {
 // Scenario 4: a static pod whose image is kept starts without a request to the registry, and
 // with the registry down; a pod whose image was never pulled goes to image pull back-off.
 func TestOfflineEdgeNode(t *testing.T) {
-	runtime, err := framework.RuntimeFromEnv(repoRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !runtime.RunsPods() {
-		t.Skipf("%s cannot start pod sandboxes on this machine", runtime.Name)
-	}
-	n, _, kept, _ := keeperNode(t, runtime)
+	n, _, kept, _ := keeperNode(t, podRuntime(t))
 	never := push(t, n, framework.ImageSpec{Repository: "e2e/never", Tag: "1"})
 
 	// Registry up: IfNotPresent uses the cached image; the registry's access log stays silent.
@@ -1034,7 +1041,7 @@ func TestKubeletConfigDropIn(t *testing.T) {
 // back, and again after containerd restarts (the socket is recreated: the directory mount sees
 // the new one).
 func TestDaemonSetPodOnNode(t *testing.T) {
-	n := newNode(t)
+	n := newNodeOn(t, podRuntime(t))
 	n.PodNetwork = true
 	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	kept := push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
