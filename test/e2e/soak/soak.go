@@ -804,7 +804,13 @@ func sumMetric(text, name string) float64 {
 // settle ends every fault, then waits for the node to hold every allowlisted image and run its
 // pods again, checking all the while.
 func (r *run) settle() error {
-	r.registryDownUntil, r.pressureUntil, r.badUntil = time.Now(), time.Now(), time.Now()
+	// Only the faults in force end: ending an outage that is not on would start a second
+	// registry beside the running one (and leave the first behind, unstopped).
+	for _, until := range []*time.Time{&r.registryDownUntil, &r.pressureUntil, &r.badUntil} {
+		if !until.IsZero() {
+			*until = time.Now()
+		}
+	}
 	r.endStates(time.Now().Add(time.Millisecond))
 	r.note("settling: every fault ended")
 	deadline := time.Now().Add(RestoreWindow + 20*time.Second)
