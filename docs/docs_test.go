@@ -99,7 +99,7 @@ func TestAllowlistPatternExamples(t *testing.T) {
 func checkPatternTable(t *testing.T, doc string) {
 	for _, row := range table(t, readDoc(t, doc), "| entry | keeps | does not keep |") {
 		entry := row[0][0]
-		m, err := allowlist.NewMatcher([]string{entry}, nil)
+		m, err := allowlist.NewMatcher([]string{entry})
 		if err != nil {
 			t.Errorf("%s: %v", entry, err)
 			continue
@@ -132,9 +132,9 @@ func TestAllowlistRefusalExamples(t *testing.T) {
 			entry := strings.Trim(row[0][0], `"`)
 			var err error
 			if tc.field == "patterns" {
-				_, err = allowlist.NewMatcher([]string{entry}, nil)
+				_, err = allowlist.NewMatcher([]string{entry})
 			} else {
-				_, err = allowlist.NewMatcher(nil, []string{entry})
+				_, err = allowlist.NewSelectors([]string{entry})
 			}
 			if err == nil || !strings.Contains(err.Error(), row[1][0]) {
 				t.Errorf("docs/allowlist.md: %s %q: error %v; the table says it contains %q", tc.field, entry, err, row[1][0])
@@ -146,7 +146,7 @@ func TestAllowlistRefusalExamples(t *testing.T) {
 func TestAllowlistSelectorExamples(t *testing.T) {
 	for _, row := range table(t, readDoc(t, "allowlist.md"), "| selector | keeps labels | does not keep labels |") {
 		selector := row[0][0]
-		m, err := allowlist.NewMatcher(nil, []string{selector})
+		m, err := allowlist.NewSelectors([]string{selector})
 		if err != nil {
 			t.Errorf("%s: %v", selector, err)
 			continue
@@ -189,7 +189,7 @@ func TestKubeletConfigExamples(t *testing.T) {
 			if !kc.FeatureGates["ImageGCExclusion"] {
 				t.Errorf("%s: a KubeletConfiguration example sets the allowlist without the ImageGCExclusion gate", name)
 			}
-			if _, err := allowlist.NewMatcher(kc.ImageGCExclude, kc.ImageGCExcludeSelectors); err != nil {
+			if _, err := allowlist.Compile(kc.ImageGCExclude, kc.ImageGCExcludeSelectors); err != nil {
 				t.Errorf("%s: a KubeletConfiguration example is refused: %v", name, err)
 			}
 			if b := kc.ImageGCExcludeBudgetPercent; b != nil && (*b < 1 || *b > 100) {

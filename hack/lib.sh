@@ -9,8 +9,22 @@ UPSTREAM_VERSION=$(tr -d '[:space:]' <"${REPO_ROOT}/UPSTREAM_VERSION")
 # Staging modules are published as v0.<minor>.<patch> for kubernetes v1.<minor>.<patch>.
 STAGING_VERSION="v0.${UPSTREAM_VERSION#v1.}"
 UPSTREAM_TAG="upstream-${UPSTREAM_VERSION}"
-# The assembled upstream tree (a git repo: "upstream vX" + one commit per patch).
-KUBE_ROOT="${OUTPUT_DIR}/kubernetes"
+# The series has two tiers: the upstream tier (what docs/kep proposes, patches before the first
+# fork-extra commit) and the fork extras on top. UPSTREAM_TIER=1 makes the scripts work on a
+# second tree holding the upstream tier alone (a git worktree of the full one), and build into
+# _output/bin/upstream-tier.
+UPSTREAM_TIER=${UPSTREAM_TIER:-}
+[[ "${UPSTREAM_TIER}" == "" || "${UPSTREAM_TIER}" == 0 || "${UPSTREAM_TIER}" == 1 ]] ||
+  { printf 'ERROR: UPSTREAM_TIER=%s: want 1 (the upstream tier alone) or unset (the whole fork)\n' "${UPSTREAM_TIER}" >&2; exit 1; }
+[[ "${UPSTREAM_TIER}" == 1 ]] || UPSTREAM_TIER=
+# The assembled upstream tree of the whole series (a git repo: "upstream vX" + one commit per patch).
+FULL_KUBE_ROOT="${OUTPUT_DIR}/kubernetes"
+KUBE_ROOT="${FULL_KUBE_ROOT}"
+BIN_DIR="${OUTPUT_DIR}/bin"
+if [[ -n "${UPSTREAM_TIER}" ]]; then
+  KUBE_ROOT="${OUTPUT_DIR}/kubernetes-upstream-tier"
+  BIN_DIR="${OUTPUT_DIR}/bin/upstream-tier"
+fi
 PATCH_DIR="${REPO_ROOT}/patches"
 # Upstream's go.work lists modules the proxy does not serve; build in-tree without it.
 export GOWORK=off
@@ -27,19 +41,47 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 kgit() { git -C "${KUBE_ROOT}" -c user.name="${GIT_AUTHOR_NAME}" -c user.email="${GIT_AUTHOR_EMAIL}" -c commit.gpgsign=false "$@"; }
 
 # The files in this repo's pkg/kubelet/images/allowlist/ are the source of truth for the
-# new package allowlist of upstream's pkg/kubelet/images; they enter the series through the
-# commit with this subject.
+# new package allowlist of upstream's pkg/kubelet/images. They enter the series through two
+# commits: the patterns and the budget in the upstream tier, the label selectors (the files
+# FORK_SOURCE_FILES matches, a regular expression over paths under SOURCE_DIR) in the first
+# commit of the fork extras, which also marks where the fork extras begin.
 SOURCE_DIR="pkg/kubelet/images/allowlist"
 SOURCE_COMMIT_SUBJECT="kubelet: add image GC allowlist package"
+FORK_SOURCE_COMMIT_SUBJECT="kubelet: add image label selectors to the image GC allowlist"
+FORK_SOURCE_FILES='^(allowlist|labels|selector)(_test)?\.go$|^testdata/imagestatus/'
 
-# Files of SOURCE_DIR in this repo, relative to the repo root (tracked and untracked, not ignored).
+# Files of SOURCE_DIR in this repo, relative to the repo root (tracked and untracked, not
+# ignored): all of them, or those of one tier (source_files upstream|fork).
 source_files() {
   # The fuzz corpus stays in this repo: upstream gets the targets and their seeds only.
   git -C "${REPO_ROOT}" ls-files --cached --others --exclude-standard -- "${SOURCE_DIR}" ":!:${SOURCE_DIR}/testdata/fuzz" |
-    while read -r f; do [[ -f "${REPO_ROOT}/${f}" ]] && echo "${f}"; done | sort -u
+    while read -r f; do
+      [[ -f "${REPO_ROOT}/${f}" ]] || continue
+      case "${1:-all}" in
+        upstream) [[ "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]] || echo "${f}" ;;
+        fork) [[ "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]] && echo "${f}" ;;
+        *) echo "${f}" ;;
+      esac
+    done | sort -u
 }
 
-# The commit of the assembled tree that carries the source files.
-source_commit() {
-  kgit log --format=%H --fixed-strings --grep="${SOURCE_COMMIT_SUBJECT}" "${UPSTREAM_TAG}..HEAD" | tail -n 1
+# The commit of the full assembled tree whose subject is $1 (the first, if several).
+commit_with_subject() {
+  git -C "${FULL_KUBE_ROOT}" log --format='%H %s' "${UPSTREAM_TAG}..HEAD" | awk -v s="$1" 'substr($0, 42) == s { c = $1 } END { print c }'
+}
+
+# The commits of the full assembled tree that carry the source files of each tier.
+source_commit() { commit_with_subject "${SOURCE_COMMIT_SUBJECT}"; }
+fork_source_commit() { commit_with_subject "${FORK_SOURCE_COMMIT_SUBJECT}"; }
+
+# The last commit of the upstream tier in the full assembled tree: the parent of the first fork
+# commit, or HEAD when there are no fork extras.
+upstream_tier_head() {
+  local fork
+  fork=$(fork_source_commit)
+  if [[ -n "${fork}" ]]; then
+    git -C "${FULL_KUBE_ROOT}" rev-parse "${fork}^"
+  else
+    git -C "${FULL_KUBE_ROOT}" rev-parse HEAD
+  fi
 }

@@ -1,34 +1,64 @@
 #!/usr/bin/env bash
-# Fail when patches/ does not apply onto upstream or is stale against pkg/kubelet/images/.
+# Fail when patches/ does not apply onto upstream, is stale against pkg/kubelet/images/allowlist/,
+# or mixes its tiers: the upstream tier (what docs/kep proposes) must hold the allowlist's
+# upstream files as this repo has them and none of the fork extras (label selectors, flags), and
+# the fork extras the rest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"${REPO_ROOT}/hack/assemble-upstream.sh"
-target=$(source_commit)
-[[ -n "${target}" ]] || die "patches/ has no commit \"${SOURCE_COMMIT_SUBJECT}\"; run hack/update-patches.sh"
+UPSTREAM_TIER= "${REPO_ROOT}/hack/assemble-upstream.sh"
+KUBE_ROOT="${FULL_KUBE_ROOT}"
+[[ -n "$(source_commit)" ]] || die "patches/ has no commit \"${SOURCE_COMMIT_SUBJECT}\"; run hack/update-patches.sh"
+[[ -n "$(fork_source_commit)" ]] || die "patches/ has no commit \"${FORK_SOURCE_COMMIT_SUBJECT}\" (where the fork extras begin); run hack/update-patches.sh"
+tier_head=$(upstream_tier_head)
 
 stale=()
-mapfile -t files < <(source_files)
-for f in "${files[@]}"; do
-  if ! kgit cat-file -e "HEAD:${f}" 2>/dev/null; then
-    stale+=("${f} (not in patches/)")
-  elif ! cmp -s "${REPO_ROOT}/${f}" <(kgit show "HEAD:${f}"); then
-    stale+=("${f} (differs)")
-  fi
-done
-while read -r added; do
-  [[ -f "${REPO_ROOT}/${added}" ]] || stale+=("${added} (in patches/, not in the repo)")
-done < <(kgit show --format= --name-only --diff-filter=A "${target}" -- "${SOURCE_DIR}")
-
+# check <tier> <commit>: each file of the tier is in <commit> as in this repo, and each file the
+# tier's commit added under SOURCE_DIR is still in the repo.
+check() {
+  local tier=$1 commit=$2 f added files
+  mapfile -t files < <(source_files "${tier}")
+  for f in "${files[@]}"; do
+    if ! kgit cat-file -e "${commit}:${f}" 2>/dev/null; then
+      stale+=("${f} (not in the ${tier} tier of patches/)")
+    elif ! cmp -s "${REPO_ROOT}/${f}" <(kgit show "${commit}:${f}"); then
+      stale+=("${f} (differs from the ${tier} tier of patches/)")
+    fi
+  done
+}
+check upstream "${tier_head}"
+check fork HEAD
+while read -r f; do
+  [[ -f "${REPO_ROOT}/${f}" ]] || stale+=("${f} (in patches/, not in the repo)")
+done < <(kgit diff --name-only --diff-filter=A "${UPSTREAM_TAG}" HEAD -- "${SOURCE_DIR}")
+while read -r f; do
+  stale+=("${f} (a fork file, but the upstream tier of patches/ has it)")
+done < <(kgit ls-tree -r --name-only "${tier_head}" -- "${SOURCE_DIR}" | while read -r f; do [[ "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]] && echo "${f}"; done)
 if ((${#stale[@]} > 0)); then
   printf 'patches/ is stale against %s:\n' "${SOURCE_DIR}" >&2
   printf '  %s\n' "${stale[@]}" >&2
   die "run hack/update-patches.sh and commit patches/"
 fi
-# Upstream's hack/verify-gofmt.sh would reject a patch with unformatted Go code.
-mapfile -t unformatted < <(cd "${KUBE_ROOT}" && git diff --name-only --diff-filter=AM "${UPSTREAM_TAG}" HEAD -- '*.go' | xargs -r gofmt -l)
-if ((${#unformatted[@]} > 0)); then
-  printf '  %s\n' "${unformatted[@]}" >&2
-  die "patches/ adds Go code that gofmt would change; gofmt -w those files in ${KUBE_ROOT}, commit (--fixup) and run hack/update-patches.sh"
+
+# The upstream tier carries none of the fork extras: no selectors, no verbose ImageStatus call,
+# no flags.
+leaks=$(kgit diff "${UPSTREAM_TAG}" "${tier_head}" -- . ':!:test/compatibility_lifecycle' |
+  grep -E '^\+' | grep -nE 'ImageGCExcludeSelectors|imageGCExcludeSelectors|image-gc-exclude|labels_unknown|ImageStatus\(.*, *true\)' || true)
+if [[ -n "${leaks}" ]]; then
+  printf '%s\n' "${leaks}" >&2
+  die "the upstream tier of patches/ (up to ${tier_head:0:12}) carries fork extras; move them to the commits after \"${FORK_SOURCE_COMMIT_SUBJECT}\""
 fi
-log "patches/ applies onto ${UPSTREAM_TAG} and matches ${SOURCE_DIR}/ (${#files[@]} files)"
+
+# Upstream's hack/verify-gofmt.sh would reject a patch with unformatted Go code, in either tier.
+for rev in "${tier_head}" HEAD; do
+  mapfile -t unformatted < <(kgit diff --name-only --diff-filter=AM "${UPSTREAM_TAG}" "${rev}" -- '*.go' |
+    while read -r f; do
+      # gofmt -l names its input when it would change it, and fails when it cannot parse it.
+      [[ -z "$(kgit show "${rev}:${f}" | gofmt -l 2>&1)" ]] || echo "${f}"
+    done)
+  if ((${#unformatted[@]} > 0)); then
+    printf '  %s\n' "${unformatted[@]}" >&2
+    die "patches/ adds Go code that gofmt would change (at ${rev:0:12}); gofmt -w those files in ${KUBE_ROOT}, commit (--fixup) and run hack/update-patches.sh"
+  fi
+done
+log "patches/ applies onto ${UPSTREAM_TAG}: upstream tier $(kgit rev-list --count "${UPSTREAM_TAG}..${tier_head}") patches, fork extras $(kgit rev-list --count "${tier_head}..HEAD"); both match ${SOURCE_DIR}/ ($(source_files | wc -l) files)"

@@ -146,14 +146,14 @@ type Allowlist struct {
 // single is one entry compiled alone, to count what it matches by itself.
 type single struct {
 	use     *EntryUse
-	matcher *allowlist.Matcher
+	matcher *allowlist.Allowlist
 }
 
 // Explain decides for each image. capacity is the image filesystem's size in bytes (0 if not
 // known). An invalid allowlist is an error, with every invalid entry named, as the kubelet
 // refuses to start with it.
 func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
-	matcher, err := allowlist.NewMatcher(al.Patterns, al.Selectors)
+	matcher, err := allowlist.Compile(al.Patterns, al.Selectors)
 	if err != nil {
 		return nil, err
 	}
@@ -171,11 +171,11 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 	}
 	for i := range r.Entries {
 		e := &r.Entries[i]
-		var m *allowlist.Matcher
+		var m *allowlist.Allowlist
 		if e.Field == allowlist.ExcludeFieldName {
-			m, err = allowlist.NewMatcher([]string{e.Entry}, nil)
+			m, err = allowlist.Compile([]string{e.Entry}, nil)
 		} else {
-			m, err = allowlist.NewMatcher(nil, []string{e.Entry})
+			m, err = allowlist.Compile(nil, []string{e.Entry})
 		}
 		if err != nil {
 			return nil, err // cannot happen: the entry compiled with the others
@@ -251,7 +251,7 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 
 // matchedName returns the ID, tag or digest by which entry matches img.
 func matchedName(entry string, img Image) string {
-	m, err := allowlist.NewMatcher([]string{entry}, nil)
+	m, err := allowlist.NewMatcher([]string{entry})
 	if err != nil {
 		return ""
 	}

@@ -82,7 +82,7 @@ type Wanted struct {
 	Images []WantedImage
 	// Allowlist is the kubelet's compiled imageGCExclude and imageGCExcludeSelectors, nil without
 	// a kubelet config.
-	Allowlist *allowlist.Matcher
+	Allowlist *allowlist.Allowlist
 	// AllowlistPatterns and AllowlistSelectors are the kubelet config's entries, as written.
 	AllowlistPatterns, AllowlistSelectors []string
 	// KubeletConfigMissing says why the kubelet config could not be read yet ("" when read): at
@@ -203,7 +203,7 @@ func Load(src Sources) (*Wanted, error) {
 		if err != nil {
 			return nil, err
 		}
-		matcher, err := allowlist.NewMatcher(kc.ImageGCExclude, kc.ImageGCExcludeSelectors)
+		matcher, err := allowlist.Compile(kc.ImageGCExclude, kc.ImageGCExcludeSelectors)
 		if err != nil {
 			return nil, fmt.Errorf("kubelet config %s: %w", src.KubeletConfigFile, err)
 		}

@@ -18,26 +18,49 @@ package allowlist
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
-// Allowlist is a compiled allowlist with the label look-ups its selectors need. A nil *Allowlist
-// keeps nothing. It is safe for concurrent use.
+// Allowlist is the whole image garbage collection allowlist: the imageGCExclude patterns, the
+// imageGCExcludeSelectors label selectors, and the label look-ups the selectors need. A nil
+// *Allowlist keeps nothing. It is safe for concurrent use.
 type Allowlist struct {
-	matcher *Matcher
-	// labels is nil when there are no selectors.
+	matcher   *Matcher
+	selectors *Selectors
+	// labels is nil when there are no selectors, or when the Allowlist was made by Compile.
 	labels *LabelReader
+}
+
+// Compile compiles imageGCExclude patterns and imageGCExcludeSelectors selectors without a
+// label reader, for tools that read labels themselves. Every invalid entry of both lists is
+// reported in one *MatcherError, patterns first.
+func Compile(patterns, selectors []string) (*Allowlist, error) {
+	matcher, patternsErr := NewMatcher(patterns)
+	compiled, selectorsErr := NewSelectors(selectors)
+	if patternsErr != nil || selectorsErr != nil {
+		var errs []error
+		for _, err := range []error{patternsErr, selectorsErr} {
+			var matcherErr *MatcherError
+			if errors.As(err, &matcherErr) {
+				errs = append(errs, matcherErr.Errs...)
+			} else if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return nil, &MatcherError{Errs: errs}
+	}
+	return &Allowlist{matcher: matcher, selectors: compiled}, nil
 }
 
 // New compiles the imageGCExclude patterns and imageGCExcludeSelectors selectors; statuses
 // answers the label look-ups of the selectors and may be nil when there are none.
 func New(patterns, selectors []string, statuses ImageStatusProvider) (*Allowlist, error) {
-	matcher, err := NewMatcher(patterns, selectors)
+	a, err := Compile(patterns, selectors)
 	if err != nil {
 		return nil, err
 	}
-	a := &Allowlist{matcher: matcher}
-	if matcher.HasSelectors() {
+	if a.HasSelectors() {
 		if statuses == nil {
 			return nil, fmt.Errorf("%s needs the CRI image service to read image labels", ExcludeSelectorsFieldName)
 		}
@@ -46,7 +69,7 @@ func New(patterns, selectors []string, statuses ImageStatusProvider) (*Allowlist
 	return a, nil
 }
 
-// Matcher returns the compiled patterns and selectors.
+// Matcher returns the compiled patterns.
 func (a *Allowlist) Matcher() *Matcher {
 	if a == nil {
 		return nil
@@ -54,12 +77,47 @@ func (a *Allowlist) Matcher() *Matcher {
 	return a.matcher
 }
 
-// Labels returns the label reader of the selectors, nil when there are none.
+// Labels returns the label reader of the selectors, nil when there is none.
 func (a *Allowlist) Labels() *LabelReader {
 	if a == nil {
 		return nil
 	}
 	return a.labels
+}
+
+// Empty reports whether the allowlist has no entries at all.
+func (a *Allowlist) Empty() bool {
+	return a == nil || (a.matcher.Empty() && a.selectors.Len() == 0)
+}
+
+// HasSelectors reports whether matching can depend on image labels.
+func (a *Allowlist) HasSelectors() bool {
+	return a != nil && a.selectors.Len() > 0
+}
+
+// Summary counts the entries of each kind, as key/value pairs for a structured log line.
+func (a *Allowlist) Summary() []any {
+	if a == nil {
+		return nil
+	}
+	return append(a.matcher.Summary(), "selectors", a.selectors.Len())
+}
+
+// MatchReferences returns the first pattern that matches the image by its ID, a repo tag or a
+// repo digest, or "" if none does; see Matcher.MatchReferences.
+func (a *Allowlist) MatchReferences(imageID string, repoTags, repoDigests []string) string {
+	if a == nil {
+		return ""
+	}
+	return a.matcher.MatchReferences(imageID, repoTags, repoDigests)
+}
+
+// MatchLabels returns the first selector that matches the image's labels, or "".
+func (a *Allowlist) MatchLabels(imageLabels map[string]string) string {
+	if a == nil {
+		return ""
+	}
+	return a.selectors.MatchLabels(imageLabels)
 }
 
 // Excludes returns the entry that keeps an image, or "" when none does. Labels are read (once
@@ -74,7 +132,7 @@ func (a *Allowlist) Excludes(ctx context.Context, imageID, runtimeHandler string
 		return entry, nil
 	}
 	imageLabels, err := a.labels.Read(ctx, imageID, runtimeHandler)
-	return a.matcher.MatchLabels(imageLabels), err
+	return a.selectors.MatchLabels(imageLabels), err
 }
 
 // Forget drops what is cached about an image that is no longer on the node.

@@ -25,12 +25,11 @@ type benchImage struct {
 	id      string
 	tags    []string
 	digests []string
-	labels  map[string]string
 }
 
 var benchRegistries = []string{"docker.io/library", "docker.io/acme", "ghcr.io/acme", "quay.io/team", "registry.example.com:5000/edge"}
 
-// benchImages returns n distinct images over 5 registries; every 10th has a "tier" label.
+// benchImages returns n distinct images over 5 registries.
 func benchImages(n int) []benchImage {
 	images := make([]benchImage, n)
 	for i := range images {
@@ -40,16 +39,13 @@ func benchImages(n int) []benchImage {
 			tags:    []string{fmt.Sprintf("%s:v%d", repo, i%7)},
 			digests: []string{fmt.Sprintf("%s@sha256:%064x", repo, 1<<40+i)},
 		}
-		if i%10 == 0 {
-			images[i].labels = map[string]string{"tier": "edge", "cache.example.com/keep": "false"}
-		}
 	}
 	return images
 }
 
 // benchAllowlist returns n patterns, a quarter each exact tags, bare repositories, repo digests
-// and wildcards, spread over the images of benchImages(10*n) so that some match, plus 5 selectors.
-func benchAllowlist(n int) (patterns, selectors []string) {
+// and wildcards, spread over the images of benchImages(10*n) so that some match.
+func benchAllowlist(n int) (patterns []string) {
 	for i := 0; i < n; i++ {
 		target := i * 10
 		repo := fmt.Sprintf("%s/app-%d", benchRegistries[target%len(benchRegistries)], target/len(benchRegistries))
@@ -64,14 +60,7 @@ func benchAllowlist(n int) (patterns, selectors []string) {
 			patterns = append(patterns, fmt.Sprintf("%s/team-%d/*", benchRegistries[i%len(benchRegistries)], i))
 		}
 	}
-	selectors = []string{
-		"cache.example.com/keep=true",
-		"tier in (critical,core),!deprecated",
-		"pinned-by-ops",
-		"release notin (alpha,beta),channel=stable",
-		"owner=platform",
-	}
-	return patterns, selectors
+	return patterns
 }
 
 // BenchmarkMatcher measures one image against the allowlist (op = one image), references
@@ -79,8 +68,7 @@ func benchAllowlist(n int) (patterns, selectors []string) {
 func BenchmarkMatcher(b *testing.B) {
 	for _, entries := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
-			patterns, selectors := benchAllowlist(entries)
-			matcher, err := NewMatcher(patterns, selectors)
+			matcher, err := NewMatcher(benchAllowlist(entries))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -90,7 +78,7 @@ func BenchmarkMatcher(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				image := &images[i%len(images)]
-				if matcher.MatchReferences(image.id, image.tags, image.digests) != "" || matcher.MatchLabels(image.labels) != "" {
+				if matcher.MatchReferences(image.id, image.tags, image.digests) != "" {
 					matched++
 				}
 			}

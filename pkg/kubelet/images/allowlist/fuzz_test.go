@@ -66,7 +66,7 @@ func FuzzParsePattern(f *testing.F) {
 			}
 			return
 		}
-		m, err := NewMatcher([]string{entry}, nil)
+		m, err := NewMatcher([]string{entry})
 		if err != nil {
 			t.Fatalf("ParsePattern(%q) accepted it but NewMatcher refused it: %v", entry, err)
 		}
@@ -91,38 +91,6 @@ func FuzzParsePattern(f *testing.F) {
 			if got := m.MatchReferences("", []string{repo + "-other:latest"}, nil); got != "" {
 				t.Fatalf("repository entry %q matches %q", entry, repo+"-other:latest")
 			}
-		}
-	})
-}
-
-// FuzzParseSelector: no input panics, and every accepted selector matches some label set that
-// has at least one label.
-func FuzzParseSelector(f *testing.F) {
-	for _, seed := range []string{
-		"cache.example.com/keep=true", "tier in (edge,critical),!deprecated", "a!=b", "a", "!a",
-		"a notin (x,y)", "a>1,a<3", "a=1,a=2", "", "a in (", "x==y,z",
-	} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, entry string) {
-		selector, err := ParseSelector(entry)
-		if err != nil {
-			return
-		}
-		requirements, _ := selector.Requirements()
-		set, ok := satisfyingLabels(requirements)
-		if !ok || len(set) == 0 {
-			t.Fatalf("selector %q was accepted but selects no labelled image (%v)", entry, set)
-		}
-		m, err := NewMatcher(nil, []string{entry})
-		if err != nil {
-			t.Fatalf("ParseSelector(%q) accepted it but NewMatcher refused it: %v", entry, err)
-		}
-		if got := m.MatchLabels(set); got != entry {
-			t.Fatalf("selector %q does not match the labels %v it was solved with", entry, set)
-		}
-		if got := m.MatchLabels(nil); got != "" {
-			t.Fatalf("selector %q keeps an unlabelled image", entry)
 		}
 	})
 }

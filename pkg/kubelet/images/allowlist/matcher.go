@@ -15,23 +15,19 @@ limitations under the License.
 */
 
 // Package allowlist is the image garbage collection allowlist of the ImageGCExclusion feature:
-// imageGCExclude patterns and imageGCExcludeSelectors label selectors, compiled into a Matcher,
-// and the image labels that selectors read from the container runtime. It is a leaf package:
-// kubelet config validation imports it without the image manager.
+// the imageGCExclude patterns compiled into a Matcher, and the imageGCExcludeBudgetPercent
+// arithmetic. It is a leaf package: kubelet config validation imports it without the image
+// manager.
 package allowlist
 
 import (
 	"fmt"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/labels"
 )
 
-// Field names of the KubeletConfiguration whose entries NewMatcher compiles; errors name them.
-const (
-	ExcludeFieldName          = "imageGCExclude"
-	ExcludeSelectorsFieldName = "imageGCExcludeSelectors"
-)
+// ExcludeFieldName is the KubeletConfiguration field whose entries NewMatcher compiles; errors
+// name it.
+const ExcludeFieldName = "imageGCExclude"
 
 // Matcher decides whether an image is on the allowlist. It is compiled once from the
 // configuration: literal references and repositories go into maps, and repositories with '*'
@@ -48,7 +44,6 @@ type Matcher struct {
 	// first '*' cut after its last '/', so a reference consults only the groups of its own
 	// '/'-prefixes.
 	repoGlobs map[string][]rule
-	selectors []selectorEntry
 	counts    [PatternID + 1]int
 }
 
@@ -60,11 +55,6 @@ type rule struct {
 	tag   glob
 	// digest is the digest of a PatternDigest.
 	digest string
-}
-
-type selectorEntry struct {
-	entry    string
-	selector labels.Selector
 }
 
 // MatcherError lists every invalid entry found while compiling a Matcher.
@@ -83,10 +73,10 @@ func (e *MatcherError) Error() string {
 // Unwrap lets errors.Is and errors.As look at each entry's error.
 func (e *MatcherError) Unwrap() []error { return e.Errs }
 
-// NewMatcher compiles imageGCExclude patterns and imageGCExcludeSelectors selectors. Every
-// invalid entry is reported, each as `<field>[<index>] "<entry>": <reason>`. The lists are sets:
-// an entry that repeats another, or means the same after normalization, is an error.
-func NewMatcher(patterns, selectors []string) (*Matcher, error) {
+// NewMatcher compiles imageGCExclude patterns. Every invalid entry is reported, each as
+// `imageGCExclude[<index>] "<entry>": <reason>`. The list is a set: an entry that repeats
+// another, or means the same after normalization, is an error.
+func NewMatcher(patterns []string) (*Matcher, error) {
 	m := &Matcher{
 		tags:      map[string]string{},
 		digests:   map[string]string{},
@@ -107,18 +97,6 @@ func NewMatcher(patterns, selectors []string) (*Matcher, error) {
 			continue
 		}
 		m.add(entry, p)
-	}
-	seen = map[string]int{}
-	for i, entry := range selectors {
-		s, err := ParseSelector(entry)
-		if err == nil {
-			err = duplicate(seen, s.String(), selectors, ExcludeSelectorsFieldName, i)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", ExcludeSelectorsFieldName, i, quoteBounded(entry), err))
-			continue
-		}
-		m.selectors = append(m.selectors, selectorEntry{entry: entry, selector: s})
 	}
 	if len(errs) > 0 {
 		return nil, &MatcherError{Errs: errs}
@@ -174,12 +152,7 @@ func (m *Matcher) add(entry string, p Pattern) {
 
 // Empty reports whether the matcher has no entries at all.
 func (m *Matcher) Empty() bool {
-	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.tagGlobs)+len(m.repoGlobs)+len(m.selectors) == 0)
-}
-
-// HasSelectors reports whether matching can depend on image labels.
-func (m *Matcher) HasSelectors() bool {
-	return m != nil && len(m.selectors) > 0
+	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.tagGlobs)+len(m.repoGlobs) == 0)
 }
 
 // Summary counts the entries of each kind, as key/value pairs for a structured log line.
@@ -187,15 +160,15 @@ func (m *Matcher) Summary() []any {
 	if m == nil {
 		return nil
 	}
-	kv := make([]any, 0, 2*(len(m.counts)+1))
+	kv := make([]any, 0, 2*len(m.counts))
 	for kind, n := range m.counts {
 		kv = append(kv, PatternKind(kind).String()+"Patterns", n)
 	}
-	return append(kv, "selectors", len(m.selectors))
+	return kv
 }
 
 // MatchReferences returns the first entry that matches the image by its ID, a repo tag or a repo
-// digest, or "" if none does. Labels are not consulted; see MatchLabels. The names may be in the
+// digest, or "" if none does. The names may be in the
 // short form some runtimes report ("nginx:1.27"); they are normalized before comparison.
 func (m *Matcher) MatchReferences(imageID string, repoTags, repoDigests []string) string {
 	if m == nil {
@@ -280,17 +253,4 @@ func (r *rule) matches(repo, tag, dgst string) bool {
 		}
 	}
 	return r.repo.match(repo)
-}
-
-// MatchLabels returns the first selector that matches the image's labels, or "".
-func (m *Matcher) MatchLabels(imageLabels map[string]string) string {
-	if m == nil {
-		return ""
-	}
-	for _, s := range m.selectors {
-		if s.selector.Matches(labels.Set(imageLabels)) {
-			return s.entry
-		}
-	}
-	return ""
 }

@@ -121,7 +121,7 @@ func TestMatchReferences(t *testing.T) {
 		},
 	} {
 		t.Run(tc.entry, func(t *testing.T) {
-			m, err := NewMatcher([]string{tc.entry}, nil)
+			m, err := NewMatcher([]string{tc.entry})
 			require.NoError(t, err)
 			for _, img := range tc.match {
 				assert.Equal(t, tc.entry, m.MatchReferences(img.id, img.tags, img.digests), "image %+v", img)
@@ -130,24 +130,6 @@ func TestMatchReferences(t *testing.T) {
 				assert.Empty(t, m.MatchReferences(img.id, img.tags, img.digests), "image %+v", img)
 			}
 		})
-	}
-}
-
-func TestMatchLabels(t *testing.T) {
-	m, err := NewMatcher(nil, []string{"cache.example.com/keep=true", "tier in (edge,critical),!deprecated"})
-	require.NoError(t, err)
-	for _, tc := range []struct {
-		labels map[string]string
-		want   string
-	}{
-		{map[string]string{"cache.example.com/keep": "true"}, "cache.example.com/keep=true"},
-		{map[string]string{"tier": "edge"}, "tier in (edge,critical),!deprecated"},
-		{map[string]string{"tier": "edge", "deprecated": ""}, ""},
-		{map[string]string{"tier": "dev"}, ""},
-		{map[string]string{}, ""},
-		{nil, ""},
-	} {
-		assert.Equal(t, tc.want, m.MatchLabels(tc.labels), "labels %v", tc.labels)
 	}
 }
 
@@ -243,7 +225,7 @@ func TestMatchProperty(t *testing.T) {
 			entries = append(entries, entry)
 			oracles = append(oracles, o)
 		}
-		m, err := NewMatcher(entries, nil)
+		m, err := NewMatcher(entries)
 		require.NoError(t, err, "case %d: %q", c, entries)
 		for i := 0; i < 8; i++ {
 			img := image{id: fmt.Sprintf("sha256:%064x", c)}

@@ -129,46 +129,12 @@ func TestParsePattern(t *testing.T) {
 	}
 }
 
-func TestParseSelector(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		wantErr string
-	}{
-		{in: "cache.example.com/keep=true"},
-		{in: "tier in (edge,critical),!deprecated"},
-		{in: "keep"},
-		{in: "keep,tier!=dev"},
-		{in: "tier notin (dev),keep==yes"},
-		{in: "a=1,a!=2"},
-		{in: "", wantErr: "must not be empty"},
-		{in: "  ", wantErr: "must not be empty"},
-		{in: "!deprecated", wantErr: "requires no label to be present"},
-		{in: "tier!=dev", wantErr: "requires no label to be present"},
-		{in: "tier notin (dev)", wantErr: "requires no label to be present"},
-		{in: "!a,b!=1", wantErr: "requires no label to be present"},
-		{in: "a=1,a=2", wantErr: "contradict"},
-		{in: "a,!a", wantErr: "contradict"},
-		{in: "a in (1,2),a notin (1,2)", wantErr: "contradict"},
-		{in: "a=(", wantErr: "unable to parse"},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			_, err := ParseSelector(tc.in)
-			if tc.wantErr == "" {
-				assert.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.wantErr)
-		})
-	}
-}
-
 func TestNewMatcherErrors(t *testing.T) {
 	long := "ghcr.io/" + strings.Repeat("A", 5000)
 	for _, tc := range []struct {
-		name                string
-		patterns, selectors []string
-		want                string
+		name     string
+		patterns []string
+		want     string
 	}{
 		{
 			name:     "every invalid entry, by field and index",
@@ -186,23 +152,13 @@ func TestNewMatcherErrors(t *testing.T) {
 			want:     `imageGCExclude[1] "docker.io/library/nginx:1.27": means the same as imageGCExclude[0] "nginx:1.27" (docker.io/library/nginx:1.27); remove one`,
 		},
 		{
-			name:      "duplicate selector",
-			selectors: []string{"keep=true,tier=edge", "tier=edge, keep=true"},
-			want:      `imageGCExcludeSelectors[1] "tier=edge, keep=true": means the same as imageGCExcludeSelectors[0] "keep=true,tier=edge" (keep=true,tier=edge); remove one`,
-		},
-		{
-			name:      "negative-only selector",
-			selectors: []string{"keep=true", "!deprecated"},
-			want:      `imageGCExcludeSelectors[1] "!deprecated": requires no label to be present`,
-		},
-		{
 			name:     "a huge entry is not echoed whole",
 			patterns: []string{long},
 			want:     `imageGCExclude[0] "ghcr.io/AAAA`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewMatcher(tc.patterns, tc.selectors)
+			_, err := NewMatcher(tc.patterns)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.Less(t, len(err.Error()), 1000)

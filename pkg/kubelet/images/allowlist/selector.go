@@ -18,12 +18,74 @@ package allowlist
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 )
+
+// ExcludeSelectorsFieldName is the KubeletConfiguration field whose entries NewSelectors
+// compiles; errors name it.
+const ExcludeSelectorsFieldName = "imageGCExcludeSelectors"
+
+// Selectors are compiled imageGCExcludeSelectors: label selectors over an image's OCI config
+// labels, which the kubelet reads from the container runtime's verbose ImageStatus (labels.go).
+// They are immutable and safe for concurrent use.
+type Selectors struct {
+	entries []selectorEntry
+}
+
+type selectorEntry struct {
+	entry    string
+	selector labels.Selector
+}
+
+// NewSelectors compiles imageGCExcludeSelectors entries. Every invalid entry is reported, each
+// as `imageGCExcludeSelectors[<index>] "<entry>": <reason>`, in a *MatcherError. The list is a
+// set: a selector that means the same as another (terms in another order) is an error.
+func NewSelectors(selectors []string) (*Selectors, error) {
+	s := &Selectors{}
+	var errs []error
+	seen := map[string]int{}
+	for i, entry := range selectors {
+		sel, err := ParseSelector(entry)
+		if err == nil {
+			err = duplicate(seen, sel.String(), selectors, ExcludeSelectorsFieldName, i)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", ExcludeSelectorsFieldName, i, quoteBounded(entry), err))
+			continue
+		}
+		s.entries = append(s.entries, selectorEntry{entry: entry, selector: sel})
+	}
+	if len(errs) > 0 {
+		return nil, &MatcherError{Errs: errs}
+	}
+	return s, nil
+}
+
+// Len returns the number of selectors.
+func (s *Selectors) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.entries)
+}
+
+// MatchLabels returns the first selector that matches the image's labels, or "".
+func (s *Selectors) MatchLabels(imageLabels map[string]string) string {
+	if s == nil {
+		return ""
+	}
+	for _, e := range s.entries {
+		if e.selector.Matches(labels.Set(imageLabels)) {
+			return e.entry
+		}
+	}
+	return ""
+}
 
 // ParseSelector parses one imageGCExcludeSelectors entry, a label selector over the image's OCI
 // config labels. A selector must require some label to be present: one made only of negative
