@@ -12,7 +12,7 @@ all: build ## Build every binary into _output/bin
 
 build: kubelet image-keeper ## Same as all
 
-kubelet: ## Build the patched kubelet into _output/bin/kubelet
+kubelet: ## Build the patched kubelet into _output/bin/kubelet (UPSTREAM_TIER=1: the upstream tier alone, into _output/bin/upstream-tier/kubelet)
 	@$(STAGE) kubelet cmd/kubelet/build.sh
 
 control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl (same tree) for the cluster e2e
@@ -31,7 +31,7 @@ image-push: image ## Push the image: make image-push REGISTRY=registry.example.c
 	@[ -n "$(REGISTRY)" ] || { echo "set REGISTRY=<registry>/<repository>"; exit 2; }
 	go run ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
 
-upstream: ## Assemble upstream + patches/ in _output/kubernetes
+upstream: ## Assemble upstream + patches/ in _output/kubernetes (UPSTREAM_TIER=1: also the upstream tier alone, in _output/kubernetes-upstream-tier)
 	@$(STAGE) upstream hack/assemble-upstream.sh
 
 update: ## Regenerate generated upstream files, then patches/ from _output/kubernetes
@@ -50,8 +50,9 @@ test-unit: ## Unit tests of this module (replays the fuzz corpus)
 verify: ## Every hack/verify-*.sh
 	@set -e; for script in hack/verify-*.sh; do $(STAGE) $$(basename $$script .sh) $$script; done
 
-test-upstream: ## Upstream's unit tests of every package the patches touch, in the patched tree
-	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" hack/test-upstream.sh
+test-upstream: ## Upstream's unit tests of every package the patches touch, in the patched tree and in the upstream tier alone
+	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-fork env UPSTREAM_TIER= hack/test-upstream.sh
+	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-tier env UPSTREAM_TIER=1 hack/test-upstream.sh
 
 demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
 	@hack/install-e2e-deps.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build upstream commands from the assembled tree (upstream ${UPSTREAM_VERSION} + patches/) into
-# _output/bin, stamped v<upstream>-imagecache.<n> (n = commits of this repo):
+# _output/bin, stamped v<upstream>-imagecache.<n> (n = commits of this repo); with
+# UPSTREAM_TIER=1 from the upstream tier alone into _output/bin/upstream-tier, stamped
+# v<upstream>-imagecache.<n>-upstream-tier:
 #   hack/build-kube.sh kubelet
 #   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd kubeadm kubectl
 # etcd is the server upstream's go.mod pins (go.etcd.io/etcd/server/v3, whose root package is
@@ -22,7 +24,7 @@ else
   build_number=0 commit=unknown tree_state=dirty
   export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
 fi
-version="${UPSTREAM_VERSION}-imagecache.${build_number}"
+version="${UPSTREAM_VERSION}-imagecache.${build_number}${UPSTREAM_TIER:+-upstream-tier}"
 minor=${UPSTREAM_VERSION#v1.}
 minor=${minor%%.*}
 build_date=$(date -u --date="@${SOURCE_DATE_EPOCH}" +'%Y-%m-%dT%H:%M:%SZ')
@@ -39,14 +41,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   )
 done
 
-mkdir -p "${OUTPUT_DIR}/bin"
+mkdir -p "${BIN_DIR}"
 for cmd in "$@"; do
   case "${cmd}" in
     kubelet | kube-apiserver | kube-controller-manager | kube-scheduler | kubeadm | kubectl) pkg="./cmd/${cmd}" ;;
     etcd) pkg="go.etcd.io/etcd/server/v3" ;;
     *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl or etcd" ;;
   esac
-  out="${OUTPUT_DIR}/bin/${cmd}"
+  out="${BIN_DIR}/${cmd}"
   log "building ${cmd} ${version} (${tree_state}) -> ${out}"
   start=${SECONDS}
   (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Lint what patches/ changes in the assembled tree as upstream's CI would: golangci-lint with
 # upstream's own hack/golangci.yaml, on lines the series adds or changes (--new-from-rev
-# upstream-vX), and logcheck with upstream's hack/logcheck.conf on the packages it touches.
+# upstream-vX), logcheck with upstream's hack/logcheck.conf on the packages it touches, and
+# upstream's import-boss (hack/verify-import-boss.sh: the .import-restrictions files, e.g.
+# test/e2e_node's) on those packages.
 #
 # Differences from upstream's hack/verify-golangci-lint.sh, which needs hack/tools (a nested
 # module the module proxy does not serve with k8s.io/kubernetes):
 # - golangci-lint is ${GOLANGCI_LINT_VERSION} from the module proxy, not upstream's pin;
 # - logcheck (${LOGCHECK_VERSION}) runs standalone with the same config instead of as a plugin;
-# - the custom linters `sorted` (feature gate order) and `kubeapilinter` are not run.
-# The tools are built once into _output/tools.
+# - the custom linters `sorted` (feature gate order) and `kubeapilinter` are not run;
+# - import-boss runs on the touched packages, not the whole workspace; hack/verify-imports.sh
+#   (staging import rules) needs upstream's go.work, whose modules the proxy does not all serve,
+#   and is not run: the series adds no import to a staging package.
+# The tools are built once into _output/tools. Lints the whole series, then the upstream tier
+# alone (its files differ where the fork extras change them); UPSTREAM_TIER=1 lints the tier only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -40,3 +46,7 @@ log "golangci-lint ${GOLANGCI_LINT_VERSION} (upstream's hack/golangci.yaml) on t
 "${golangci_lint}" run --config "${config}" --new-from-rev "${UPSTREAM_TAG}" "${pkgs[@]}" 2> >(grep -v 'level=warning' >&2)
 log "logcheck ${LOGCHECK_VERSION} (upstream's hack/logcheck.conf) on: ${pkgs[*]}"
 "${logcheck}" -config hack/logcheck.conf "${pkgs[@]}"
+log "import-boss (upstream's cmd/import-boss, .import-restrictions) on: ${pkgs[*]}"
+GOPROXY=off go run ./cmd/import-boss "${pkgs[@]}"
+# The upstream tier alone, in its own tree.
+[[ -n "${UPSTREAM_TIER}" ]] || UPSTREAM_TIER=1 exec "${REPO_ROOT}/hack/verify-upstream-lint.sh"

@@ -41,8 +41,7 @@ func Compile(patterns, selectors []string) (*Allowlist, error) {
 	if patternsErr != nil || selectorsErr != nil {
 		var errs []error
 		for _, err := range []error{patternsErr, selectorsErr} {
-			var matcherErr *MatcherError
-			if errors.As(err, &matcherErr) {
+			if matcherErr, ok := errors.AsType[*MatcherError](err); ok {
 				errs = append(errs, matcherErr.Errs...)
 			} else if err != nil {
 				errs = append(errs, err)
