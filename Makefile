@@ -6,13 +6,13 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo demo-cluster all build kubelet control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
+.PHONY: demo demo-cluster all build kubelet kubelet-series control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
 build: kubelet image-keeper ## Same as all
 
-kubelet: ## Build the patched kubelet into _output/bin/kubelet (UPSTREAM_TIER=1: the upstream tier alone, into _output/bin/upstream-tier/kubelet)
+kubelet: ## Build the patched kubelet into _output/bin/kubelet (SERIES=upstream-tier: the upstream tier alone, into _output/bin/upstream-tier/kubelet; SERIES=none: upstream as released, into _output/bin/stock/kubelet)
 	@$(STAGE) kubelet cmd/kubelet/build.sh
 
 control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl (same tree) for the cluster e2e
@@ -31,7 +31,7 @@ image-push: image ## Push the image: make image-push REGISTRY=registry.example.c
 	@[ -n "$(REGISTRY)" ] || { echo "set REGISTRY=<registry>/<repository>"; exit 2; }
 	go run ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
 
-upstream: ## Assemble upstream + patches/ in _output/kubernetes (UPSTREAM_TIER=1: also the upstream tier alone, in _output/kubernetes-upstream-tier)
+upstream: ## Assemble upstream + patches/ in _output/kubernetes (SERIES=upstream-tier: also the upstream tier alone, in _output/kubernetes-upstream-tier)
 	@$(STAGE) upstream hack/assemble-upstream.sh
 
 update: ## Regenerate generated upstream files, then patches/ from _output/kubernetes
@@ -51,8 +51,8 @@ verify: ## Every hack/verify-*.sh
 	@set -e; for script in hack/verify-*.sh; do $(STAGE) $$(basename $$script .sh) $$script; done
 
 test-upstream: ## Upstream's unit tests of every package the patches touch, in the patched tree and in the upstream tier alone
-	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-fork env UPSTREAM_TIER= hack/test-upstream.sh
-	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-tier env UPSTREAM_TIER=1 hack/test-upstream.sh
+	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-fork env SERIES=fork hack/test-upstream.sh
+	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-tier env SERIES=upstream-tier hack/test-upstream.sh
 
 demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
 	@hack/install-e2e-deps.sh
@@ -63,7 +63,11 @@ demo-cluster: build control-plane ## Build, then show the warm-node gate on a th
 	go run ./test/e2e/demo --cluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .
-e2e: build control-plane ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
+kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream as released, for the e2e tests' tier and downgrade scenarios
+	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
+	@$(STAGE) kubelet-stock env SERIES=none cmd/kubelet/build.sh
+
+e2e: build control-plane kubelet-series ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh
 	go test -tags e2e -count=1 -timeout 40m -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; exit $${PIPESTATUS[0]}
 

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
 # Build ${KUBE_ROOT}: a git repo with upstream's layout committed as "upstream vX", then patches/*.patch.
 # Idempotent: does nothing when the tree already holds exactly the current patches.
-# With UPSTREAM_TIER=1: assemble the full tree, then check out its upstream tier (the commits
-# before the first fork extra) in a worktree of it, _output/kubernetes-upstream-tier.
+# With SERIES=upstream-tier or none: assemble the full tree, then check out its upstream tier (the
+# commits before the first fork extra) or the upstream tag in a worktree of it (hack/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [[ -n "${UPSTREAM_TIER}" ]]; then
-  UPSTREAM_TIER= "$0"
-  tier_head=$(upstream_tier_head)
+if [[ "${SERIES}" != fork ]]; then
+  SERIES=fork "$0"
+  if [[ "${SERIES}" == upstream-tier ]]; then
+    want=$(upstream_tier_head)
+  else
+    want=$(git -C "${FULL_KUBE_ROOT}" rev-parse "${UPSTREAM_TAG}^{commit}")
+  fi
   if [[ ! -e "${KUBE_ROOT}/.git" ]]; then
-    log "checking out the upstream tier in ${KUBE_ROOT}"
+    log "checking out ${SERIES} (${want:0:12}) in ${KUBE_ROOT}"
     rm -rf "${KUBE_ROOT}"
     git -C "${FULL_KUBE_ROOT}" worktree prune
-    git -C "${FULL_KUBE_ROOT}" worktree add -q --detach "${KUBE_ROOT}" "${tier_head}"
-  elif [[ "$(kgit rev-parse HEAD)" != "${tier_head}" ]]; then
-    # The tier tree is read-only: work is done in the full tree, so edits here would be lost.
+    git -C "${FULL_KUBE_ROOT}" worktree add -q --detach "${KUBE_ROOT}" "${want}"
+  elif [[ "$(kgit rev-parse HEAD)" != "${want}" ]]; then
+    # This tree is read-only: work is done in the full tree, so edits here would be lost.
     [[ -z "$(kgit status --porcelain)" ]] ||
-      die "${KUBE_ROOT} has uncommitted changes; it only shows the upstream tier: make changes in ${FULL_KUBE_ROOT}, or discard them with: git -C ${KUBE_ROOT} reset --hard"
-    kgit checkout -q --detach "${tier_head}"
+      die "${KUBE_ROOT} has uncommitted changes; it only shows SERIES=${SERIES}: make changes in ${FULL_KUBE_ROOT}, or discard them with: git -C ${KUBE_ROOT} reset --hard"
+    kgit checkout -q --detach "${want}"
   fi
   kgit ls-files -z -- go.mod go.sum 'staging/src/k8s.io/*/go.mod' 'staging/src/k8s.io/*/go.sum' |
     xargs -0 git -C "${KUBE_ROOT}" update-index --skip-worktree
-  log "${KUBE_ROOT}: upstream tier, $(kgit rev-list --count "${UPSTREAM_TAG}..HEAD") of the series' commits"
+  log "${KUBE_ROOT}: SERIES=${SERIES}, ${UPSTREAM_TAG} + $(kgit rev-list --count "${UPSTREAM_TAG}..HEAD") of the series' commits"
   kgit log --oneline "${UPSTREAM_TAG}..HEAD" >&2
   exit 0
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build upstream commands from the assembled tree (upstream ${UPSTREAM_VERSION} + patches/) into
 # _output/bin, stamped v<upstream>-imagecache.<n> (n = commits of this repo); with
-# UPSTREAM_TIER=1 from the upstream tier alone into _output/bin/upstream-tier, stamped
-# v<upstream>-imagecache.<n>-upstream-tier:
+# SERIES=upstream-tier from the upstream tier alone into _output/bin/upstream-tier, stamped
+# v<upstream>-imagecache.<n>-upstream-tier; with SERIES=none upstream as released into
+# _output/bin/stock, stamped v<upstream>:
 #   hack/build-kube.sh kubelet
 #   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd kubeadm kubectl
 # etcd is the server upstream's go.mod pins (go.etcd.io/etcd/server/v3, whose root package is
@@ -24,7 +25,11 @@ else
   build_number=0 commit=unknown tree_state=dirty
   export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
 fi
-version="${UPSTREAM_VERSION}-imagecache.${build_number}${UPSTREAM_TIER:+-upstream-tier}"
+case "${SERIES}" in
+  fork) version="${UPSTREAM_VERSION}-imagecache.${build_number}" ;;
+  upstream-tier) version="${UPSTREAM_VERSION}-imagecache.${build_number}-upstream-tier" ;;
+  none) version="${UPSTREAM_VERSION}" ;;
+esac
 minor=${UPSTREAM_VERSION#v1.}
 minor=${minor%%.*}
 build_date=$(date -u --date="@${SOURCE_DATE_EPOCH}" +'%Y-%m-%dT%H:%M:%SZ')

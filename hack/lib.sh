@@ -9,22 +9,23 @@ UPSTREAM_VERSION=$(tr -d '[:space:]' <"${REPO_ROOT}/UPSTREAM_VERSION")
 # Staging modules are published as v0.<minor>.<patch> for kubernetes v1.<minor>.<patch>.
 STAGING_VERSION="v0.${UPSTREAM_VERSION#v1.}"
 UPSTREAM_TAG="upstream-${UPSTREAM_VERSION}"
-# The series has two tiers: the upstream tier (what docs/kep proposes, patches before the first
-# fork-extra commit) and the fork extras on top. UPSTREAM_TIER=1 makes the scripts work on a
-# second tree holding the upstream tier alone (a git worktree of the full one), and build into
-# _output/bin/upstream-tier.
-UPSTREAM_TIER=${UPSTREAM_TIER:-}
-[[ "${UPSTREAM_TIER}" == "" || "${UPSTREAM_TIER}" == 0 || "${UPSTREAM_TIER}" == 1 ]] ||
-  { printf 'ERROR: UPSTREAM_TIER=%s: want 1 (the upstream tier alone) or unset (the whole fork)\n' "${UPSTREAM_TIER}" >&2; exit 1; }
-[[ "${UPSTREAM_TIER}" == 1 ]] || UPSTREAM_TIER=
+# The series has two tiers: the upstream tier (what docs/kep proposes: the patches before the
+# first fork extra) and the fork extras on top. SERIES picks the tree the scripts work on and
+# build from:
+#   fork (default)  upstream + every patch, in _output/kubernetes, built into _output/bin;
+#   upstream-tier   upstream + the upstream tier, a worktree of it in
+#                   _output/kubernetes-upstream-tier, built into _output/bin/upstream-tier;
+#   none            upstream as released, a worktree at its tag in _output/kubernetes-stock,
+#                   built into _output/bin/stock (the e2e tests' downgrade target).
+SERIES=${SERIES:-fork}
 # The assembled upstream tree of the whole series (a git repo: "upstream vX" + one commit per patch).
 FULL_KUBE_ROOT="${OUTPUT_DIR}/kubernetes"
-KUBE_ROOT="${FULL_KUBE_ROOT}"
-BIN_DIR="${OUTPUT_DIR}/bin"
-if [[ -n "${UPSTREAM_TIER}" ]]; then
-  KUBE_ROOT="${OUTPUT_DIR}/kubernetes-upstream-tier"
-  BIN_DIR="${OUTPUT_DIR}/bin/upstream-tier"
-fi
+case "${SERIES}" in
+  fork) KUBE_ROOT="${FULL_KUBE_ROOT}" BIN_DIR="${OUTPUT_DIR}/bin" ;;
+  upstream-tier) KUBE_ROOT="${OUTPUT_DIR}/kubernetes-upstream-tier" BIN_DIR="${OUTPUT_DIR}/bin/upstream-tier" ;;
+  none) KUBE_ROOT="${OUTPUT_DIR}/kubernetes-stock" BIN_DIR="${OUTPUT_DIR}/bin/stock" ;;
+  *) printf 'ERROR: SERIES=%s: want fork (every patch, the default), upstream-tier (the patches docs/kep proposes) or none (upstream as released)\n' "${SERIES}" >&2; exit 1 ;;
+esac
 PATCH_DIR="${REPO_ROOT}/patches"
 # Upstream's go.work lists modules the proxy does not serve; build in-tree without it.
 export GOWORK=off

@@ -7,7 +7,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ -z "${UPSTREAM_TIER}" ]] || die "UPSTREAM_TIER=1: the series is exported from the full tree; run $0 without it"
+[[ "${SERIES}" == fork ]] || die "SERIES=${SERIES}: the series is exported from the full tree; run $0 without SERIES"
 [[ -d "${KUBE_ROOT}/.git" ]] || die "no assembled tree at ${KUBE_ROOT}; run: make upstream"
 [[ -z "$(kgit status --porcelain)" ]] || die "${KUBE_ROOT} has uncommitted changes; commit them (git commit --fixup=<commit>) and run $0 again"
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ -d "${KUBE_ROOT}/.git" ]] || die "no assembled tree at ${KUBE_ROOT}; run: make upstream"
+[[ -e "${KUBE_ROOT}/.git" ]] || die "no assembled tree at ${KUBE_ROOT}; run: make upstream"
 cd "${KUBE_ROOT}"
 export GOBIN="${OUTPUT_DIR}/bin/tools"
 export PATH="${GOBIN}:${PATH}"

@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-UPSTREAM_TIER= "${REPO_ROOT}/hack/assemble-upstream.sh"
+SERIES=fork "${REPO_ROOT}/hack/assemble-upstream.sh"
 KUBE_ROOT="${FULL_KUBE_ROOT}"
 [[ -n "$(source_commit)" ]] || die "patches/ has no commit \"${SOURCE_COMMIT_SUBJECT}\"; run hack/update-patches.sh"
 [[ -n "$(fork_source_commit)" ]] || die "patches/ has no commit \"${FORK_SOURCE_COMMIT_SUBJECT}\" (where the fork extras begin); run hack/update-patches.sh"

@@ -14,7 +14,8 @@
 #   (staging import rules) needs upstream's go.work, whose modules the proxy does not all serve,
 #   and is not run: the series adds no import to a staging package.
 # The tools are built once into _output/tools. Lints the whole series, then the upstream tier
-# alone (its files differ where the fork extras change them); UPSTREAM_TIER=1 lints the tier only.
+# alone (its files differ where the fork extras change them); SERIES=upstream-tier lints the
+# tier only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -49,4 +50,4 @@ log "logcheck ${LOGCHECK_VERSION} (upstream's hack/logcheck.conf) on: ${pkgs[*]}
 log "import-boss (upstream's cmd/import-boss, .import-restrictions) on: ${pkgs[*]}"
 GOPROXY=off go run ./cmd/import-boss "${pkgs[@]}"
 # The upstream tier alone, in its own tree.
-[[ -n "${UPSTREAM_TIER}" ]] || UPSTREAM_TIER=1 exec "${REPO_ROOT}/hack/verify-upstream-lint.sh"
+[[ "${SERIES}" != fork ]] || SERIES=upstream-tier exec "${REPO_ROOT}/hack/verify-upstream-lint.sh"

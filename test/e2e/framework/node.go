@@ -182,6 +182,9 @@ type Node struct {
 	Root string
 	// Bin holds the binaries under test: kubelet, image-keeper.
 	Bin string
+	// KubeletBinary, when set, is the kubelet to run instead of Bin/kubelet: the upstream tier
+	// alone (Bin/upstream-tier/kubelet) or upstream as released (Bin/stock/kubelet).
+	KubeletBinary string
 	// LogDir collects every component's log.
 	LogDir string
 
@@ -746,7 +749,7 @@ func (n *Node) RuntimeImageID(ref string) (string, error) {
 
 // RunKubelet starts the kubelet under another log name (for start-up failure tests).
 func (n *Node) RunKubelet(logName, config string) (*Process, error) {
-	args := []string{filepath.Join(n.Bin, "kubelet"),
+	args := []string{cmp.Or(n.KubeletBinary, filepath.Join(n.Bin, "kubelet")),
 		"--config", config,
 		"--root-dir", n.path("kubelet", "root"),
 		"--cert-dir", n.path("kubelet", "pki"),
