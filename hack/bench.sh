@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the allowlist benchmarks and write their raw output and a benchstat summary to docs/bench/.
-# The GC pass is measured in three columns, run alternately so that machine noise hits all of
+# The GC pass is measured in four columns, run alternately so that machine noise hits all of
 # them: unpatched upstream (a worktree of the upstream tag with hack/bench/ copied in), the
-# patched tree with the feature off, and the patched tree with 1,000 patterns + 5 selectors.
+# fork's tree with the feature off, the upstream tier (SERIES=upstream-tier) with 1,000
+# patterns, and the fork's tree with 1,000 patterns + 5 selectors.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -12,31 +13,34 @@ mkdir -p "${out}"
 export GOBIN="${OUTPUT_DIR}/bin/tools"
 [[ -x "${GOBIN}/benchstat" ]] || (cd "${REPO_ROOT}" && GOFLAGS=-mod=mod go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)
 
-log "matcher alone: ${COUNT} runs (docs/bench/matcher.txt)"
-(cd "${REPO_ROOT}" && go test -run '^$' -bench 'BenchmarkMatcher' -benchtime=300000x -count="${COUNT}" ./pkg/kubelet/images/allowlist/) | tee "${out}/matcher.txt"
+log "matcher alone (patterns; patterns + selectors): ${COUNT} runs (docs/bench/matcher.txt)"
+(cd "${REPO_ROOT}" && go test -run '^$' -bench 'BenchmarkMatcher|BenchmarkAllowlist' -benchtime=300000x -count="${COUNT}" ./pkg/kubelet/images/allowlist/) | tee "${out}/matcher.txt"
 
-"${REPO_ROOT}/hack/assemble-upstream.sh"
+SERIES=upstream-tier "${REPO_ROOT}/hack/assemble-upstream.sh"
+tier="${OUTPUT_DIR}/kubernetes-upstream-tier"
 upstream="${OUTPUT_DIR}/bench-upstream"
 if [[ ! -d "${upstream}/.git" && ! -f "${upstream}/.git" ]]; then
   kgit worktree add -q --detach "${upstream}" "${UPSTREAM_TAG}"
 fi
 git -C "${upstream}" checkout -q --detach "${UPSTREAM_TAG}"
 cp "${REPO_ROOT}/hack/bench/upstream_eviction_order_test.go" "${upstream}/pkg/kubelet/images/"
-log "building the benchmark binaries: unpatched ${UPSTREAM_TAG} and patched"
+log "building the benchmark binaries: unpatched ${UPSTREAM_TAG}, upstream tier, fork"
 (cd "${upstream}" && go test -c -o "${OUTPUT_DIR}/images-upstream.test" ./pkg/kubelet/images/)
-(cd "${KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images.test" ./pkg/kubelet/images/)
+(cd "${tier}" && go test -c -o "${OUTPUT_DIR}/images-upstream-tier.test" ./pkg/kubelet/images/)
+(cd "${FULL_KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images.test" ./pkg/kubelet/images/)
 
-log "imagesInEvictionOrder, 10,000 images: upstream vs patched (none) vs patched (1,000 patterns + 5 selectors), ${COUNT} alternating runs"
+log "imagesInEvictionOrder, 10,000 images: upstream vs fork (none) vs upstream tier (1,000 patterns) vs fork (1,000 patterns + 5 selectors), ${COUNT} alternating runs"
 raw="${out}/images-in-eviction-order.txt"
 : >"${raw}"
 run() { # dir binary variant
-  (cd "$1/pkg/kubelet/images" && "$2" -test.run '^$' -test.bench "BenchmarkImagesInEvictionOrder/$3\$" -test.benchtime=30x -test.benchmem) |
+  (cd "$1/pkg/kubelet/images" && "$2" -test.run '^$' -test.bench "BenchmarkImagesInEvictionOrder/$3\$" -test.benchtime=100x -test.benchmem) |
     grep -E '^(Benchmark|goos|goarch|pkg|cpu)' >>"${raw}"
 }
 for ((i = 0; i < COUNT; i++)); do
   run "${upstream}" "${OUTPUT_DIR}/images-upstream.test" 'allowlist=upstream'
-  run "${KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=none'
-  run "${KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=1000\+5'
+  run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=none'
+  run "${tier}" "${OUTPUT_DIR}/images-upstream-tier.test" 'allowlist=1000'
+  run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=1000\+5'
 done
 # benchstat compares the variants as columns, the first (upstream) as the baseline.
 "${GOBIN}/benchstat" -col /allowlist "${raw}" | tee "${out}/images-in-eviction-order.benchstat"
