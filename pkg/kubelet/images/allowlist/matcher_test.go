@@ -133,6 +133,27 @@ func TestMatchReferences(t *testing.T) {
 	}
 }
 
+func TestMatcherSummary(t *testing.T) {
+	var none *Matcher
+	assert.True(t, none.Empty())
+	assert.Nil(t, none.Summary())
+	empty, err := NewMatcher(nil)
+	require.NoError(t, err)
+	assert.True(t, empty.Empty())
+	m, err := NewMatcher([]string{"nginx", "ghcr.io/*/app", "nginx:1.27", "ghcr.io/acme/app:1.*", "quay.io/acme/app@" + testDigest, testDigest2})
+	require.NoError(t, err)
+	assert.False(t, m.Empty())
+	// The start-up log line of the kubelet.
+	assert.Equal(t, []any{"repositoryPatterns", 2, "tagPatterns", 2, "digestPatterns", 1, "idPatterns", 1}, m.Summary())
+}
+
+func TestMatcherErrorUnwrap(t *testing.T) {
+	_, err := NewMatcher([]string{"", "ghcr.io"})
+	var matcherErr *MatcherError
+	require.ErrorAs(t, err, &matcherErr)
+	assert.Len(t, matcherErr.Unwrap(), 2)
+}
+
 // globRegexp is the property test's oracle for '*': a regular expression, not the matcher's code.
 func globRegexp(pattern string) *regexp.Regexp {
 	parts := strings.Split(pattern, "*")

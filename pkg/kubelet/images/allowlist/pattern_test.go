@@ -114,6 +114,8 @@ func TestParsePattern(t *testing.T) {
 		{in: "ghcr.io/acme/x0wildcard0x*", wantErr: "must not contain"},
 		{in: "ghcr.io//app", wantErr: "not a valid image reference"},
 		{in: "*/Acme", wantErr: "repository name must be lowercase"},
+		{in: "ghcr.io/" + strings.Repeat("a", 256), wantErr: "repository name must not be longer than 255 characters"},
+		{in: ":1.0", wantErr: "no literal name"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := ParsePattern(tc.in)
