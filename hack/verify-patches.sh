@@ -61,4 +61,25 @@ for rev in "${tier_head}" HEAD; do
     die "patches/ adds Go code that gofmt would change (at ${rev:0:12}); gofmt -w those files in ${KUBE_ROOT}, commit (--fixup) and run hack/update-patches.sh"
   fi
 done
+# docs/upstream-pr.md is the upstream tier's PR text: upstream's PR template's sections in its
+# order, the tier's commits in order, and the release note of its commits.
+pr="${REPO_ROOT}/docs/upstream-pr.md"
+template="${KUBE_ROOT}/.github/PULL_REQUEST_TEMPLATE.md"
+if ! diff <(grep '^#### ' "${template}") <(grep '^#### ' "${pr}") >&2; then
+  die "docs/upstream-pr.md: its #### sections are not those of upstream's PR template (${template}), in order"
+fi
+if ! diff <(kgit log --reverse --format=%s "${UPSTREAM_TAG}..${tier_head}") <(sed -n '/^##### Commits/,/^##### /p' "${pr}" | grep -oE '^[0-9]+\. `[^`]+`' | sed -E 's/^[0-9]+\. `(.*)`$/\1/') >&2; then
+  die "docs/upstream-pr.md: its list of commits is not the upstream tier's (${UPSTREAM_TAG}..${tier_head:0:12})"
+fi
+# The text of the release-note blocks that are not NONE, on one line.
+release_note() {
+  awk '/^```release-note$/ { inside = 1; block = ""; next }
+       inside && /^```$/ { inside = 0; if (block != " NONE") text = text block; next }
+       inside { block = block " " $0 }
+       END { print text }' | tr -s ' '
+}
+if [[ "$(release_note <"${pr}")" != "$(kgit log --format=%B "${UPSTREAM_TAG}..${tier_head}" | release_note)" ]]; then
+  die "docs/upstream-pr.md: its release note differs from the one in the upstream tier's commits"
+fi
+
 log "patches/ applies onto ${UPSTREAM_TAG}: upstream tier $(kgit rev-list --count "${UPSTREAM_TAG}..${tier_head}") patches, fork extras $(kgit rev-list --count "${tier_head}..HEAD"); both match ${SOURCE_DIR}/ ($(source_files | wc -l) files)"
