@@ -17,7 +17,6 @@ log "matcher alone (patterns; patterns + selectors): ${COUNT} runs (docs/bench/m
 (cd "${REPO_ROOT}" && go test -run '^$' -bench 'BenchmarkMatcher|BenchmarkAllowlist' -benchtime=300000x -count="${COUNT}" ./pkg/kubelet/images/allowlist/) | tee "${out}/matcher.txt"
 
 SERIES=upstream-tier "${REPO_ROOT}/hack/assemble-upstream.sh"
-tier="${OUTPUT_DIR}/kubernetes-upstream-tier"
 upstream="${OUTPUT_DIR}/bench-upstream"
 if [[ ! -d "${upstream}/.git" && ! -f "${upstream}/.git" ]]; then
   kgit worktree add -q --detach "${upstream}" "${UPSTREAM_TAG}"
@@ -26,7 +25,7 @@ git -C "${upstream}" checkout -q --detach "${UPSTREAM_TAG}"
 cp "${REPO_ROOT}/hack/bench/upstream_eviction_order_test.go" "${upstream}/pkg/kubelet/images/"
 log "building the benchmark binaries: unpatched ${UPSTREAM_TAG}, upstream tier, fork"
 (cd "${upstream}" && go test -c -o "${OUTPUT_DIR}/images-upstream.test" ./pkg/kubelet/images/)
-(cd "${tier}" && go test -c -o "${OUTPUT_DIR}/images-upstream-tier.test" ./pkg/kubelet/images/)
+(cd "${UPSTREAM_TIER_KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images-upstream-tier.test" ./pkg/kubelet/images/)
 (cd "${FULL_KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images.test" ./pkg/kubelet/images/)
 
 log "imagesInEvictionOrder, 10,000 images: upstream vs fork (none) vs upstream tier (1,000 patterns) vs fork (1,000 patterns + 5 selectors), ${COUNT} alternating runs"
@@ -39,7 +38,7 @@ run() { # dir binary variant
 for ((i = 0; i < COUNT; i++)); do
   run "${upstream}" "${OUTPUT_DIR}/images-upstream.test" 'allowlist=upstream'
   run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=none'
-  run "${tier}" "${OUTPUT_DIR}/images-upstream-tier.test" 'allowlist=1000'
+  run "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" 'allowlist=1000'
   run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" 'allowlist=1000\+5'
 done
 # benchstat compares the variants as columns, the first (upstream) as the baseline.

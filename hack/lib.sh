@@ -18,12 +18,15 @@ UPSTREAM_TAG="upstream-${UPSTREAM_VERSION}"
 #   none            upstream as released, a worktree at its tag in _output/kubernetes-stock,
 #                   built into _output/bin/stock (the e2e tests' downgrade target).
 SERIES=${SERIES:-fork}
-# The assembled upstream tree of the whole series (a git repo: "upstream vX" + one commit per patch).
+# The assembled upstream tree of the whole series (a git repo: "upstream vX" + one commit per
+# patch), and the worktrees of it that show the upstream tier alone and upstream as released.
 FULL_KUBE_ROOT="${OUTPUT_DIR}/kubernetes"
+UPSTREAM_TIER_KUBE_ROOT="${OUTPUT_DIR}/kubernetes-upstream-tier"
+STOCK_KUBE_ROOT="${OUTPUT_DIR}/kubernetes-stock"
 case "${SERIES}" in
   fork) KUBE_ROOT="${FULL_KUBE_ROOT}" BIN_DIR="${OUTPUT_DIR}/bin" ;;
-  upstream-tier) KUBE_ROOT="${OUTPUT_DIR}/kubernetes-upstream-tier" BIN_DIR="${OUTPUT_DIR}/bin/upstream-tier" ;;
-  none) KUBE_ROOT="${OUTPUT_DIR}/kubernetes-stock" BIN_DIR="${OUTPUT_DIR}/bin/stock" ;;
+  upstream-tier) KUBE_ROOT="${UPSTREAM_TIER_KUBE_ROOT}" BIN_DIR="${OUTPUT_DIR}/bin/upstream-tier" ;;
+  none) KUBE_ROOT="${STOCK_KUBE_ROOT}" BIN_DIR="${OUTPUT_DIR}/bin/stock" ;;
   *) printf 'ERROR: SERIES=%s: want fork (every patch, the default), upstream-tier (the patches docs/kep proposes) or none (upstream as released)\n' "${SERIES}" >&2; exit 1 ;;
 esac
 PATCH_DIR="${REPO_ROOT}/patches"
