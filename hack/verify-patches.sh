@@ -61,6 +61,14 @@ for rev in "${tier_head}" HEAD; do
     die "patches/ adds Go code that gofmt would change (at ${rev:0:12}); gofmt -w those files in ${KUBE_ROOT}, commit (--fixup) and run hack/update-patches.sh"
   fi
 done
+# Every patch is the project's (hack/lib.sh), not whoever's git identity made the commit.
+shopt -s nullglob
+strangers=$(grep -H '^From: ' "${PATCH_DIR}"/*.patch | grep -vF "From: ${GIT_AUTHOR_NAME} <${GIT_AUTHOR_EMAIL}>" || true)
+if [[ -n "${strangers}" ]]; then
+  printf '%s\n' "${strangers}" >&2
+  die "patches/ has commits by another author; in ${KUBE_ROOT}: GIT_AUTHOR_NAME='${GIT_AUTHOR_NAME}' GIT_AUTHOR_EMAIL='${GIT_AUTHOR_EMAIL}' git rebase -i --exec 'git commit --amend --no-edit --reset-author' ${UPSTREAM_TAG}, then hack/update-patches.sh"
+fi
+
 # docs/upstream-pr.md is the upstream tier's PR text: upstream's PR template's sections in its
 # order, the tier's commits in order, and the release note of its commits.
 pr="${REPO_ROOT}/docs/upstream-pr.md"
