@@ -332,6 +332,36 @@ func (s *scenarioImages) allowlist(reg string) framework.KubeletConfig {
 	}
 }
 
+// runScenario starts the kubelet with kc on a node built by buildScenario, waits until the
+// images of gone are collected and three more GC passes have run, and reports any image of keep
+// that was deleted or of gone that is back. It returns what is present at the end.
+func runScenario(t *testing.T, n *framework.Node, kc framework.KubeletConfig, keep, gone map[string]string) map[string]bool {
+	t.Helper()
+	config, err := n.WriteKubeletConfig("kubelet", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	if !waitDeleted(t, n, gone) {
+		t.Fatalf("images not deleted; present: %v", keys(present(t, n)))
+	}
+	waitGCPasses(t, n, 3)
+	p := present(t, n)
+	for name, ref := range keep {
+		if !p[ref] {
+			t.Errorf("protected image %s (%s) was deleted", name, ref)
+		}
+	}
+	for name, ref := range gone {
+		if p[ref] {
+			t.Errorf("unprotected image %s (%s) is still present", name, ref)
+		}
+	}
+	return p
+}
+
 // Scenario 1: every protected image survives at least three GC passes under an always-crossed
 // imagefs threshold, while the unprotected images and the near misses go; with the gate off
 // (control) the protected images go too. The allowlist runs on containerd 2.4 and 1.6.
@@ -340,28 +370,7 @@ func TestAllowlistUnderPressure(t *testing.T) {
 		t.Run(runtime.Name, func(t *testing.T) {
 			n := newNodeOn(t, runtime)
 			s := buildScenario(t, n)
-			config, err := n.WriteKubeletConfig("kubelet", s.allowlist(n.RegistryAddr))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.StartKubelet(config); err != nil {
-				t.Fatal(err)
-			}
-			if !waitDeleted(t, n, s.unprotected()) {
-				t.Fatalf("unprotected images not deleted; present: %v", keys(present(t, n)))
-			}
-			waitGCPasses(t, n, 3)
-			p := present(t, n)
-			for name, ref := range s.protected() {
-				if !p[ref] {
-					t.Errorf("protected image %s (%s) was deleted", name, ref)
-				}
-			}
-			for name, ref := range s.unprotected() {
-				if p[ref] {
-					t.Errorf("unprotected image %s (%s) is still present", name, ref)
-				}
-			}
+			p := runScenario(t, n, s.allowlist(n.RegistryAddr), s.protected(), s.unprotected())
 			if !strings.Contains(n.Kubelet.LogText(), `"Image garbage collection allowlist" repositoryPatterns=3 tagPatterns=3 digestPatterns=1 idPatterns=2 selectors=2 budgetPercent=100`) {
 				t.Error("the kubelet did not log the allowlist at start-up")
 			}

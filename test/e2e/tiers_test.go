@@ -45,28 +45,12 @@ func TestUpstreamTier(t *testing.T) {
 	n := newNode(t)
 	n.KubeletBinary = upstreamTierKubelet()
 	s := buildScenario(t, n)
-	config, err := n.WriteKubeletConfig("kubelet", s.allowlist(n.RegistryAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.StartKubelet(config); err != nil {
-		t.Fatal(err)
-	}
-	protected, gone := s.protected(), s.unprotected()
+	keep, gone := s.protected(), s.unprotected()
 	for _, name := range []string{"labeled", "tiered"} {
-		gone[name+" (selector only)"] = protected[name]
-		delete(protected, name)
+		gone[name+" (selector only)"] = keep[name]
+		delete(keep, name)
 	}
-	if !waitDeleted(t, n, gone) {
-		t.Fatalf("unprotected and selector-only images not deleted; present: %v", keys(present(t, n)))
-	}
-	waitGCPasses(t, n, 3)
-	p := present(t, n)
-	for name, ref := range protected {
-		if !p[ref] {
-			t.Errorf("image %s (%s), kept by a pattern, was deleted by the upstream tier", name, ref)
-		}
-	}
+	runScenario(t, n, s.allowlist(n.RegistryAddr), keep, gone)
 	log := n.Kubelet.LogText()
 	for _, want := range []string{
 		`"Using lenient decoding as strict decoding failed"`,
