@@ -22,7 +22,9 @@ limitations under the License.
 package explain
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -85,6 +87,12 @@ type Explanation struct {
 	// AtRisk is set on kept images when the kept bytes exceed imageGCExcludeBudgetPercent: the
 	// kubelet then collects some of them, least recently used first.
 	AtRisk bool `json:"atRisk,omitempty"`
+	// OverBudget is set on the kept images that fall beyond the budget in the kubelet's ranking
+	// when none of the kept images has been used since the kubelet started (after a restart,
+	// the case of every pre-pulled image): ranked by the position of the first entry that keeps
+	// them, then by image ID, these are the ones the kubelet collects. An image used since then
+	// ranks first and may push others over.
+	OverBudget bool `json:"overBudget,omitempty"`
 }
 
 // EntryUse counts the images an allowlist entry matches, by itself (an image two entries match
@@ -105,9 +113,13 @@ type Budget struct {
 	Bytes int64 `json:"bytes"`
 	// KeptBytes is what they hold.
 	KeptBytes int64 `json:"keptBytes"`
-	// AtLeast is the fewest kept images the kubelet must collect to get within Bytes. Which ones
-	// depends on when each was last used, which only the kubelet knows (in memory).
+	// AtLeast is the fewest kept images the kubelet must collect to get within Bytes, in any
+	// ranking.
 	AtLeast int `json:"atLeast"`
+	// Collects is how many kept images are OverBudget: what the kubelet collects when none of
+	// them has been used since it started. Which ones otherwise depends on when each was last
+	// used, which only the kubelet knows (in memory).
+	Collects int `json:"collects"`
 }
 
 // Over reports whether the kept images exceed the budget.
@@ -183,7 +195,6 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 		singles = append(singles, single{use: e, matcher: m})
 	}
 
-	var kept []*Explanation
 	r.Images = make([]Explanation, len(images))
 	for i, img := range images {
 		x := &r.Images[i]
@@ -214,7 +225,6 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 			x.Decision = Collectable
 		case x.Entry != "":
 			x.Decision = Kept
-			kept = append(kept, x)
 		case labelsUnknown:
 			x.Decision = LabelsUnknown
 		default:
@@ -226,13 +236,16 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 	if al.BudgetPercent > 0 && al.BudgetPercent < 100 && !r.GateOff {
 		b := &Budget{Percent: al.BudgetPercent, CapacityBytes: capacity, Bytes: allowlist.BudgetBytes(capacity, int(al.BudgetPercent))}
 		var sizes []int64
-		for _, x := range r.Images {
-			if x.Decision == Kept {
+		var kept []*Explanation
+		for i := range r.Images {
+			if x := &r.Images[i]; x.Decision == Kept {
 				b.KeptBytes += x.Size
 				sizes = append(sizes, x.Size)
+				kept = append(kept, x)
 			}
 		}
 		if b.Over() {
+			b.Collects = overBudget(matcher, kept, b.Bytes)
 			// The kubelet holds the kept images that fit, most recently used first, with the
 			// rule below; the most it can hold in any order is the smallest first.
 			sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
@@ -247,6 +260,27 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 		r.Budget = b
 	}
 	return r, nil
+}
+
+// overBudget marks the kept images beyond budget bytes in the kubelet's ranking of images
+// used equally recently: by the position of the first entry that keeps them, then by image ID.
+// It returns how many it marked.
+func overBudget(matcher *allowlist.Allowlist, ranked []*Explanation, budget int64) int {
+	slices.SortStableFunc(ranked, func(a, b *Explanation) int {
+		if c := cmp.Compare(matcher.Position(a.Entry), matcher.Position(b.Entry)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	sizes := make([]int64, len(ranked))
+	for i, x := range ranked {
+		sizes[i] = x.Size
+	}
+	held := allowlist.WithinBudget(sizes, budget)
+	for _, x := range ranked[held:] {
+		x.OverBudget = true
+	}
+	return len(ranked) - held
 }
 
 // matchedName returns the ID, tag or digest by which entry matches img.

@@ -19,6 +19,8 @@ package explain
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,8 +55,8 @@ func TestExplainDecisions(t *testing.T) {
 		entry, field string
 		matchedBy    string
 	}{
-		// Two entries match; the kubelet's matcher credits the exact one.
-		"docker.io/library/nginx:1.27":        {Kept, "nginx:1.27", "imageGCExclude", "docker.io/library/nginx:1.27"},
+		// Two entries match; the kubelet's matcher credits the earlier one.
+		"docker.io/library/nginx:1.27":        {Kept, "docker.io/library/nginx:1.*", "imageGCExclude", "docker.io/library/nginx:1.27"},
 		"docker.io/library/nginx:2.0":         {Collectable, "", "", ""},
 		"registry.example.com/team-a/agent:2": {InUse, "registry.example.com/*/agent", "imageGCExclude", "registry.example.com/team-a/agent:2"},
 		"registry.example.com/pause:3.10":     {Pinned, "", "", ""},
@@ -116,34 +118,52 @@ func TestExplainBudget(t *testing.T) {
 	al := Allowlist{Patterns: []string{"example.com/keep/*"}, GateOn: true, BudgetPercent: 10}
 	for _, tc := range []struct {
 		name     string
+		patterns []string
 		capacity int64
 		over     bool
 		atLeast  int
+		// collected are the images the kubelet collects when none was used since it started.
+		collected []string
 	}{
-		{"within", 900, false, 0},     // budget 90 = 30+20+40
-		{"over by one", 800, true, 1}, // budget 80: 20+30 fit, 40 does not
-		{"over by two", 400, true, 2}, // budget 40: only 20 or 30 fits
-		{"unknown capacity", 0, false, 0},
+		{"within", nil, 900, false, 0, nil}, // budget 90 = 30+20+40
+		// One entry keeps all three: ranked by image ID, a (30) and b (20) fit in 80, c does not.
+		{"over by one", nil, 800, true, 1, []string{"sha256:03"}},
+		// Budget 40: only a fits in the ranking; in any order, only a or b would.
+		{"over by two", nil, 400, true, 2, []string{"sha256:02", "sha256:03"}},
+		// An earlier entry ranks c first: c (40) and a (30) fit in 80, b does not.
+		{"ranked by entry", []string{"example.com/keep/c", "example.com/keep/*"}, 800, true, 1, []string{"sha256:02"}},
+		{"unknown capacity", nil, 0, false, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			al := al
+			if tc.patterns != nil {
+				al.Patterns = tc.patterns
+			}
 			r, err := Explain(al, images, tc.capacity)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b := r.Budget
-			if b == nil || b.KeptBytes != 90 || b.Bytes != tc.capacity/10 || b.Over() != tc.over || b.AtLeast != tc.atLeast {
-				t.Fatalf("budget %+v; want kept 90 of %d, over %v, at least %d", b, tc.capacity/10, tc.over, tc.atLeast)
+			if b == nil || b.KeptBytes != 90 || b.Bytes != tc.capacity/10 || b.Over() != tc.over || b.AtLeast != tc.atLeast || b.Collects != len(tc.collected) {
+				t.Fatalf("budget %+v; want kept 90 of %d, over %v, at least %d, collects %d", b, tc.capacity/10, tc.over, tc.atLeast, len(tc.collected))
 			}
+			var collected []string
 			for _, x := range r.Images {
 				if x.AtRisk != (tc.over && x.Decision == Kept) {
 					t.Errorf("%s (%s): at risk %v", x.Name(), x.Decision, x.AtRisk)
 				}
+				if x.OverBudget {
+					collected = append(collected, x.ID)
+				}
+			}
+			if !slices.Equal(collected, tc.collected) {
+				t.Errorf("over budget: %v; want %v", collected, tc.collected)
 			}
 			var out bytes.Buffer
 			if err := PrintTable(&out, r); err != nil {
 				t.Fatal(err)
 			}
-			if want := map[bool]string{true: "collects at least", false: "Budget:"}[tc.over]; !strings.Contains(out.String(), want) {
+			if want := map[bool]string{true: fmt.Sprintf("it collects the %d marked (over budget)", len(tc.collected)), false: "Budget:"}[tc.over]; !strings.Contains(out.String(), want) {
 				t.Errorf("table lacks %q:\n%s", want, out.String())
 			}
 		})

@@ -58,8 +58,11 @@ func PrintTable(w io.Writer, r *Report) error {
 			size = FormatBytes(x.Size)
 		}
 		decision := string(x.Decision)
-		if x.AtRisk {
+		switch {
+		case x.OverBudget:
 			decision += " (over budget)"
+		case x.AtRisk:
+			decision += " (at risk)"
 		}
 		by := "-"
 		if x.Entry != "" {
@@ -99,8 +102,8 @@ func PrintTable(w io.Writer, r *Report) error {
 		case b.CapacityBytes == 0:
 			fmt.Fprintf(w, "\nBudget: imageGCExcludeBudgetPercent %d%%, not evaluated: the image filesystem's capacity is not known.\n", b.Percent)
 		case b.Over():
-			fmt.Fprintf(w, "\nBudget: kept images hold %s, over imageGCExcludeBudgetPercent %d%% of %s (%s): the kubelet collects at least %d of them, least recently used first.\n",
-				FormatBytes(b.KeptBytes), b.Percent, FormatBytes(b.CapacityBytes), FormatBytes(b.Bytes), b.AtLeast)
+			fmt.Fprintf(w, "\nBudget: kept images hold %s, over imageGCExcludeBudgetPercent %d%% of %s (%s): if none was used since the kubelet started, it collects the %d marked (over budget), those of the latest entries; an image used since then ranks first, and the kubelet collects at least %d of them.\n",
+				FormatBytes(b.KeptBytes), b.Percent, FormatBytes(b.CapacityBytes), FormatBytes(b.Bytes), b.Collects, b.AtLeast)
 		default:
 			fmt.Fprintf(w, "\nBudget: kept images hold %s of %s (imageGCExcludeBudgetPercent %d%% of %s).\n",
 				FormatBytes(b.KeptBytes), FormatBytes(b.Bytes), b.Percent, FormatBytes(b.CapacityBytes))

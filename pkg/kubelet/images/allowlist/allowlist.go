@@ -102,7 +102,23 @@ func (a *Allowlist) Summary() []any {
 	return append(a.matcher.Summary(), "selectors", a.selectors.Len())
 }
 
-// MatchReferences returns the first pattern that matches the image by its ID, a repo tag or a
+// Position ranks an entry that keeps an image: its position among the patterns, or, for a
+// selector, the number of patterns plus its position among the selectors (a pattern keeps an
+// image before any selector is consulted). It returns -1 for an entry of neither list.
+func (a *Allowlist) Position(entry string) int {
+	if a == nil {
+		return -1
+	}
+	if pos := a.matcher.Position(entry); pos >= 0 {
+		return pos
+	}
+	if pos := a.selectors.Position(entry); pos >= 0 {
+		return len(a.matcher.entries) + pos
+	}
+	return -1
+}
+
+// MatchReferences returns the earliest pattern that matches the image by its ID, a repo tag or a
 // repo digest, or "" if none does; see Matcher.MatchReferences.
 func (a *Allowlist) MatchReferences(imageID string, repoTags, repoDigests []string) string {
 	if a == nil {

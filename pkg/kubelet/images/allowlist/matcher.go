@@ -34,10 +34,14 @@ const ExcludeFieldName = "imageGCExclude"
 // are grouped by their literal head, so its cost barely grows with the number of entries.
 // It is immutable and safe for concurrent use.
 type Matcher struct {
-	tags    map[string]string // "repo:tag" -> entry
-	digests map[string]string // "repo@sha256:hex" -> entry
-	repos   map[string]string // "repo" -> entry: every tag and digest
-	ids     map[string]string // "sha256:hex" -> entry: the image ID or any repo digest
+	// entries are the patterns as configured; the maps and rules hold positions in it.
+	entries []string
+	// positions maps an entry to its position in entries.
+	positions map[string]int
+	tags      map[string]int // "repo:tag" -> position: that tag
+	digests   map[string]int // "repo@sha256:hex" -> position: that repo digest
+	repos     map[string]int // "repo" -> position: every tag and digest
+	ids       map[string]int // "sha256:hex" -> position: the image ID or any repo digest
 	// tagGlobs are tag patterns with '*' in the tag only, by repository.
 	tagGlobs map[string][]rule
 	// repoGlobs are patterns with '*' in the repository, grouped by the literal text before the
@@ -49,10 +53,10 @@ type Matcher struct {
 
 // rule is a compiled pattern that needs more than a map look-up.
 type rule struct {
-	entry string
-	kind  PatternKind
-	repo  glob
-	tag   glob
+	pos  int
+	kind PatternKind
+	repo glob
+	tag  glob
 	// digest is the digest of a PatternDigest.
 	digest string
 }
@@ -78,10 +82,12 @@ func (e *MatcherError) Unwrap() []error { return e.Errs }
 // another, or means the same after normalization, is an error.
 func NewMatcher(patterns []string) (*Matcher, error) {
 	m := &Matcher{
-		tags:      map[string]string{},
-		digests:   map[string]string{},
-		repos:     map[string]string{},
-		ids:       map[string]string{},
+		entries:   patterns,
+		positions: make(map[string]int, len(patterns)),
+		tags:      map[string]int{},
+		digests:   map[string]int{},
+		repos:     map[string]int{},
+		ids:       map[string]int{},
 		tagGlobs:  map[string][]rule{},
 		repoGlobs: map[string][]rule{},
 	}
@@ -96,7 +102,8 @@ func NewMatcher(patterns []string) (*Matcher, error) {
 			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", ExcludeFieldName, i, quoteBounded(entry), err))
 			continue
 		}
-		m.add(entry, p)
+		m.add(i, p)
+		m.positions[entry] = i
 	}
 	if len(errs) > 0 {
 		return nil, &MatcherError{Errs: errs}
@@ -125,24 +132,26 @@ func quoteBounded(entry string) string {
 	return entry[:max] + fmt.Sprintf("...(%d more bytes)", len(entry)-max)
 }
 
-func (m *Matcher) add(entry string, p Pattern) {
+// add compiles the pattern at position pos. Rules are appended in position order, so the first
+// rule of a group that matches is the earliest of its group.
+func (m *Matcher) add(pos int, p Pattern) {
 	m.counts[p.Kind]++
 	literalRepo := !strings.Contains(p.Repository, "*")
 	switch {
 	case p.Kind == PatternID:
-		m.ids[p.Digest] = entry
+		m.ids[p.Digest] = pos
 	case p.Kind == PatternRepository && literalRepo:
-		m.repos[p.Repository] = entry
+		m.repos[p.Repository] = pos
 	case p.Kind == PatternDigest && literalRepo:
-		m.digests[p.String()] = entry
+		m.digests[p.String()] = pos
 	case p.Kind == PatternTag && literalRepo && !strings.Contains(p.Tag, "*"):
-		m.tags[p.String()] = entry
+		m.tags[p.String()] = pos
 	case literalRepo: // a tag glob
-		m.tagGlobs[p.Repository] = append(m.tagGlobs[p.Repository], rule{entry: entry, kind: p.Kind, tag: newGlob(p.Tag)})
+		m.tagGlobs[p.Repository] = append(m.tagGlobs[p.Repository], rule{pos: pos, kind: p.Kind, tag: newGlob(p.Tag)})
 	default:
 		head := p.Repository[:strings.IndexByte(p.Repository, '*')]
 		key := head[:strings.LastIndexByte(head, '/')+1]
-		r := rule{entry: entry, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
+		r := rule{pos: pos, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
 		if p.Kind == PatternTag {
 			r.tag = newGlob(p.Tag)
 		}
@@ -167,74 +176,101 @@ func (m *Matcher) Summary() []any {
 	return kv
 }
 
-// MatchReferences returns the first entry that matches the image by its ID, a repo tag or a repo
-// digest, or "" if none does. The names may be in the
-// short form some runtimes report ("nginx:1.27"); they are normalized before comparison.
+// Position returns the position of entry in the configured list, or -1 if it is not one of the
+// matcher's entries. Earlier entries rank first when the budget or eviction must choose among
+// the images the allowlist keeps.
+func (m *Matcher) Position(entry string) int {
+	if m == nil {
+		return -1
+	}
+	if pos, ok := m.positions[entry]; ok {
+		return pos
+	}
+	return -1
+}
+
+// MatchReferences returns the earliest entry, in the configured order, that matches the image
+// by its ID, a repo tag or a repo digest, or "" if none does. The names may be in the short form
+// some runtimes report ("nginx:1.27"); they are normalized before comparison.
 func (m *Matcher) MatchReferences(imageID string, repoTags, repoDigests []string) string {
 	if m == nil {
 		return ""
 	}
+	best := noMatch
 	if len(m.ids) > 0 && imageID != "" {
 		if !strings.HasPrefix(imageID, idPrefix) {
 			// CRI-O reports image IDs without the algorithm.
 			imageID = idPrefix + imageID
 		}
-		if entry, ok := m.ids[imageID]; ok {
-			return entry
+		if pos, ok := m.ids[imageID]; ok {
+			best = pos
 		}
 	}
 	for _, ref := range repoTags {
-		if entry := m.matchReference(ref); entry != "" {
-			return entry
-		}
+		best = min(best, m.matchReference(ref, best))
 	}
 	for _, ref := range repoDigests {
-		if entry := m.matchReference(ref); entry != "" {
-			return entry
-		}
+		best = min(best, m.matchReference(ref, best))
 	}
-	return ""
+	if best == noMatch {
+		return ""
+	}
+	return m.entries[best]
 }
 
-// matchReference matches one repo tag or repo digest by its parts.
-func (m *Matcher) matchReference(ref string) string {
+// noMatch is a position after every entry.
+const noMatch = int(^uint(0) >> 1)
+
+// matchReference returns the earliest position before limit whose entry matches one repo tag or
+// repo digest by its parts, or noMatch. An entry at limit or later cannot improve the match.
+func (m *Matcher) matchReference(ref string, limit int) int {
 	ref, ok := NormalizeReference(ref)
 	if !ok {
-		return ""
+		return noMatch
+	}
+	best := noMatch
+	consider := func(pos int, ok bool) {
+		if ok && pos < best {
+			best = pos
+		}
 	}
 	repo, tag, dgst := splitReference(ref)
 	if dgst != "" {
-		if entry, ok := m.digests[ref]; ok {
-			return entry
-		}
-		if entry, ok := m.ids[dgst]; ok {
-			return entry
-		}
+		pos, ok := m.digests[ref]
+		consider(pos, ok)
+		pos, ok = m.ids[dgst]
+		consider(pos, ok)
 	} else if tag != "" {
-		if entry, ok := m.tags[ref]; ok {
-			return entry
-		}
+		pos, ok := m.tags[ref]
+		consider(pos, ok)
 		for _, r := range m.tagGlobs[repo] {
+			if r.pos >= min(best, limit) {
+				break
+			}
 			if r.tag.match(tag) {
-				return r.entry
+				best = r.pos
+				break
 			}
 		}
 	}
-	if entry, ok := m.repos[repo]; ok {
-		return entry
-	}
+	pos, ok := m.repos[repo]
+	consider(pos, ok)
 	if len(m.repoGlobs) == 0 {
-		return ""
+		return best
 	}
 	for i := 0; ; {
 		for _, r := range m.repoGlobs[repo[:i]] {
+			if r.pos >= min(best, limit) {
+				break
+			}
 			if r.matches(repo, tag, dgst) {
-				return r.entry
+				best = r.pos
+				break
 			}
 		}
 		next := strings.IndexByte(repo[i:], '/')
 		if next < 0 {
-			return ""
+			return best
 		}
 		i += next + 1
 	}

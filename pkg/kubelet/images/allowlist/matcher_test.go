@@ -278,3 +278,61 @@ func TestMatchProperty(t *testing.T) {
 		}
 	}
 }
+
+// The budget and eviction rank kept images by the earliest entry that keeps them, so
+// MatchReferences must return that entry whatever kind of entry or name matched first.
+func TestMatchReferencesEarliestEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []string
+		img     image
+		want    string
+	}{
+		{
+			name:    "a repository before an exact tag",
+			entries: []string{"ghcr.io/acme/app", "ghcr.io/acme/app:1.0"},
+			img:     tagged("ghcr.io/acme/app:1.0"),
+			want:    "ghcr.io/acme/app",
+		},
+		{
+			name:    "an exact tag before a repository",
+			entries: []string{"ghcr.io/acme/app:1.0", "ghcr.io/acme/app"},
+			img:     tagged("ghcr.io/acme/app:1.0"),
+			want:    "ghcr.io/acme/app:1.0",
+		},
+		{
+			name:    "a prefix before an image ID",
+			entries: []string{"ghcr.io/acme/*", testDigest},
+			img:     image{id: testDigest, tags: []string{"ghcr.io/acme/app:1.0"}},
+			want:    "ghcr.io/acme/*",
+		},
+		{
+			name:    "a repo digest before a tag of the same image",
+			entries: []string{"quay.io/acme/x:2", "quay.io/acme/app@" + testDigest, "quay.io/acme/app:1"},
+			img:     image{tags: []string{"quay.io/acme/app:1"}, digests: []string{"quay.io/acme/app@" + testDigest}},
+			want:    "quay.io/acme/app@" + testDigest,
+		},
+		{
+			name:    "the shorter of two prefixes when it comes first",
+			entries: []string{"ghcr.io/*", "ghcr.io/acme/*"},
+			img:     tagged("ghcr.io/acme/app:1"),
+			want:    "ghcr.io/*",
+		},
+		{
+			name:    "the longer of two prefixes when it comes first",
+			entries: []string{"ghcr.io/acme/*", "ghcr.io/*"},
+			img:     tagged("ghcr.io/acme/app:1"),
+			want:    "ghcr.io/acme/*",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := NewMatcher(tc.entries)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, m.MatchReferences(tc.img.id, tc.img.tags, tc.img.digests))
+			for i, entry := range tc.entries {
+				assert.Equal(t, i, m.Position(entry))
+			}
+			assert.Equal(t, -1, m.Position("not/an/entry"))
+		})
+	}
+}

@@ -74,6 +74,19 @@ func (s *Selectors) Len() int {
 	return len(s.entries)
 }
 
+// Position returns the position of entry among the selectors, or -1 if it is not one of them.
+func (s *Selectors) Position(entry string) int {
+	if s == nil {
+		return -1
+	}
+	for i, e := range s.entries {
+		if e.entry == entry {
+			return i
+		}
+	}
+	return -1
+}
+
 // MatchLabels returns the first selector that matches the image's labels, or "".
 func (s *Selectors) MatchLabels(imageLabels map[string]string) string {
 	if s == nil {

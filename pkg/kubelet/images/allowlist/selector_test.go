@@ -200,3 +200,21 @@ func FuzzParseSelector(f *testing.F) {
 		}
 	})
 }
+
+// Selectors rank after every pattern, in their own order: a pattern keeps an image before any
+// selector is consulted.
+func TestAllowlistPosition(t *testing.T) {
+	a, err := Compile([]string{"registry.k8s.io/pause:3.10", "ghcr.io/acme/*"}, []string{"keep=true", "tier in (edge)"})
+	require.NoError(t, err)
+	for entry, want := range map[string]int{
+		"registry.k8s.io/pause:3.10": 0,
+		"ghcr.io/acme/*":             1,
+		"keep=true":                  2,
+		"tier in (edge)":             3,
+		"not-an-entry":               -1,
+	} {
+		assert.Equal(t, want, a.Position(entry), entry)
+	}
+	var none *Allowlist
+	assert.Equal(t, -1, none.Position("keep=true"))
+}
