@@ -176,11 +176,12 @@ func TestKubeletConfigExamples(t *testing.T) {
 	for _, name := range []string{"allowlist.md", "image-keeper.md", "../README.md"} {
 		for _, m := range block.FindAllStringSubmatch(readDoc(t, name), -1) {
 			var kc struct {
-				Kind                        string          `json:"kind"`
-				FeatureGates                map[string]bool `json:"featureGates"`
-				ImageGCExclude              []string        `json:"imageGCExclude"`
-				ImageGCExcludeSelectors     []string        `json:"imageGCExcludeSelectors"`
-				ImageGCExcludeBudgetPercent *int32          `json:"imageGCExcludeBudgetPercent"`
+				Kind                         string          `json:"kind"`
+				FeatureGates                 map[string]bool `json:"featureGates"`
+				ImageGCExclude               []string        `json:"imageGCExclude"`
+				ImageGCExcludeSelectors      []string        `json:"imageGCExcludeSelectors"`
+				ImageGCExcludeBudgetPercent  *int32          `json:"imageGCExcludeBudgetPercent"`
+				ImageGCExcludeEvictionPolicy *string         `json:"imageGCExcludeEvictionPolicy"`
 			}
 			if err := yaml.Unmarshal([]byte(m[1]), &kc); err != nil || kc.Kind != "KubeletConfiguration" {
 				continue
@@ -194,6 +195,9 @@ func TestKubeletConfigExamples(t *testing.T) {
 			}
 			if b := kc.ImageGCExcludeBudgetPercent; b != nil && (*b < 1 || *b > 100) {
 				t.Errorf("%s: imageGCExcludeBudgetPercent %d is out of range", name, *b)
+			}
+			if p := kc.ImageGCExcludeEvictionPolicy; p != nil && *p != "RemoveKeptImages" && *p != "EvictPods" {
+				t.Errorf("%s: imageGCExcludeEvictionPolicy %q is neither RemoveKeptImages nor EvictPods", name, *p)
 			}
 		}
 	}
@@ -314,5 +318,35 @@ func TestWarmNodeDropInShown(t *testing.T) {
 	}
 	if len(bodies) == 0 || bodies[0] != string(file) {
 		t.Errorf("warm-nodes.md's drop-in is not deploy/kubelet/60-imagecache-warm.conf as shipped")
+	}
+}
+
+// The kubelet's events that allowlist.md quotes are the ones the series' unit tests expect,
+// word for word: each quoted line appears in a test of patches/.
+func TestKubeletEventExamples(t *testing.T) {
+	patches, err := filepath.Glob("../patches/*.patch")
+	if err != nil || len(patches) == 0 {
+		t.Fatalf("no patches: %v", err)
+	}
+	var series strings.Builder
+	for _, p := range patches {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		series.Write(data)
+	}
+	found := 0
+	for _, line := range strings.Split(readDoc(t, "allowlist.md"), "\n") {
+		if !strings.HasPrefix(line, "Warning ImageGCExclusion") {
+			continue
+		}
+		found++
+		if !strings.Contains(series.String(), strconv.Quote(line)) {
+			t.Errorf("allowlist.md quotes an event no test of patches/ expects:\n%s", line)
+		}
+	}
+	if found < 2 {
+		t.Fatalf("found %d quoted events in allowlist.md; want the over-budget and the eviction ones", found)
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -823,8 +824,8 @@ func grepLines(s, substr string) string {
 }
 
 // Scenario: imageGCExcludeBudgetPercent. On a 256 MiB image filesystem with a 10% budget, three
-// allowlisted unused images of ~10 MiB do not fit: the least recently used one (first detected)
-// is collected like any other image, with an ImageGCExclusionOverBudget event; the two others stay.
+// allowlisted unused images of ~10 MiB do not fit: the one ranked last (none was used, one entry
+// keeps all three: the greatest image ID) is collected like any other image, with an ImageGCExclusionOverBudget event; the two others stay.
 // On containerd 2.4 and CRI-O (whose image filesystem is its storage root, measured through CRI
 // ImageFsInfo as containerd's is).
 func TestAllowlistBudget(t *testing.T) {
@@ -855,17 +856,20 @@ func allowlistBudget(t *testing.T, runtime framework.Runtime) {
 	if err := n.StartKubelet(config); err != nil {
 		t.Fatal(err)
 	}
-	// One image per GC pass, so that the kubelet detects them in order: a is the oldest.
 	for _, img := range budgeted {
 		pull(t, n, img.Ref)
-		waitGCPasses(t, n, 1)
 	}
-	if !waitDeleted(t, n, map[string]string{"a": budgeted[0].Ref}) {
-		t.Fatalf("the least recently used allowlisted image over the budget was not collected; present: %v", keys(present(t, n)))
+	// Two of the three fit 10% of 256 MiB. None has been used, and one entry keeps all three, so
+	// the kubelet ranks them by image ID: the greatest is over the budget, whatever the order
+	// they were pulled or detected in.
+	slices.SortFunc(budgeted, func(a, b *framework.Image) int { return strings.Compare(a.ID, b.ID) })
+	victim := budgeted[2]
+	if !waitDeleted(t, n, map[string]string{"over budget": victim.Ref}) {
+		t.Fatalf("the allowlisted image ranked over the budget (%s, %s) was not collected; present: %v", victim.Ref, victim.ID, keys(present(t, n)))
 	}
 	waitGCPasses(t, n, 2)
 	p := present(t, n)
-	for _, img := range budgeted[1:] {
+	for _, img := range budgeted[:2] {
 		if !p[img.Ref] {
 			t.Errorf("%s is within the budget but was deleted", img.Ref)
 		}
