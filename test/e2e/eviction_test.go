@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -144,8 +145,17 @@ func TestKeptImagesUnderEviction(t *testing.T) {
 		if !waitDeleted(t, n, map[string]string{"k3": kept[3].Ref, "k2": kept[2].Ref}) {
 			t.Fatalf("the kept images of the last two entries were not removed; present: %v", keys(present(t, n)))
 		}
-		// The removal relieved the pressure: no further kept image goes.
-		waitGCPasses(t, n, 3)
+		// The removal relieved the pressure: the eviction manager finds nothing starved on its
+		// next passes, and no further kept image goes.
+		starved := n.Kubelet.CountInLog("Eviction manager: no resources are starved")
+		const sync = "Eviction manager: synchronize housekeeping"
+		target := n.Kubelet.CountInLog(sync) + 3
+		if !framework.Eventually(time.Minute, time.Second, func() bool { return n.Kubelet.CountInLog(sync) >= target }) {
+			t.Fatalf("the eviction manager ran %d passes; waited for %d", n.Kubelet.CountInLog(sync), target)
+		}
+		if n.Kubelet.CountInLog("Eviction manager: no resources are starved") <= starved {
+			t.Error("the eviction manager still finds the image filesystem starved after the kept images went")
+		}
 		assertPresent(t, n, kept[0], kept[1])
 		events := grepLines(grepLines(n.Kubelet.LogText(), "ImageGCExclusionReclaimed"), "Removed 2 of 4 unused images kept by imageGCExclude")
 		if got := strings.Count(events, "\n") + 1; events == "" || got != 1 {

@@ -625,7 +625,8 @@ type KubeletConfig struct {
 
 // WriteKubeletConfig writes a standalone kubelet config: static pods from Root/manifests, no API
 // server, cgroupfs, and an imagefs eviction threshold that is always crossed, so that the
-// eviction manager calls DeleteUnusedImages every ~10 s.
+// eviction manager calls DeleteUnusedImages every ~10 s, and that removing kept images can
+// never relieve, so that they stay.
 func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error) {
 	ports := make([]int, 2)
 	for i := range ports {
@@ -659,7 +660,10 @@ fileCheckFrequency: 1s
 imageMinimumGCAge: 1s
 `, cmp.Or(kc.RuntimeEndpoint, n.RuntimeEndpoint()), n.path("manifests"), n.path("kubelet", "pod-logs"), ports[0], ports[1])
 	if !kc.NoPressure {
-		b.WriteString("evictionHard:\n  imagefs.available: \"99%\"\nevictionPressureTransitionPeriod: 5s\n")
+		// The minimum reclaim puts the threshold out of the kept images' reach: on a small image
+		// filesystem the kept images could otherwise bring 99% back, and the eviction manager
+		// would rightly remove them (a cache, not a pin; TestKeptImagesUnderEviction).
+		b.WriteString("evictionHard:\n  imagefs.available: \"99%\"\nevictionMinimumReclaim:\n  imagefs.available: \"1Ti\"\nevictionPressureTransitionPeriod: 5s\n")
 	}
 	if kc.Gate {
 		b.WriteString("featureGates:\n  ImageGCExclusion: true\n")

@@ -66,7 +66,8 @@ func (r *Report) Markdown(command string) string {
 	var b strings.Builder
 	b.WriteString("# Edge soak\n\n")
 	fmt.Fprintf(&b, "Written by `%s`. One throwaway node (containerd 2.4, a loopback registry, the patched kubelet\n", command)
-	b.WriteString("with an allowlist of every pattern form, a label selector and a 50% retention budget on a 512 MiB\n")
+	b.WriteString("with an allowlist of every pattern form, a label selector, a 50% retention budget and\n")
+	b.WriteString("`imageGCExcludeEvictionPolicy: EvictPods` (kept images stay under eviction pressure) on a 512 MiB\n")
 	b.WriteString("image filesystem, image-keeper every 5 s with at most 10 s of backoff, two static pods on allowlisted\n")
 	b.WriteString("images with `IfNotPresent`) goes through a seeded random schedule of faults while the invariants\n")
 	b.WriteString("of `test/e2e/soak` are checked every 2 s. `make test` runs the same for 3 minutes with seed 1.\n\n")

@@ -275,10 +275,12 @@ func (r *run) setUp() error {
 			byID.ID,                // image ID
 		},
 		Selectors: []string{keepLabel + "=true"},
-		// The budget holds every allowlisted image (a few MiB of 512), so none may ever go.
-		// imagefs pressure, when the test fills the image filesystem, makes the eviction
-		// manager collect images every ~10 s; imageMaximumGCAge adds the age path.
-		Extra: "imageGCExcludeBudgetPercent: 50\nevictionHard:\n  imagefs.available: \"40%\"\nevictionPressureTransitionPeriod: 5s\nimageMaximumGCAge: 2m\n",
+		// The budget holds every allowlisted image (a few MiB of 512), and EvictPods keeps them
+		// under eviction pressure too (the edge node's choice), so none may ever go. imagefs
+		// pressure, when the test fills the image filesystem, makes the eviction manager
+		// collect images every ~10 s; imageMaximumGCAge adds the age path. The default rule
+		// (kept images yield when that relieves the pressure) has no soak mode yet.
+		Extra: "imageGCExcludeBudgetPercent: 50\nimageGCExcludeEvictionPolicy: EvictPods\nevictionHard:\n  imagefs.available: \"40%\"\nevictionPressureTransitionPeriod: 5s\nimageMaximumGCAge: 2m\n",
 	})
 	if err != nil {
 		return err

@@ -22,7 +22,6 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
-	"github.com/opencontainers/go-digest"
 )
 
 // PatternKind says which of an image's names a pattern matches.
@@ -132,7 +131,7 @@ func ParsePattern(entry string) (Pattern, error) {
 	check := strings.ReplaceAll(name, "*", wildcardPlaceholder)
 	switch {
 	case dgst != "":
-		if err := digest.Digest(dgst).Validate(); err != nil {
+		if !validDigest(dgst) {
 			return Pattern{}, fmt.Errorf("invalid digest %q: want <algorithm>:<hex>, e.g. %s and %d lowercase hex digits ('*' is not allowed in a digest)", dgst, idPrefix, idHexLength)
 		}
 		check += "@" + dgst
@@ -174,6 +173,14 @@ func normalizeRepository(name string) string {
 	}
 	normalized, _ := NormalizeReference(name)
 	return normalized
+}
+
+// validDigest reports whether a reference may carry dgst, as github.com/distribution/reference
+// parses it (it validates the digest with github.com/opencontainers/go-digest, which the kubelet's
+// module requires only indirectly).
+func validDigest(dgst string) bool {
+	_, err := reference.Parse("x@" + dgst)
+	return err == nil
 }
 
 // referenceError turns the reference parser's errors into what a user can act on.
