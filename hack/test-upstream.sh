@@ -28,6 +28,11 @@ mapfile -t root_pkgs < <(printf '%s\n' "${root_pkgs[@]}" | sort -u)
 log "upstream tests of the patched tree: ${root_pkgs[*]}"
 go test ${GO_TEST_FLAGS:-} "${root_pkgs[@]}"
 
+# The image manager and the eviction manager share image records across goroutines (GC passes,
+# eviction's reclaim): their tests run again under the race detector.
+log "race detector: ./pkg/kubelet/images/... ./pkg/kubelet/eviction"
+go test -race ${GO_TEST_FLAGS:-} ./pkg/kubelet/images/... ./pkg/kubelet/eviction
+
 if ((${#e2e_pkgs[@]} > 0)); then
   log "vet (compile, no run) of the patched e2e suites: ${e2e_pkgs[*]}"
   go vet "${e2e_pkgs[@]}"
