@@ -124,8 +124,13 @@ func TestKeptImagesUnderEviction(t *testing.T) {
 			Extra: threshold(enough) + "imageGCExcludeEvictionPolicy: EvictPods\n"})
 		waitGCPasses(t, n, 3)
 		assertPresent(t, n, kept...)
-		if n.Kubelet.CountInLog("imageGCExcludeEvictionPolicy is EvictPods") == 0 {
-			t.Error("the kubelet did not log that EvictPods keeps the images")
+		// The eviction pass's own line (V(2)), not the start-up warning about EvictPods without a
+		// budget, which names the policy too.
+		if n.Kubelet.CountInLog("Keeping the images imageGCExclude keeps under disk pressure: imageGCExcludeEvictionPolicy is EvictPods") == 0 {
+			t.Error("the kubelet did not log that EvictPods keeps the images under eviction")
+		}
+		if n.Kubelet.CountInLog("Warning: imageGCExcludeEvictionPolicy is EvictPods and imageGCExcludeBudgetPercent is 100") == 0 {
+			t.Error("the kubelet did not warn that EvictPods without a budget is unbounded")
 		}
 		n.StopKubelet()
 	})
