@@ -423,6 +423,8 @@ func TestBadConfigurationStopsKubelet(t *testing.T) {
 		{"bad selector", framework.KubeletConfig{Gate: true, Selectors: []string{"tier in (edge"}}, `imageGCExcludeSelectors[0] \"tier in (edge\"`},
 		{"empty selector", framework.KubeletConfig{Gate: true, Selectors: []string{" "}}, `imageGCExcludeSelectors[0] \" \": must not be empty`},
 		{"contradictory selector", framework.KubeletConfig{Gate: true, Selectors: []string{"a=1,a=2"}}, `imageGCExcludeSelectors[0] \"a=1,a=2\": selects no image`},
+		{"eviction policy typo", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx"}, Extra: "imageGCExcludeEvictionPolicy: evictpods\n"}, `imageGCExcludeEvictionPolicy \"evictpods\" must be \"RemoveKeptImages\" (the default: kept images go last, and only when that relieves the pressure) or \"EvictPods\"`},
+		{"eviction policy without the gate", framework.KubeletConfig{Exclude: nil, Extra: "imageGCExcludeEvictionPolicy: EvictPods\n"}, "ImageGCExclusion feature gate is required for Kubelet configuration option imageGCExcludeEvictionPolicy"},
 		{"gate off", framework.KubeletConfig{Exclude: []string{"nginx"}}, "ImageGCExclusion feature gate is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

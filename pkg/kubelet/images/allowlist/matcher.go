@@ -22,6 +22,7 @@ package allowlist
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -82,7 +83,7 @@ func (e *MatcherError) Unwrap() []error { return e.Errs }
 // another, or means the same after normalization, is an error.
 func NewMatcher(patterns []string) (*Matcher, error) {
 	m := &Matcher{
-		entries:   patterns,
+		entries:   slices.Clone(patterns),
 		positions: make(map[string]int, len(patterns)),
 		tags:      map[string]int{},
 		digests:   map[string]int{},
