@@ -89,17 +89,45 @@ func readDoc(t *testing.T, name string) string {
 	return string(data)
 }
 
-// The pattern tables of the user guide and of the KEP draft, checked against the matcher.
+// The pattern tables of the user guide and of the KEP draft, checked against both kubelets'
+// matchers: the upstream tier's (allowlist.NewMatcher) and this fork's (allowlist.Compile).
+// The fork's wildcard table must be refused by the upstream tier.
 func TestAllowlistPatternExamples(t *testing.T) {
-	for _, doc := range []string{"allowlist.md", "kep/README.md"} {
-		t.Run(doc, func(t *testing.T) { checkPatternTable(t, doc) })
+	upstreamTier := func(entries []string) (matcher, error) { return allowlist.NewMatcher(entries) }
+	fork := func(entries []string) (matcher, error) { return allowlist.Compile(entries, nil) }
+	for _, tc := range []struct {
+		doc, header  string
+		upstreamTier bool
+	}{
+		{"allowlist.md", "| entry | keeps | does not keep |", true},
+		{"allowlist.md", "| wildcard entry | keeps | does not keep |", false},
+		{"kep/README.md", "| entry | keeps | does not keep |", true},
+	} {
+		t.Run(tc.doc+" "+tc.header, func(t *testing.T) {
+			checkPatternTable(t, tc.doc, tc.header, fork)
+			if tc.upstreamTier {
+				checkPatternTable(t, tc.doc, tc.header, upstreamTier)
+				return
+			}
+			for _, row := range table(t, readDoc(t, tc.doc), tc.header) {
+				const want = "'*' is allowed only as the whole last path component after a registry host"
+				if _, err := allowlist.NewMatcher(row[0]); err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("docs/%s: the upstream tier takes %s (error %v); the table says it is this kubelet's only", tc.doc, row[0][0], err)
+				}
+			}
+		})
 	}
 }
 
-func checkPatternTable(t *testing.T, doc string) {
-	for _, row := range table(t, readDoc(t, doc), "| entry | keeps | does not keep |") {
+// matcher is what both kubelets' compiled patterns answer.
+type matcher interface {
+	MatchReferences(imageID string, repoTags, repoDigests []string) string
+}
+
+func checkPatternTable(t *testing.T, doc, header string, compile func([]string) (matcher, error)) {
+	for _, row := range table(t, readDoc(t, doc), header) {
 		entry := row[0][0]
-		m, err := allowlist.NewMatcher([]string{entry})
+		m, err := compile([]string{entry})
 		if err != nil {
 			t.Errorf("%s: %v", entry, err)
 			continue
@@ -132,7 +160,7 @@ func TestAllowlistRefusalExamples(t *testing.T) {
 			entry := strings.Trim(row[0][0], `"`)
 			var err error
 			if tc.field == "patterns" {
-				_, err = allowlist.NewMatcher([]string{entry})
+				_, err = allowlist.Compile([]string{entry}, nil)
 			} else {
 				_, err = allowlist.NewSelectors([]string{entry})
 			}

@@ -51,8 +51,8 @@ kgit() { git -C "${KUBE_ROOT}" -c user.name="${GIT_AUTHOR_NAME}" -c user.email="
 # commit of the fork extras, which also marks where the fork extras begin.
 SOURCE_DIR="pkg/kubelet/images/allowlist"
 SOURCE_COMMIT_SUBJECT="kubelet: add image GC allowlist package"
-FORK_SOURCE_COMMIT_SUBJECT="kubelet: add image label selectors to the image GC allowlist"
-FORK_SOURCE_FILES='^(allowlist|labels|selector)(_test)?\.go$|^testdata/imagestatus/'
+FORK_SOURCE_COMMIT_SUBJECT="kubelet: add wildcards and label selectors to the image GC allowlist"
+FORK_SOURCE_FILES='^(allowlist|labels|selector|wildcard)(_test)?\.go$|^testdata/imagestatus/'
 
 # Files of SOURCE_DIR in this repo, relative to the repo root (tracked and untracked, not
 # ignored): all of them, or those of one tier (source_files upstream|fork).

@@ -285,7 +285,7 @@ func overBudget(matcher *allowlist.Allowlist, ranked []*Explanation, budget int6
 
 // matchedName returns the ID, tag or digest by which entry matches img.
 func matchedName(entry string, img Image) string {
-	m, err := allowlist.NewMatcher([]string{entry})
+	m, err := allowlist.Compile([]string{entry}, nil)
 	if err != nil {
 		return ""
 	}

@@ -149,7 +149,7 @@ func parseImage(ref, labelText string) (Image, error) {
 		// An image ID as CRI-O lists it (crictl images -q there), without "sha256:".
 		img.ID = ref
 	default:
-		p, err := allowlist.ParsePattern(ref)
+		p, err := allowlist.ParseExtendedPattern(ref)
 		if err != nil || !p.Pullable() {
 			return img, fmt.Errorf("%q is not an image reference with a tag or a digest; write one per line, e.g. registry.example.com/team/app:1.2", ref)
 		}

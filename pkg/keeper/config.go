@@ -212,7 +212,7 @@ func Load(src Sources) (*Wanted, error) {
 		w.AllowlistOff = !matcher.Empty() && !kc.FeatureGates["ImageGCExclusion"]
 		var pullable []string
 		for _, entry := range kc.ImageGCExclude {
-			if p, err := allowlist.ParsePattern(entry); err == nil && p.Pullable() {
+			if p, err := allowlist.ParseExtendedPattern(entry); err == nil && p.Pullable() {
 				pullable = append(pullable, entry)
 			} else {
 				w.NotPullable = append(w.NotPullable, entry)
@@ -247,7 +247,7 @@ func finish(w *Wanted, waiting bool) (*Wanted, error) {
 
 // parseWanted accepts only what a runtime can pull: a repository with a tag or a digest.
 func parseWanted(entry, source string) (WantedImage, error) {
-	p, err := allowlist.ParsePattern(entry)
+	p, err := allowlist.ParseExtendedPattern(entry)
 	if err != nil {
 		return WantedImage{}, err
 	}

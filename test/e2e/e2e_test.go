@@ -416,6 +416,7 @@ func TestBadConfigurationStopsKubelet(t *testing.T) {
 		{"bad image ID", framework.KubeletConfig{Gate: true, Exclude: []string{"sha256:xyz"}}, `imageGCExclude[0] \"sha256:xyz\": image ID must be`},
 		{"only a wildcard", framework.KubeletConfig{Gate: true, Exclude: []string{"*"}}, `imageGCExclude[0] \"*\": its repository part has no literal name, so it would keep (nearly) every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100`},
 		{"catch-all", framework.KubeletConfig{Gate: true, Exclude: []string{"*/*"}}, `imageGCExclude[0] \"*/*\": its repository part has no literal name`},
+		{"registry host wildcard", framework.KubeletConfig{Gate: true, Exclude: []string{"*.io/*"}}, `imageGCExclude[0] \"*.io/*\": a '*' in the registry host \"*.io\" must leave at least 2 labels literal`},
 		{"bare registry host", framework.KubeletConfig{Gate: true, Exclude: []string{"localhost:5000"}}, `imageGCExclude[0] \"localhost:5000\": a registry host alone names no image; to keep every image from it write \"localhost:5000/*\"`},
 		{"duplicate", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx", "docker.io/library/nginx"}}, `imageGCExclude[1] \"docker.io/library/nginx\": means the same as imageGCExclude[0] \"nginx\"`},
 		{"negative-only selector", framework.KubeletConfig{Gate: true, Selectors: []string{"!deprecated"}}, `imageGCExcludeSelectors[0] \"!deprecated\": requires no label to be present`},

@@ -23,6 +23,7 @@ package e2e
 import (
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,39 @@ func TestUpstreamTier(t *testing.T) {
 		gone[name+" (selector only)"] = keep[name]
 		delete(keep, name)
 	}
-	runScenario(t, n, s.allowlist(n.RegistryAddr), keep, gone)
+
+	// The fork's wildcards stop the upstream tier's kubelet, naming each entry.
+	full := s.allowlist(n.RegistryAddr)
+	config, err := n.WriteKubeletConfig("kubelet-fork-wildcards", full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.RunKubelet("kubelet-fork-wildcards", config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exitErr, exited := p.Wait(60 * time.Second); !exited || exitErr == nil {
+		p.Stop(5 * time.Second)
+		t.Fatalf("the upstream tier's kubelet started with the fork's wildcards (exited %v, %v)", exited, exitErr)
+	}
+	for _, entry := range []string{n.RegistryAddr + "/e2e/*/mid", n.RegistryAddr + "/e2e/glob:1.*"} {
+		if want := `\"` + entry + `\": '*' is allowed only as the whole last path component after a registry host`; !strings.Contains(p.LogText(), want) {
+			t.Errorf("the upstream tier's kubelet error does not contain %s:\n%s", want, framework.Tail(p, 5))
+		}
+	}
+
+	// Rewritten in the tier's forms, the list keeps what the fork's kept, selectors aside.
+	tier := full
+	tier.Exclude = slices.Clone(full.Exclude)
+	for i, entry := range tier.Exclude {
+		switch entry {
+		case n.RegistryAddr + "/e2e/*/mid":
+			tier.Exclude[i] = n.RegistryAddr + "/e2e/team-a/mid"
+		case n.RegistryAddr + "/e2e/glob:1.*":
+			tier.Exclude[i] = s.globTag.Ref
+		}
+	}
+	runScenario(t, n, tier, keep, gone)
 	log := n.Kubelet.LogText()
 	for _, want := range []string{
 		`"Using lenient decoding as strict decoding failed"`,

@@ -32,11 +32,11 @@ type Allowlist struct {
 	labels *LabelReader
 }
 
-// Compile compiles imageGCExclude patterns and imageGCExcludeSelectors selectors without a
-// label reader, for tools that read labels themselves. Every invalid entry of both lists is
-// reported in one *MatcherError, patterns first.
+// Compile compiles imageGCExclude patterns, in the language of ParseExtendedPattern, and
+// imageGCExcludeSelectors selectors without a label reader, for tools that read labels
+// themselves. Every invalid entry of both lists is reported in one *MatcherError, patterns first.
 func Compile(patterns, selectors []string) (*Allowlist, error) {
-	matcher, patternsErr := NewMatcher(patterns)
+	matcher, patternsErr := compilePatterns(patterns)
 	compiled, selectorsErr := NewSelectors(selectors)
 	if patternsErr != nil || selectorsErr != nil {
 		var errs []error

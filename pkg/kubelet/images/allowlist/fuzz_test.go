@@ -52,45 +52,50 @@ func FuzzNormalizeReference(f *testing.F) {
 // match a longer repository name.
 func FuzzParsePattern(f *testing.F) {
 	for _, seed := range []string{
-		"registry.k8s.io/pause:3.10", "nginx", "nginx:1.27", "ghcr.io/acme/*", "*/pause:*", "ghcr.io/*/app",
-		"quay.io/acme/app@" + testDigest, testDigest, "localhost:5000/app", "docker.io/*", "acme/*-agent",
-		"registry-*.example.com/app:v*", "*:latest", "nginx*", "a/b/c/d:e", "ghcr.io/Acme/x", "", "ghcr.io",
+		"registry.k8s.io/pause:3.10", "nginx", "nginx:1.27", "ghcr.io/acme/*", "ghcr.io/*", "docker.io/*",
+		"quay.io/acme/app@" + testDigest, testDigest, "localhost:5000/app", "localhost:5000/*", "acme/*",
+		"ghcr.io/*/app", "*:latest", "nginx*", "a/b/c/d:e", "ghcr.io/Acme/x", "", "ghcr.io",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, entry string) {
-		p, err := ParsePattern(entry)
-		if err != nil {
-			if err.Error() == "" {
-				t.Fatalf("ParsePattern(%q): empty error text", entry)
-			}
-			return
-		}
-		m, err := NewMatcher([]string{entry})
-		if err != nil {
-			t.Fatalf("ParsePattern(%q) accepted it but NewMatcher refused it: %v", entry, err)
-		}
-		repo := strings.ReplaceAll(p.Repository, "*", "x")
-		var id string
-		var tags, digests []string
-		switch p.Kind {
-		case PatternRepository:
-			tags = []string{repo + ":latest"}
-			digests = []string{repo + "@" + testDigest}
-		case PatternTag:
-			tags = []string{repo + ":" + strings.ReplaceAll(p.Tag, "*", "x")}
-		case PatternDigest:
-			digests = []string{repo + "@" + p.Digest}
-		case PatternID:
-			id = p.Digest
-		}
-		if got := m.MatchReferences(id, tags, digests); got != entry {
-			t.Fatalf("entry %q (%+v) does not match its own image id=%q tags=%q digests=%q: got %q", entry, p, id, tags, digests, got)
-		}
-		if p.Kind == PatternRepository && !strings.HasSuffix(p.Repository, "*") {
-			if got := m.MatchReferences("", []string{repo + "-other:latest"}, nil); got != "" {
-				t.Fatalf("repository entry %q matches %q", entry, repo+"-other:latest")
-			}
-		}
+		checkParsedPattern(t, entry, ParsePattern, NewMatcher)
 	})
+}
+
+// checkParsedPattern is the body of the pattern fuzz tests.
+func checkParsedPattern(t *testing.T, entry string, parse func(string) (Pattern, error), compile func([]string) (*Matcher, error)) {
+	p, err := parse(entry)
+	if err != nil {
+		if err.Error() == "" {
+			t.Fatalf("parse(%q): empty error text", entry)
+		}
+		return
+	}
+	m, err := compile([]string{entry})
+	if err != nil {
+		t.Fatalf("parse(%q) accepted it but the matcher refused it: %v", entry, err)
+	}
+	repo := strings.ReplaceAll(p.Repository, "*", "x")
+	var id string
+	var tags, digests []string
+	switch p.Kind {
+	case PatternRepository:
+		tags = []string{repo + ":latest"}
+		digests = []string{repo + "@" + testDigest}
+	case PatternTag:
+		tags = []string{repo + ":" + strings.ReplaceAll(p.Tag, "*", "x")}
+	case PatternDigest:
+		digests = []string{repo + "@" + p.Digest}
+	case PatternID:
+		id = p.Digest
+	}
+	if got := m.MatchReferences(id, tags, digests); got != entry {
+		t.Fatalf("entry %q (%+v) does not match its own image id=%q tags=%q digests=%q: got %q", entry, p, id, tags, digests, got)
+	}
+	if p.Kind == PatternRepository && !strings.HasSuffix(p.Repository, "*") {
+		if got := m.MatchReferences("", []string{repo + "-other:latest"}, nil); got != "" {
+			t.Fatalf("repository entry %q matches %q", entry, repo+"-other:latest")
+		}
+	}
 }

@@ -31,8 +31,9 @@ import (
 const ExcludeFieldName = "imageGCExclude"
 
 // Matcher decides whether an image is on the allowlist. It is compiled once from the
-// configuration: literal references and repositories go into maps, and repositories with '*'
-// are grouped by their literal head, so its cost barely grows with the number of entries.
+// configuration: literal references and repositories go into maps, and patterns with '*' are
+// grouped by the literal head of their repository, so its cost barely grows with the number of
+// entries.
 // It is immutable and safe for concurrent use.
 type Matcher struct {
 	// entries are the patterns as configured; the maps and rules hold positions in it.
@@ -43,13 +44,11 @@ type Matcher struct {
 	digests   map[string]int // "repo@sha256:hex" -> position: that repo digest
 	repos     map[string]int // "repo" -> position: every tag and digest
 	ids       map[string]int // "sha256:hex" -> position: the image ID or any repo digest
-	// tagGlobs are tag patterns with '*' in the tag only, by repository.
-	tagGlobs map[string][]rule
-	// repoGlobs are patterns with '*' in the repository, grouped by the literal text before the
-	// first '*' cut after its last '/', so a reference consults only the groups of its own
+	// globs are the patterns with '*', grouped by the literal text of the repository before its
+	// first '*', cut after its last '/', so a reference consults only the groups of its own
 	// '/'-prefixes.
-	repoGlobs map[string][]rule
-	counts    [PatternID + 1]int
+	globs  map[string][]rule
+	counts [PatternID + 1]int
 }
 
 // rule is a compiled pattern that needs more than a map look-up.
@@ -78,10 +77,15 @@ func (e *MatcherError) Error() string {
 // Unwrap lets errors.Is and errors.As look at each entry's error.
 func (e *MatcherError) Unwrap() []error { return e.Errs }
 
-// NewMatcher compiles imageGCExclude patterns. Every invalid entry is reported, each as
-// `imageGCExclude[<index>] "<entry>": <reason>`. The list is a set: an entry that repeats
-// another, or means the same after normalization, is an error.
+// NewMatcher compiles imageGCExclude patterns, each parsed by ParsePattern. Every invalid entry
+// is reported, each as `imageGCExclude[<index>] "<entry>": <reason>`. The list is a set: an
+// entry that repeats another, or means the same after normalization, is an error.
 func NewMatcher(patterns []string) (*Matcher, error) {
+	return newMatcher(patterns, ParsePattern)
+}
+
+// newMatcher compiles patterns, each parsed by parse.
+func newMatcher(patterns []string, parse func(string) (Pattern, error)) (*Matcher, error) {
 	m := &Matcher{
 		entries:   slices.Clone(patterns),
 		positions: make(map[string]int, len(patterns)),
@@ -89,13 +93,12 @@ func NewMatcher(patterns []string) (*Matcher, error) {
 		digests:   map[string]int{},
 		repos:     map[string]int{},
 		ids:       map[string]int{},
-		tagGlobs:  map[string][]rule{},
-		repoGlobs: map[string][]rule{},
+		globs:     map[string][]rule{},
 	}
 	var errs []error
 	seen := map[string]int{}
 	for i, entry := range patterns {
-		p, err := ParsePattern(entry)
+		p, err := parse(entry)
 		if err == nil {
 			err = duplicate(seen, p.String(), patterns, ExcludeFieldName, i)
 		}
@@ -147,22 +150,20 @@ func (m *Matcher) add(pos int, p Pattern) {
 		m.digests[p.String()] = pos
 	case p.Kind == PatternTag && literalRepo && !strings.Contains(p.Tag, "*"):
 		m.tags[p.String()] = pos
-	case literalRepo: // a tag glob
-		m.tagGlobs[p.Repository] = append(m.tagGlobs[p.Repository], rule{pos: pos, kind: p.Kind, tag: newGlob(p.Tag)})
 	default:
-		head := p.Repository[:strings.IndexByte(p.Repository, '*')]
+		head, _, _ := strings.Cut(p.Repository, "*")
 		key := head[:strings.LastIndexByte(head, '/')+1]
 		r := rule{pos: pos, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
 		if p.Kind == PatternTag {
 			r.tag = newGlob(p.Tag)
 		}
-		m.repoGlobs[key] = append(m.repoGlobs[key], r)
+		m.globs[key] = append(m.globs[key], r)
 	}
 }
 
 // Empty reports whether the matcher has no entries at all.
 func (m *Matcher) Empty() bool {
-	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.tagGlobs)+len(m.repoGlobs) == 0)
+	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.globs) == 0)
 }
 
 // Summary counts the entries of each kind, as key/value pairs for a structured log line.
@@ -244,23 +245,14 @@ func (m *Matcher) matchReference(ref string, limit int) int {
 	} else if tag != "" {
 		pos, ok := m.tags[ref]
 		consider(pos, ok)
-		for _, r := range m.tagGlobs[repo] {
-			if r.pos >= min(best, limit) {
-				break
-			}
-			if r.tag.match(tag) {
-				best = r.pos
-				break
-			}
-		}
 	}
 	pos, ok := m.repos[repo]
 	consider(pos, ok)
-	if len(m.repoGlobs) == 0 {
+	if len(m.globs) == 0 {
 		return best
 	}
 	for i := 0; ; {
-		for _, r := range m.repoGlobs[repo[:i]] {
+		for _, r := range m.globs[repo[:i]] {
 			if r.pos >= min(best, limit) {
 				break
 			}
@@ -277,7 +269,7 @@ func (m *Matcher) matchReference(ref string, limit int) int {
 	}
 }
 
-// matches compares a repository glob rule with a reference's parts.
+// matches compares a rule with a reference's parts.
 func (r *rule) matches(repo, tag, dgst string) bool {
 	switch r.kind {
 	case PatternTag:

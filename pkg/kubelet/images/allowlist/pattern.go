@@ -29,9 +29,9 @@ type PatternKind int
 
 const (
 	// PatternRepository has no tag or digest: it matches every tag and every digest of the
-	// repositories it names, digest-only images included ("nginx", "ghcr.io/*/app").
+	// repositories it names, digest-only images included ("nginx", "ghcr.io/acme/*").
 	PatternRepository PatternKind = iota
-	// PatternTag matches tags only, by a tag that may be a glob ("nginx:1.27", "nginx:1.*").
+	// PatternTag matches one tag ("nginx:1.27").
 	PatternTag
 	// PatternDigest matches one repo digest ("quay.io/acme/app@sha256:<hex>").
 	PatternDigest
@@ -53,14 +53,14 @@ func (k PatternKind) String() string {
 	return fmt.Sprintf("PatternKind(%d)", int(k))
 }
 
-// Pattern is one parsed imageGCExclude entry: a repository part and an optional tag glob or
-// digest, each compared with the same part of an image's names, never as one joined string.
+// Pattern is one parsed imageGCExclude entry: a repository part and an optional tag or digest,
+// each compared with the same part of an image's names, never as one joined string.
 type Pattern struct {
 	Kind PatternKind
-	// Repository is the normalized repository ("docker.io/library/nginx"). In it '*' matches any
-	// run of characters, '/' included. Empty for PatternID.
+	// Repository is the normalized repository ("docker.io/library/nginx"). A trailing '*'
+	// matches any run of characters, '/' included ("ghcr.io/acme/*"). Empty for PatternID.
 	Repository string
-	// Tag is the tag for PatternTag; '*' in it matches any run of characters.
+	// Tag is the tag of a PatternTag.
 	Tag string
 	// Digest is "sha256:<hex>" for PatternDigest and PatternID.
 	Digest string
@@ -94,85 +94,96 @@ func (p Pattern) String() string {
 const (
 	idPrefix    = "sha256:"
 	idHexLength = 64
-	// wildcardPlaceholder stands in for '*' while a repository is checked by the reference
-	// grammar, which has no wildcards. It is valid in a host name and in a path component.
-	wildcardPlaceholder = "x0wildcard0x"
-	// catchAllCharacters are the characters a repository part may consist of, besides '*', and
-	// still match (nearly) every image: "*/*", "*.*/*", "*-*".
-	catchAllCharacters = "*/.:-_"
 )
 
-// ParsePattern parses one imageGCExclude entry. The error says what is wrong and, where it
-// helps, what to write instead; it does not repeat the entry.
-func ParsePattern(entry string) (Pattern, error) {
-	switch {
-	case entry == "":
-		return Pattern{}, errors.New("must not be empty")
-	case strings.TrimSpace(entry) != entry:
-		return Pattern{}, errors.New("must not have leading or trailing white space")
-	case strings.HasPrefix(entry, idPrefix) && !strings.Contains(entry, "/"):
-		if !isLowerHex(entry[len(idPrefix):], idHexLength) {
-			return Pattern{}, fmt.Errorf("image ID must be %q followed by %d lowercase hex digits", idPrefix, idHexLength)
-		}
-		return Pattern{Kind: PatternID, Digest: entry}, nil
-	case isLowerHex(entry, idHexLength):
-		return Pattern{}, fmt.Errorf("a bare 64-digit hex string is ambiguous; write an image ID as %q", idPrefix+entry)
-	case strings.Contains(entry, wildcardPlaceholder):
-		return Pattern{}, fmt.Errorf("must not contain %q", wildcardPlaceholder)
-	}
+// errWildcard is wrapped by the error of an entry whose '*' is anywhere but in a whole last
+// path component after a registry host.
+var errWildcard = errors.New(`'*' is allowed only as the whole last path component after a registry host, as in "ghcr.io/acme/*"`)
 
+// ParsePattern parses one imageGCExclude entry: an image reference with a tag or a digest, a
+// repository without either (every tag and digest), an image ID, or a registry host and an
+// optional path followed by "/*" (every repository under it). References are normalized by
+// github.com/distribution/reference. The error says what is wrong and, where it helps, what to
+// write instead; it does not repeat the entry.
+func ParsePattern(entry string) (Pattern, error) {
+	if p, done, err := parseImageID(entry); done {
+		return p, err
+	}
 	name, tag, dgst := splitReference(entry)
-	if strings.Trim(name, catchAllCharacters) == "" {
-		return Pattern{}, errors.New("its repository part has no literal name, so it would keep (nearly) every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100 instead")
+	if dgst != "" && !validDigest(dgst) {
+		return Pattern{}, fmt.Errorf("invalid digest %q: want <algorithm>:<hex>, e.g. %s and %d lowercase hex digits ('*' is not allowed in a digest)", dgst, idPrefix, idHexLength)
 	}
-	for strings.Contains(name, "**") {
-		name = strings.ReplaceAll(name, "**", "*")
+	if strings.Contains(entry, "*") {
+		return parsePrefix(name, tag, dgst)
 	}
-	check := strings.ReplaceAll(name, "*", wildcardPlaceholder)
-	switch {
-	case dgst != "":
-		if !validDigest(dgst) {
-			return Pattern{}, fmt.Errorf("invalid digest %q: want <algorithm>:<hex>, e.g. %s and %d lowercase hex digits ('*' is not allowed in a digest)", dgst, idPrefix, idHexLength)
-		}
-		check += "@" + dgst
-	case tag != "":
-		// A tag is at most 128 characters of [A-Za-z0-9_.-], starting with a word character.
-		check += ":" + strings.ReplaceAll(tag, "*", "x")
-	case strings.HasSuffix(entry, ":"):
+	if tag == "" && strings.HasSuffix(entry, ":") {
 		return Pattern{}, errors.New("empty tag after ':'; write the repository alone to keep every tag")
 	}
-	if _, err := reference.ParseNormalizedNamed(check); err != nil {
+	named, err := reference.ParseNormalizedNamed(entry)
+	if err != nil {
 		return Pattern{}, referenceError(err)
 	}
-	// The grammar reads "ghcr.io" and "localhost:5000" as Docker Hub images; nobody means those.
-	if !strings.Contains(name, "/") && (name == "localhost" || strings.Contains(name, ".")) {
-		return Pattern{}, fmt.Errorf("a registry host alone names no image; to keep every image from it write %q", strings.TrimSuffix(entry, "@"+dgst)+"/*")
+	if err := hostAlone(name, entry, dgst); err != nil {
+		return Pattern{}, err
 	}
-
-	p := Pattern{Kind: PatternRepository, Repository: normalizeRepository(name)}
-	switch {
-	case dgst != "":
-		p.Kind, p.Digest = PatternDigest, dgst
-	case tag != "":
-		p.Kind, p.Tag = PatternTag, tag
+	p := Pattern{Kind: PatternRepository, Repository: named.Name()}
+	if digested, ok := named.(reference.Digested); ok {
+		p.Kind, p.Digest = PatternDigest, digested.Digest().String()
+	} else if tagged, ok := named.(reference.Tagged); ok {
+		p.Kind, p.Tag = PatternTag, tagged.Tag()
 	}
 	return p, nil
 }
 
-// normalizeRepository spells out the registry and Docker Hub's "library/" namespace, as
-// NormalizeReference does for the runtime's names. A repository that starts with '*' is kept
-// as written: its '*' stands for any registry ("*/pause"). After an explicit Docker Hub host, a
-// single path component with '*' is kept as written too, since its '*' may span a namespace:
-// "docker.io/*" means every Docker Hub repository, not only the official ones.
-func normalizeRepository(name string) string {
-	if strings.HasPrefix(name, "*") {
-		return name
+// parseImageID parses what is not a reference: empty entries, white space and image IDs. done
+// is false when the entry is for the reference grammar.
+func parseImageID(entry string) (p Pattern, done bool, err error) {
+	switch {
+	case entry == "":
+		return Pattern{}, true, errors.New("must not be empty")
+	case strings.TrimSpace(entry) != entry:
+		return Pattern{}, true, errors.New("must not have leading or trailing white space")
+	case strings.HasPrefix(entry, idPrefix) && !strings.Contains(entry, "/"):
+		if !isLowerHex(entry[len(idPrefix):], idHexLength) {
+			return Pattern{}, true, fmt.Errorf("image ID must be %q followed by %d lowercase hex digits", idPrefix, idHexLength)
+		}
+		return Pattern{Kind: PatternID, Digest: entry}, true, nil
+	case isLowerHex(entry, idHexLength):
+		return Pattern{}, true, fmt.Errorf("a bare 64-digit hex string is ambiguous; write an image ID as %q", idPrefix+entry)
 	}
-	if first, rest, ok := strings.Cut(name, "/"); ok && (first == dockerDomain || first == "index."+dockerDomain) && strings.Contains(rest, "*") && !strings.Contains(rest, "/") {
-		return dockerDomain + "/" + rest
+	return Pattern{}, false, nil
+}
+
+// parsePrefix parses "<registry host>[/<path>]/*", which keeps every repository under the host
+// and path.
+func parsePrefix(name, tag, dgst string) (Pattern, error) {
+	prefix, ok := strings.CutSuffix(name, "/*")
+	if !ok || tag != "" || dgst != "" || strings.Contains(prefix, "*") {
+		return Pattern{}, errWildcard
 	}
-	normalized, _ := NormalizeReference(name)
-	return normalized
+	host, path, _ := strings.Cut(prefix, "/")
+	if !isRegistryHost(host) {
+		return Pattern{}, fmt.Errorf("%w; %q is not a registry host (write %q for Docker Hub)", errWildcard, host, dockerDomain+"/"+name)
+	}
+	named, err := reference.ParseNormalizedNamed(prefix + "/x")
+	if err != nil {
+		return Pattern{}, referenceError(err)
+	}
+	repo := reference.Domain(named) + "/"
+	if path != "" {
+		// Docker Hub's "library/" is not added to a namespace: "docker.io/acme/*" stays.
+		repo = strings.TrimSuffix(named.Name(), "x")
+	}
+	return Pattern{Kind: PatternRepository, Repository: repo + "*"}, nil
+}
+
+// hostAlone refuses a registry host without a repository, which the reference grammar reads
+// as a Docker Hub image ("ghcr.io", "localhost:5000"): nobody means those.
+func hostAlone(name, entry, dgst string) error {
+	if !strings.Contains(name, "/") && (name == "localhost" || strings.Contains(name, ".")) {
+		return fmt.Errorf("a registry host alone names no image; to keep every image from it write %q", strings.TrimSuffix(entry, "@"+dgst)+"/*")
+	}
+	return nil
 }
 
 // validDigest reports whether a reference may carry dgst, as github.com/distribution/reference

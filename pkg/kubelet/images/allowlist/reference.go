@@ -16,40 +16,38 @@ limitations under the License.
 
 package allowlist
 
-import "strings"
+import (
+	"strings"
 
-const (
-	dockerDomain = "docker.io"
-	officialRepo = "library/"
+	"github.com/distribution/reference"
 )
 
+const dockerDomain = "docker.io"
+
 // NormalizeReference returns a reference as containerd and CRI-O report it, with the registry
-// and, on Docker Hub, the "library/" namespace spelled out: "nginx:1.27" becomes
+// and, on Docker Hub, the "library/" namespace spelled out, as
+// github.com/distribution/reference normalizes it: "nginx:1.27" becomes
 // "docker.io/library/nginx:1.27"; "localhost:5000/app:1" is unchanged (a port is not a tag).
-// It does not validate; ok is false for what cannot name an image ("<none>:<none>", "").
-// References that are already normalized, as runtimes report them, are returned without copying.
+// ok is false for what cannot name an image ("<none>:<none>", ""). A reference whose first
+// component is a registry, as runtimes report them ("docker.io/library/nginx:1.27"), is
+// returned as it is, without parsing or copying: this runs for every name of every GC candidate.
+// FuzzNormalizeReference holds the two paths to the same result.
 func NormalizeReference(ref string) (string, bool) {
-	// Byte searches only: this runs for every name of every GC candidate.
 	if ref == "" || strings.IndexByte(ref, '<') >= 0 {
 		return "", false
 	}
-	slash := strings.IndexByte(ref, '/')
-	if slash < 0 {
-		return dockerDomain + "/" + officialRepo + ref, true
+	if slash := strings.IndexByte(ref, '/'); slash > 0 {
+		domain, rest := ref[:slash], ref[slash+1:]
+		if isRegistryHost(domain) && domain != "index."+dockerDomain && (domain != dockerDomain || strings.IndexByte(rest, '/') >= 0) {
+			return ref, true
+		}
 	}
-	domain := ref[:slash]
-	if !isRegistryHost(domain) {
-		// No registry: Docker Hub, as in reference.ParseNormalizedNamed.
-		return dockerDomain + "/" + ref, true
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		// Not a reference the grammar accepts; compare it as reported.
+		return ref, true
 	}
-	if domain == "index."+dockerDomain {
-		ref, domain = dockerDomain+ref[slash:], dockerDomain
-		slash = len(dockerDomain)
-	}
-	if domain == dockerDomain && strings.IndexByte(ref[slash+1:], '/') < 0 {
-		return dockerDomain + "/" + officialRepo + ref[slash+1:], true
-	}
-	return ref, true
+	return named.String(), true
 }
 
 // isRegistryHost reports whether the first path component of a reference names a registry,

@@ -1,0 +1,129 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package allowlist
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+const (
+	// wildcardPlaceholder stands in for '*' while a repository is checked by the reference
+	// grammar, which has no wildcards. It is valid in a host name and in a path component.
+	wildcardPlaceholder = "x0wildcard0x"
+	// catchAllCharacters are the characters a repository part may consist of, besides '*', and
+	// still match (nearly) every image: "*/*", "*.*/*", "*-*".
+	catchAllCharacters = "*/.:-_"
+	// minHostLabels is how many literal labels a registry host with '*' must keep.
+	minHostLabels = 2
+)
+
+// ParseExtendedPattern parses one imageGCExclude entry in the full language of this kubelet:
+// what ParsePattern takes, and '*' anywhere in the repository part and in a tag, where it
+// matches any run of characters ("registry-*.example.com/app", "ghcr.io/*/app", "nginx:1.*",
+// "*/pause:*"). A repository part that starts with '*' stands for any registry; a '*' in a
+// registry host must leave at least two of its labels literal ("*.example.com", not "*.io").
+func ParseExtendedPattern(entry string) (Pattern, error) {
+	p, err := ParsePattern(entry)
+	if !errors.Is(err, errWildcard) {
+		return p, err
+	}
+	if strings.Contains(entry, wildcardPlaceholder) {
+		return Pattern{}, fmt.Errorf("must not contain %q", wildcardPlaceholder)
+	}
+	name, tag, dgst := splitReference(entry)
+	if strings.Trim(name, catchAllCharacters) == "" {
+		return Pattern{}, errors.New("its repository part has no literal name, so it would keep (nearly) every image; to turn off disk-usage image garbage collection set imageGCHighThresholdPercent: 100 instead")
+	}
+	for strings.Contains(name, "**") {
+		name = strings.ReplaceAll(name, "**", "*")
+	}
+	if err := checkWildcardHost(name); err != nil {
+		return Pattern{}, err
+	}
+	check := strings.ReplaceAll(name, "*", wildcardPlaceholder)
+	switch {
+	case dgst != "":
+		check += "@" + dgst
+	case tag != "":
+		// A tag is at most 128 characters of [A-Za-z0-9_.-], starting with a word character.
+		check += ":" + strings.ReplaceAll(tag, "*", "x")
+	case strings.HasSuffix(entry, ":"):
+		return Pattern{}, errors.New("empty tag after ':'; write the repository alone to keep every tag")
+	}
+	named, err := reference.ParseNormalizedNamed(check)
+	if err != nil {
+		return Pattern{}, referenceError(err)
+	}
+	if err := hostAlone(name, entry, dgst); err != nil {
+		return Pattern{}, err
+	}
+
+	p = Pattern{Kind: PatternRepository, Repository: normalizeWildcardRepository(name, named)}
+	switch {
+	case dgst != "":
+		p.Kind, p.Digest = PatternDigest, dgst
+	case tag != "":
+		p.Kind, p.Tag = PatternTag, tag
+	}
+	return p, nil
+}
+
+// checkWildcardHost refuses a registry host whose '*' leaves fewer than two literal labels:
+// "*.io" would keep every image of registries as unrelated as ghcr.io and quay.io. A first
+// component without '.' or ':' is a Docker Hub namespace, or, as a lone '*', any registry.
+func checkWildcardHost(name string) error {
+	host, _, ok := strings.Cut(name, "/")
+	if !ok || !strings.Contains(host, "*") || !isRegistryHost(strings.ReplaceAll(host, "*", "x")) {
+		return nil
+	}
+	hostname, _, _ := strings.Cut(host, ":")
+	literal := 0
+	for _, label := range strings.Split(hostname, ".") {
+		if label != "" && !strings.Contains(label, "*") {
+			literal++
+		}
+	}
+	if literal < minHostLabels {
+		return fmt.Errorf("a '*' in the registry host %q must leave at least %d labels literal (\"*.example.com\", not \"*.io\"), or it keeps images of unrelated registries", host, minHostLabels)
+	}
+	return nil
+}
+
+// normalizeWildcardRepository spells out the registry and Docker Hub's "library/" namespace, as
+// named, the repository with its '*'s replaced by wildcardPlaceholder, says. A repository that
+// starts with '*' is kept as written: its '*' stands for any registry ("*/pause"). After an
+// explicit Docker Hub host, a single path component with '*' is kept as written too, since its
+// '*' may span a namespace: "docker.io/*-agent" means every Docker Hub repository ending in
+// "-agent", not only the official ones.
+func normalizeWildcardRepository(name string, named reference.Named) string {
+	if strings.HasPrefix(name, "*") {
+		return name
+	}
+	if first, rest, ok := strings.Cut(name, "/"); ok && (first == dockerDomain || first == "index."+dockerDomain) && strings.Contains(rest, "*") && !strings.Contains(rest, "/") {
+		return dockerDomain + "/" + rest
+	}
+	return strings.ReplaceAll(named.Name(), wildcardPlaceholder, "*")
+}
+
+// compilePatterns compiles imageGCExclude patterns in the language of ParseExtendedPattern.
+func compilePatterns(patterns []string) (*Matcher, error) {
+	return newMatcher(patterns, ParseExtendedPattern)
+}
