@@ -80,9 +80,10 @@ bench-e2e: build control-plane ## Pod-start, image-keeper and warm-node benchmar
 
 SOAK_DURATION ?= 1h
 SOAK_SEED ?= 0
-soak: build ## Edge soak: SOAK_DURATION (default 1h) of seeded random faults on a throwaway node, invariants checked all the time (root); SOAK_SEED=0 picks a seed; results in docs/bench/soak.md
+SOAK_POLICY ?= EvictPods
+soak: build ## Edge soak: SOAK_DURATION (default 1h) of seeded random faults on a throwaway node, invariants checked all the time (root); SOAK_SEED=0 picks a seed; SOAK_POLICY=RemoveKeptImages runs the default eviction rule; results in docs/bench/soak*.md
 	@hack/install-e2e-deps.sh
-	go run ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
+	go run ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --policy $(SOAK_POLICY) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new corpus entries land in testdata/fuzz
 	@hack/fuzz.sh

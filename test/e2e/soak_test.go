@@ -29,11 +29,26 @@ import (
 
 // The edge soak for 3 minutes with a fixed seed (the hour-long run is `make soak`; its result
 // is docs/bench/soak.md): faults of every kind on one node, the invariants checked every 2 s.
+// No kept image may go (imageGCExcludeEvictionPolicy: EvictPods).
 func TestSoak(t *testing.T) {
+	runSoak(t, soak.PolicyEvictPods)
+}
+
+// TestSoakRemoveKeptImages is the soak with the default eviction rule
+// (docs/bench/soak-remove-kept-images.md): kept images yield only under imagefs pressure they
+// can relieve, after every unkept image old enough, and only as many as needed.
+func TestSoakRemoveKeptImages(t *testing.T) {
+	report := runSoak(t, soak.PolicyRemoveKeptImages)
+	if report.Episodes["resolvable"] == 0 || report.Episodes["unresolvable"] == 0 {
+		t.Errorf("3 minutes saw pressure episodes %v; want both kinds", report.Episodes)
+	}
+}
+
+func runSoak(t *testing.T, policy string) *soak.Report {
 	const seed = 1
 	report, err := soak.Run(context.Background(), soak.Options{
-		Repo: repoRoot, Bin: binDir, Duration: 3 * time.Minute, Seed: seed,
-		KeepLogs: filepath.Join(logsDir, "TestSoak"), Logf: t.Logf,
+		Repo: repoRoot, Bin: binDir, Duration: 3 * time.Minute, Seed: seed, Policy: policy,
+		KeepLogs: filepath.Join(logsDir, t.Name()), Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,4 +62,5 @@ func TestSoak(t *testing.T) {
 	for _, v := range report.Violations {
 		t.Errorf("%s at %v: %s\n  after:\n    %v", v.Invariant, v.At, v.Detail, v.History)
 	}
+	return report
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package soak
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sort"
@@ -27,8 +28,8 @@ import (
 // Summary is the report in a few lines, for logs.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d, %v: %d faults (%s), %d checks (%s), %d kubelet image GC passes with %d removals, %d restores (max %v), %d violations",
-		r.Seed, r.Duration, total(r.Faults), counts(r.Faults), total(r.Checks), counts(r.Checks), r.GCPasses, r.Removed, len(r.Restores), r.maxRestore(), len(r.Violations))
+	fmt.Fprintf(&b, "seed %d, %v, %s: %d faults (%s), %d checks (%s), %d kubelet image GC passes with %d removals (%d kept images by the eviction rule; pressure episodes: %s), %d restores (max %v), %d violations",
+		r.Seed, r.Duration, r.Policy, total(r.Faults), counts(r.Faults), total(r.Checks), counts(r.Checks), r.GCPasses, r.Removed, r.KeptRemoved, counts(r.Episodes), len(r.Restores), r.maxRestore(), len(r.Violations))
 	return b.String()
 }
 
@@ -61,18 +62,41 @@ func counts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// Markdown is docs/bench/soak.md: what ran, what was checked, what broke.
+// FileName is the base name of the report's files in docs/bench: soak for PolicyEvictPods,
+// soak-remove-kept-images for the default rule.
+func (r *Report) FileName() string {
+	if r.Policy == PolicyRemoveKeptImages {
+		return "soak-remove-kept-images"
+	}
+	return "soak"
+}
+
+// Markdown is docs/bench/<FileName>.md: what ran, what was checked, what broke.
 func (r *Report) Markdown(command string) string {
 	var b strings.Builder
-	b.WriteString("# Edge soak\n\n")
+	if r.Policy == PolicyRemoveKeptImages {
+		b.WriteString("# Edge soak, default eviction rule\n\n")
+	} else {
+		b.WriteString("# Edge soak\n\n")
+	}
 	fmt.Fprintf(&b, "Written by `%s`. One throwaway node (containerd 2.4, a loopback registry, the patched kubelet\n", command)
-	b.WriteString("with an allowlist of every pattern form, a label selector, a 50% retention budget and\n")
-	b.WriteString("`imageGCExcludeEvictionPolicy: EvictPods` (kept images stay under eviction pressure) on a 512 MiB\n")
-	b.WriteString("image filesystem, image-keeper every 5 s with at most 10 s of backoff, two static pods on allowlisted\n")
-	b.WriteString("images with `IfNotPresent`) goes through a seeded random schedule of faults while the invariants\n")
-	b.WriteString("of `test/e2e/soak` are checked every 2 s. `make test` runs the same for 3 minutes with seed 1.\n\n")
-	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| seed | %d |\n| duration | %v |\n| faults | %d |\n| invariant checks | %d |\n| kubelet image GC passes | %d |\n| images the kubelet removed | %d |\n| restores of removed allowlisted images | %d, longest %v (counted from the removal, outages included) |\n| **violations** | **%d** |\n\n",
-		r.Seed, r.Duration, total(r.Faults), total(r.Checks), r.GCPasses, r.Removed, len(r.Restores), r.maxRestore(), len(r.Violations))
+	b.WriteString("with an allowlist of every pattern form, a label selector and a 50% retention budget on a 512 MiB\n")
+	if r.Policy == PolicyRemoveKeptImages {
+		b.WriteString("image filesystem, with the default `imageGCExcludeEvictionPolicy: RemoveKeptImages` (kept images\n")
+		b.WriteString("yield to pods when that relieves the pressure) and `imageMinimumGCAge: 30s`; each pressure\n")
+		b.WriteString("episode is, by the seed, one the kept images can resolve (12 MiB short) or one they cannot\n")
+		b.WriteString("(20% available); image-keeper every 5 s with at most 10 s of backoff, two static pods on\n")
+		b.WriteString("allowlisted images with `IfNotPresent`) goes through a seeded random schedule of faults while the\n")
+		b.WriteString("invariants of `test/e2e/soak` are checked every 2 s; `kept-yield` is the default rule's. `make test`\n")
+		b.WriteString("runs the same for 3 minutes with seed 1.\n\n")
+	} else {
+		b.WriteString("image filesystem and `imageGCExcludeEvictionPolicy: EvictPods` (kept images stay under eviction\n")
+		b.WriteString("pressure), image-keeper every 5 s with at most 10 s of backoff, two static pods on allowlisted\n")
+		b.WriteString("images with `IfNotPresent`) goes through a seeded random schedule of faults while the invariants\n")
+		b.WriteString("of `test/e2e/soak` are checked every 2 s. `make test` runs the same for 3 minutes with seed 1.\n\n")
+	}
+	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| seed | %d |\n| duration | %v |\n| imageGCExcludeEvictionPolicy | %s |\n| faults | %d |\n| invariant checks | %d |\n| kubelet image GC passes | %d |\n| images the kubelet removed | %d |\n| kept images the eviction rule removed | %d |\n| imagefs pressure episodes | %s |\n| restores of removed allowlisted images | %d, longest %v (counted from the removal, outages included) |\n| **violations** | **%d** |\n\n",
+		r.Seed, r.Duration, r.Policy, total(r.Faults), total(r.Checks), r.GCPasses, r.Removed, r.KeptRemoved, cmp.Or(counts(r.Episodes), fmt.Sprint(r.Faults["imagefs-pressure"])), len(r.Restores), r.maxRestore(), len(r.Violations))
 	b.WriteString("## Faults injected\n\n| fault | count |\n| --- | --- |\n")
 	for _, k := range sortedKeys(r.Faults) {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])
@@ -88,7 +112,7 @@ func (r *Report) Markdown(command string) string {
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "- at %v, **%s**: %s; after:\n\n  ```\n  %s\n  ```\n", v.At, v.Invariant, v.Detail, strings.Join(v.History, "\n  "))
 	}
-	b.WriteString("\n## image-keeper's footprint\n\n![image-keeper's resident memory and goroutines over the run](soak.svg)\n\n")
+	fmt.Fprintf(&b, "\n## image-keeper's footprint\n\n![image-keeper's resident memory and goroutines over the run](%s.svg)\n\n", r.FileName())
 	if len(r.Samples) > 0 {
 		lo, hi := r.sampleRange(func(s Sample) float64 { return s.RSSBytes })
 		glo, ghi := r.sampleRange(func(s Sample) float64 { return s.Goroutines })

@@ -19,9 +19,16 @@ limitations under the License.
 // image-keeper, static pods on allowlisted images) through a seeded random schedule of faults,
 // and checks the image cache's invariants all the while:
 //
-//   - gc: the kubelet never removes an allowlisted image (the budget holds them all): every
-//     "Removing image to free bytes" line of its log is checked against the allowlisted image
-//     IDs, and kubelet_image_garbage_collected_total against the lines seen;
+//   - gc: with imageGCExcludeEvictionPolicy EvictPods (PolicyEvictPods), the kubelet never
+//     removes an allowlisted image (the budget holds them all): every "Removing image to free
+//     bytes" line of its log is checked against the allowlisted image IDs, and
+//     kubelet_image_garbage_collected_total against the lines seen;
+//   - kept-yield: with the default rule (PolicyRemoveKeptImages), an allowlisted image goes only
+//     by the eviction rule, only while the test holds the image filesystem past its eviction
+//     threshold, only in an episode whose shortfall the kept images can cover, after every
+//     unkept image old enough to go, and only as many as needed (the kubelet stops removing once
+//     the bytes it needed are covered, and removes at most the episode's shortfall plus one
+//     image);
 //   - restore: an allowlisted image that is missing while the registry, the runtime and
 //     image-keeper are up is present again within RestoreWindow;
 //   - offline-pod: a static pod recreated while the registry is down starts;
@@ -36,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -52,8 +60,20 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
+// The imageGCExcludeEvictionPolicy values a soak runs with.
+const (
+	// PolicyEvictPods keeps every kept image under eviction pressure: none may ever go.
+	PolicyEvictPods = "EvictPods"
+	// PolicyRemoveKeptImages is the default rule: kept images yield to pods when that relieves
+	// the pressure, and only then.
+	PolicyRemoveKeptImages = "RemoveKeptImages"
+)
+
 // Options configure a soak run.
 type Options struct {
+	// Policy is the kubelet's imageGCExcludeEvictionPolicy: PolicyEvictPods (the default) or
+	// PolicyRemoveKeptImages.
+	Policy string
 	// Repo is the repository root; Bin holds kubelet and image-keeper.
 	Repo, Bin string
 	// Duration is how long faults are injected; Seed makes the schedule repeatable.
@@ -73,6 +93,14 @@ const (
 	MaxRSSBytes      = 128 << 20
 	offlinePodWithin = 90 * time.Second
 	imageFSBytes     = 512 << 20
+	// keptPadBytes is the random layer of each allowlisted image that no pod runs, so that
+	// removing a few of them relieves a shortfall of resolvableShortfall.
+	keptPadBytes        = 8 << 20
+	resolvableShortfall = 12 << 20
+	// minAge is imageMinimumGCAge: neither rule removes an image the kubelet first saw more
+	// recently; eligibleSlack covers the kubelet's detection delay.
+	minAge        = 30 * time.Second
+	eligibleSlack = 20 * time.Second
 	checkEvery       = 2 * time.Second
 	historyLen       = 12
 )
@@ -100,10 +128,16 @@ type Report struct {
 	Checks     map[string]int `json:"checks"`
 	Violations []Violation    `json:"violations"`
 	Samples    []Sample       `json:"samples"`
+	Policy string `json:"policy"`
 	// GCPasses counts the kubelet's image GC passes (eviction's DeleteUnusedImages and the
-	// periodic GC); Removed its image removals (none of them allowlisted, or a violation).
+	// periodic GC); Removed its image removals. With PolicyEvictPods none is allowlisted.
 	GCPasses int `json:"gcPasses"`
 	Removed  int `json:"removed"`
+	// KeptRemoved counts the allowlisted images the eviction rule removed (PolicyRemoveKeptImages).
+	KeptRemoved int `json:"keptRemoved"`
+	// Episodes counts the imagefs pressure episodes by whether the kept images could cover
+	// their shortfall ("resolvable") or not ("unresolvable").
+	Episodes map[string]int `json:"episodes"`
 	// Restores are how long allowlisted images were missing before they were back.
 	Restores []time.Duration `json:"restores"`
 }
@@ -128,6 +162,22 @@ type run struct {
 
 	registryUpSince, runtimeUpSince, keeperUpSince time.Time
 	registryDownUntil, pressureUntil, badUntil     time.Time
+	// pressureEnded is when the last imagefs pressure episode ended.
+	pressureEnded time.Time
+	// episode is the pressure episode in force: its shortfall when it began, whether the kept
+	// images could cover it, and the bytes of kept images removed in it.
+	episode struct {
+		shortfall, keptBytesRemoved int64
+		resolvable                  bool
+	}
+	// keptSizes are the runtime's sizes of the allowlisted images (PolicyRemoveKeptImages).
+	keptSizes map[string]int64
+	// junkSince is when each unkept image the test pulled became eligible for collection
+	// (pulled, or the kubelet restarted, whichever is later), until the kubelet removes it.
+	junkSince    map[string]time.Time
+	kubeletStart time.Time
+	// pendingRule is the image ID the eviction rule said it removes next.
+	pendingRule string
 	missingSince                                   map[string]time.Time
 	reported                                       map[string]bool
 	kubeletLogOffset                               int64
@@ -144,12 +194,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	r := &run{
 		opts:         opts,
 		rng:          rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
-		report:       &Report{Seed: opts.Seed, Duration: opts.Duration, Faults: map[string]int{}, Checks: map[string]int{}},
+		report:       &Report{Seed: opts.Seed, Duration: opts.Duration, Policy: opts.Policy, Faults: map[string]int{}, Checks: map[string]int{}, Episodes: map[string]int{}},
 		podImages:    map[string]*framework.Image{},
 		allowedIDs:   map[string]string{},
 		knownIDs:     map[string]bool{},
 		missingSince: map[string]time.Time{},
 		reported:     map[string]bool{},
+		keptSizes:    map[string]int64{},
+		junkSince:    map[string]time.Time{},
+	}
+	switch opts.Policy {
+	case "":
+		r.opts.Policy, r.report.Policy = PolicyEvictPods, PolicyEvictPods
+	case PolicyEvictPods, PolicyRemoveKeptImages:
+	default:
+		return nil, fmt.Errorf("policy %q: want %q or %q", opts.Policy, PolicyEvictPods, PolicyRemoveKeptImages)
 	}
 	root, err := os.MkdirTemp("", "imagecache-soak-")
 	if err != nil {
@@ -215,34 +274,39 @@ func (r *run) setUp() error {
 	if err := n.StartRegistry(); err != nil {
 		return err
 	}
-	push := func(repo, tag string, labels map[string]string) (*framework.Image, error) {
-		img, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: repo, Tag: tag, Labels: labels})
+	push := func(repo, tag string, labels map[string]string, pad int) (*framework.Image, error) {
+		img, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, framework.ImageSpec{Repository: repo, Tag: tag, Labels: labels, PadBytes: pad})
 		if err == nil {
 			r.knownIDs[img.ID] = true
 		}
 		return img, err
 	}
 	var err error
-	if r.pause, err = push("soak/pause", "1", nil); err != nil {
+	if r.pause, err = push("soak/pause", "1", nil, 0); err != nil {
 		return err
 	}
-	// One image per form of entry; pods run two of them.
+	// One image per form of entry; pods run two of them (exact and labelled), and the others
+	// carry keptPadBytes each, so that the eviction rule has bytes to weigh.
 	type spec struct{ repo, tag, label string }
 	specs := []spec{{"soak/exact", "1", ""}, {"soak/repo", "1", ""}, {"soak/repo", "2", ""}, {"soak/wild/a", "1", ""},
 		{"soak/glob", "1.0", ""}, {"soak/digest", "1", ""}, {"soak/byid", "1", ""}, {"soak/labelled", "1", "true"}}
-	for _, s := range specs {
+	for i, s := range specs {
 		var labels map[string]string
 		if s.label != "" {
 			labels = map[string]string{keepLabel: s.label}
 		}
-		img, err := push(s.repo, s.tag, labels)
+		pad := keptPadBytes
+		if i == 0 || i == len(specs)-1 {
+			pad = 0
+		}
+		img, err := push(s.repo, s.tag, labels, pad)
 		if err != nil {
 			return err
 		}
 		r.wanted = append(r.wanted, img)
 	}
 	for i := range 6 {
-		img, err := push("soak/junk", strconv.Itoa(i), map[string]string{keepLabel: "false"})
+		img, err := push("soak/junk", strconv.Itoa(i), map[string]string{keepLabel: "false"}, 0)
 		if err != nil {
 			return err
 		}
@@ -253,6 +317,7 @@ func (r *run) setUp() error {
 	reg := n.RegistryAddr
 	for _, img := range append([]*framework.Image{r.pause}, r.wanted...) {
 		r.allowedIDs[img.ID] = img.Ref
+		r.keptSizes[img.ID] = img.Size
 	}
 
 	if err := n.StartRuntime(r.pause.Ref); err != nil {
@@ -275,12 +340,13 @@ func (r *run) setUp() error {
 			byID.ID,                // image ID
 		},
 		Selectors: []string{keepLabel + "=true"},
-		// The budget holds every allowlisted image (a few MiB of 512), and EvictPods keeps them
-		// under eviction pressure too (the edge node's choice), so none may ever go. imagefs
-		// pressure, when the test fills the image filesystem, makes the eviction manager
-		// collect images every ~10 s; imageMaximumGCAge adds the age path. The default rule
-		// (kept images yield when that relieves the pressure) has no soak mode yet.
-		Extra: "imageGCExcludeBudgetPercent: 50\nimageGCExcludeEvictionPolicy: EvictPods\nevictionHard:\n  imagefs.available: \"40%\"\nevictionPressureTransitionPeriod: 5s\nimageMaximumGCAge: 2m\n",
+		// The budget holds every allowlisted image (about 60 MiB of 512). With EvictPods they
+		// stay under eviction pressure too (the edge node's choice), so none may ever go; with
+		// the default rule they yield when that relieves the pressure, which imageMinimumGCAge
+		// of 30 s lets the rule do within a short run. imagefs pressure, when the test fills
+		// the image filesystem, makes the eviction manager collect images every ~10 s;
+		// imageMaximumGCAge adds the age path.
+		Extra: r.evictionPolicyConfig() + "imageGCExcludeBudgetPercent: 50\nevictionHard:\n  imagefs.available: \"40%\"\nevictionPressureTransitionPeriod: 5s\nimageMaximumGCAge: 2m\n",
 	})
 	if err != nil {
 		return err
@@ -288,6 +354,7 @@ func (r *run) setUp() error {
 	if err := n.StartKubelet(r.kubeletConfig); err != nil {
 		return err
 	}
+	r.kubeletStart = time.Now()
 	var refs []string
 	for _, img := range r.wanted {
 		ref := img.Ref
@@ -325,6 +392,14 @@ func (r *run) setUp() error {
 		return fmt.Errorf("the static pods did not start; kubelet: %s", framework.Tail(n.Kubelet, 20))
 	}
 	return nil
+}
+
+// evictionPolicyConfig is the kubelet config for the run's policy.
+func (r *run) evictionPolicyConfig() string {
+	if r.opts.Policy == PolicyEvictPods {
+		return "imageGCExcludeEvictionPolicy: EvictPods\n"
+	}
+	return fmt.Sprintf("imageMinimumGCAge: %v\n", minAge)
 }
 
 // wantedRef is how image-keeper names an image (digest entries by digest).
@@ -412,7 +487,7 @@ func (r *run) endStates(now time.Time) {
 		r.registryUp()
 	}
 	if !r.pressureUntil.IsZero() && now.After(r.pressureUntil) {
-		r.pressureUntil = time.Time{}
+		r.pressureUntil, r.pressureEnded = time.Time{}, now
 		_ = os.Remove(r.fillerPath())
 		r.note("imagefs pressure off")
 	}
@@ -474,6 +549,7 @@ func (r *run) inject(kind string) error {
 		if err := n.StartKubelet(r.kubeletConfig); err != nil {
 			return fmt.Errorf("restart the kubelet: %w", err)
 		}
+		r.kubeletStart = time.Now()
 		r.note("kubelet started")
 	case "keeper-sigkill":
 		if !r.badUntil.IsZero() {
@@ -511,6 +587,7 @@ func (r *run) inject(kind string) error {
 			// allowlisted images it must not.
 			img := r.junk[r.rng.IntN(len(r.junk))]
 			if err := n.Pull(img.Ref); err == nil {
+				r.pulledJunk(img)
 				r.note("pulled %s (not allowlisted)", img.Ref)
 			}
 		}
@@ -520,16 +597,30 @@ func (r *run) inject(kind string) error {
 				return err
 			}
 			total, free := int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
-			// Leave 30% available: under the 40% eviction threshold.
-			fill := free - total*30/100
-			if fill > 0 {
+			threshold := total * 40 / 100
+			// Under the 40% eviction threshold: with EvictPods, and in an unresolvable episode,
+			// by more than every kept image holds (20% available); in a resolvable episode, by
+			// resolvableShortfall, which removing two of the kept images covers.
+			leave := total * 20 / 100
+			if r.opts.Policy == PolicyEvictPods {
+				leave = total * 30 / 100
+			}
+			r.episode.resolvable = r.opts.Policy == PolicyRemoveKeptImages && r.rng.IntN(2) == 0
+			if r.episode.resolvable {
+				leave = threshold - resolvableShortfall
+			}
+			r.episode.shortfall, r.episode.keptBytesRemoved = threshold-leave, 0
+			if fill := free - leave; fill > 0 {
 				if err := writeFiller(r.fillerPath(), fill); err != nil {
 					return err
 				}
 			}
+			if r.opts.Policy == PolicyRemoveKeptImages {
+				r.report.Episodes[map[bool]string{true: "resolvable", false: "unresolvable"}[r.episode.resolvable]]++
+			}
 		}
 		r.pressureUntil = time.Now().Add(d)
-		r.note("imagefs pressure on for %v", d.Round(time.Second))
+		r.note("imagefs pressure on for %v (shortfall %d MiB, resolvable by kept images: %v)", d.Round(time.Second), r.episode.shortfall>>20, r.episode.resolvable)
 	case "bad-config":
 		d := r.between(10*time.Second, 60*time.Second)
 		if err := os.WriteFile(r.keeperConfig, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [\"soak/unclosed\n"), 0o644); err != nil {
@@ -569,6 +660,7 @@ func (r *run) inject(kind string) error {
 		if err := n.Pull(img.Ref); err != nil {
 			r.note("pull %s: %v", img.Ref, err)
 		} else {
+			r.pulledJunk(img)
 			r.note("pulled %s (not allowlisted)", img.Ref)
 		}
 	}
@@ -626,7 +718,11 @@ func (r *run) check() {
 	r.checkKeeper()
 }
 
-var removingRE = regexp.MustCompile(`"Removing image to free bytes" imageID="([^"]+)"`)
+var (
+	removingRE = regexp.MustCompile(`"Removing image to free bytes" imageID="([^"]+)" size=(\d+)`)
+	// ruleRE is the eviction rule's line before each kept image it removes.
+	ruleRE = regexp.MustCompile(`"Removing an image that imageGCExclude keeps to relieve disk pressure" imageID="([^"]+)".* bytesToFree=(\d+) freed=(\d+)`)
+)
 
 // checkGC reads the kubelet's log from where it stopped last time.
 func (r *run) checkGC() {
@@ -657,15 +753,31 @@ func (r *run) checkGC() {
 			r.report.GCPasses++
 			continue
 		}
+		if m := ruleRE.FindStringSubmatch(line); m != nil {
+			r.checkRule(m[1], atoi(m[2]), atoi(m[3]))
+			continue
+		}
 		m := removingRE.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
 		r.removalsThisKubelet++
 		r.report.Removed++
-		if ref, ok := r.allowedIDs[m[1]]; ok {
+		delete(r.junkSince, m[1])
+		ref, kept := r.allowedIDs[m[1]]
+		switch {
+		case kept && r.opts.Policy == PolicyEvictPods:
 			r.violate("gc", "the kubelet removed allowlisted image %s (%s)", ref, m[1])
-		} else if !r.knownIDs[m[1]] {
+		case kept && r.pendingRule != m[1]:
+			r.violate("kept-yield", "the kubelet removed allowlisted image %s (%s) by another path than the eviction rule", ref, m[1])
+		case kept:
+			r.pendingRule = ""
+			r.report.KeptRemoved++
+			r.episode.keptBytesRemoved += atoi(m[2])
+			if most := r.episode.shortfall + slices.Max(slices.Collect(maps.Values(r.keptSizes))); r.episode.keptBytesRemoved > most {
+				r.violate("kept-yield", "the eviction rule removed %d bytes of kept images in one pressure episode; its shortfall was %d bytes, so at most %d were needed", r.episode.keptBytesRemoved, r.episode.shortfall, most)
+			}
+		case !r.knownIDs[m[1]]:
 			r.violate("keeper-scope", "the kubelet removed %s, an image the test never put on the node", m[1])
 		}
 	}
@@ -677,6 +789,43 @@ func (r *run) checkGC() {
 			r.violate("gc", "kubelet_image_garbage_collected_total is %v but its log shows %d removals", total, r.removalsThisKubelet)
 		}
 	}
+}
+
+// checkRule checks the eviction rule's decision to remove the kept image id: it needed
+// bytesToFree and had freed freed before this image.
+func (r *run) checkRule(id string, bytesToFree, freed int64) {
+	r.report.Checks["kept-yield"]++
+	r.pendingRule = id
+	ref := r.allowedIDs[id]
+	switch {
+	case r.opts.Policy == PolicyEvictPods:
+		r.violate("gc", "the eviction rule removes allowlisted image %s with imageGCExcludeEvictionPolicy EvictPods", ref)
+	case r.pressureUntil.IsZero() && time.Since(r.pressureEnded) > 2*checkEvery:
+		r.violate("kept-yield", "the eviction rule removes allowlisted image %s with no imagefs pressure", ref)
+	case !r.episode.resolvable:
+		r.violate("kept-yield", "the eviction rule removes allowlisted image %s in an episode whose shortfall (%d MiB) the kept images cannot cover", ref, r.episode.shortfall>>20)
+	case freed >= bytesToFree:
+		r.violate("kept-yield", "the eviction rule removes allowlisted image %s after it freed %d of the %d bytes it needed", ref, freed, bytesToFree)
+	}
+	// Every unkept image old enough to go must have gone first.
+	eligible := time.Now().Add(-minAge - eligibleSlack)
+	for junkID, since := range r.junkSince {
+		if latest(since, r.kubeletStart).Before(eligible) {
+			r.violate("kept-yield", "the eviction rule removes allowlisted image %s while unkept image %s, on the node since %v, is still there", ref, junkID, since.Sub(r.start).Round(time.Second))
+		}
+	}
+}
+
+// pulledJunk records that the test pulled an unkept image.
+func (r *run) pulledJunk(img *framework.Image) {
+	if _, ok := r.junkSince[img.ID]; !ok {
+		r.junkSince[img.ID] = time.Now()
+	}
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 func (r *run) checkRestore() {
@@ -693,6 +842,10 @@ func (r *run) checkRestore() {
 				r.report.Restores = append(r.report.Restores, now.Sub(since))
 				delete(r.missingSince, ref)
 				delete(r.reported, ref)
+				if !r.pressureUntil.IsZero() {
+					// The restore takes back space that the episode's pressure wants.
+					r.episode.shortfall += r.keptSizes[img.ID]
+				}
 			}
 			continue
 		}
@@ -702,8 +855,15 @@ func (r *run) checkRestore() {
 		if !r.registryDownUntil.IsZero() || r.reported[ref] {
 			continue
 		}
-		// The clock starts when everything a restore needs is up again.
+		// The clock starts when everything a restore needs is up again, and, with the default
+		// rule, when the pressure that kept images yield to has ended.
 		from := latest(r.missingSince[ref], r.registryUpSince, r.runtimeUpSince, r.keeperUpSince)
+		if r.opts.Policy == PolicyRemoveKeptImages {
+			if !r.pressureUntil.IsZero() {
+				continue
+			}
+			from = latest(from, r.pressureEnded)
+		}
 		if now.Sub(from) > RestoreWindow {
 			r.reported[ref] = true
 			r.violate("restore", "%s missing for %v with the registry, containerd and image-keeper up (since %v)", ref, now.Sub(from).Round(time.Second), from.Sub(r.start).Round(time.Second))

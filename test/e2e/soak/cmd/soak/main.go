@@ -40,6 +40,7 @@ func main() {
 	duration := flag.Duration("duration", 0, "how long to inject faults (e.g. 1h)")
 	seed := flag.Uint64("seed", 0, "schedule seed; 0 picks one (printed)")
 	logs := flag.String("logs", "_output/soak-logs", "where the components' logs are copied at the end")
+	policy := flag.String("policy", soak.PolicyEvictPods, "the kubelet's imageGCExcludeEvictionPolicy: "+soak.PolicyEvictPods+" (no kept image may go) or "+soak.PolicyRemoveKeptImages+" (the default rule: kept images yield when that relieves the pressure)")
 	flag.Parse()
 	if *duration <= 0 {
 		log.Fatalf("--duration=%v: give how long to inject faults, e.g. --duration=1h (make soak SOAK_DURATION=1h)", *duration)
@@ -50,18 +51,19 @@ func main() {
 	fmt.Printf("soak: seed %d (rerun the same schedule with SOAK_SEED=%d)\n", *seed, *seed)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	report, err := soak.Run(ctx, soak.Options{Repo: *repo, Bin: *bin, Duration: *duration, Seed: *seed, KeepLogs: *logs, Logf: log.Printf})
+	report, err := soak.Run(ctx, soak.Options{Repo: *repo, Bin: *bin, Duration: *duration, Seed: *seed, Policy: *policy, KeepLogs: *logs, Logf: log.Printf})
 	if report != nil {
 		fmt.Println("soak:", report.Summary())
 		if *out != "" {
 			data, _ := json.MarshalIndent(report, "", "  ")
-			command := fmt.Sprintf("make soak SOAK_DURATION=%v SOAK_SEED=%d", *duration, *seed)
-			for name, content := range map[string]string{"soak.md": report.Markdown(command), "soak.svg": report.SVG(), "soak.json": string(data) + "\n"} {
+			command := fmt.Sprintf("make soak SOAK_DURATION=%v SOAK_SEED=%d SOAK_POLICY=%s", *duration, *seed, *policy)
+			name := report.FileName()
+			for name, content := range map[string]string{name + ".md": report.Markdown(command), name + ".svg": report.SVG(), name + ".json": string(data) + "\n"} {
 				if err := os.WriteFile(filepath.Join(*out, name), []byte(content), 0o644); err != nil {
 					log.Fatal(err)
 				}
 			}
-			fmt.Printf("soak: results in %s\n", filepath.Join(*out, "soak.md"))
+			fmt.Printf("soak: results in %s\n", filepath.Join(*out, name+".md"))
 		}
 	}
 	if err != nil {
