@@ -22,7 +22,6 @@ limitations under the License.
 package explain
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -267,10 +266,7 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 // It returns how many it marked.
 func overBudget(matcher *allowlist.Allowlist, ranked []*Explanation, budget int64) int {
 	slices.SortStableFunc(ranked, func(a, b *Explanation) int {
-		if c := cmp.Compare(matcher.Position(a.Entry), matcher.Position(b.Entry)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
+		return allowlist.CompareKept(matcher.Position(a.Entry), a.ID, matcher.Position(b.Entry), b.ID)
 	})
 	sizes := make([]int64, len(ranked))
 	for i, x := range ranked {

@@ -16,6 +16,11 @@ limitations under the License.
 
 package allowlist
 
+import (
+	"cmp"
+	"strings"
+)
+
 // BudgetBytes is what imageGCExcludeBudgetPercent lets the unused images an allowlist keeps hold
 // on an image filesystem of capacity bytes, rounded down. It does not overflow for any capacity.
 func BudgetBytes(capacity int64, percent int) int64 {
@@ -36,4 +41,16 @@ func WithinBudget(sizes []int64, budget int64) int {
 		held += size
 	}
 	return len(sizes)
+}
+
+// CompareKept orders two unused images that the allowlist keeps and that were used equally
+// recently (after a kubelet restart, every image not used since), as the budget and the eviction
+// rule rank them: the image kept by the earlier entry first (pos is the entry's Position), then
+// by image ID. It returns a negative number when a ranks before b, and depends on nothing a
+// restart loses.
+func CompareKept(posA int, idA string, posB int, idB string) int {
+	if c := cmp.Compare(posA, posB); c != 0 {
+		return c
+	}
+	return strings.Compare(idA, idB)
 }

@@ -49,3 +49,10 @@ func TestWithinBudget(t *testing.T) {
 		})
 	}
 }
+
+func TestCompareKept(t *testing.T) {
+	assert.Negative(t, CompareKept(0, "sha256:b", 1, "sha256:a"), "the earlier entry first")
+	assert.Positive(t, CompareKept(2, "sha256:a", 1, "sha256:b"))
+	assert.Negative(t, CompareKept(1, "sha256:a", 1, "sha256:b"), "then the image ID")
+	assert.Zero(t, CompareKept(1, "sha256:a", 1, "sha256:a"))
+}
