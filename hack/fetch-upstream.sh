@@ -5,7 +5,18 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 list="${OUTPUT_DIR}/upstream-${UPSTREAM_VERSION}.modules"
-if [[ -s "${list}" ]] && while read -r _ dir; do [[ -d "${dir}" ]] || exit 1; done <"${list}"; then
+# cached reports whether every module directory the list names is still in the module cache.
+cached() {
+  local name dir
+  [[ -s "${list}" ]] || return 1
+  while read -r name dir; do
+    if [[ ! -d "${dir}" ]]; then
+      log "${name}: ${dir} is no longer in the module cache; downloading upstream ${UPSTREAM_VERSION} again"
+      return 1
+    fi
+  done <"${list}"
+}
+if cached; then
   log "upstream ${UPSTREAM_VERSION} already in the module cache (${list})"
   exit 0
 fi

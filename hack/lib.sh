@@ -61,9 +61,10 @@ source_files() {
   git -C "${REPO_ROOT}" ls-files --cached --others --exclude-standard -- "${SOURCE_DIR}" ":!:${SOURCE_DIR}/testdata/fuzz" |
     while read -r f; do
       [[ -f "${REPO_ROOT}/${f}" ]] || continue
+      # if, not && / ||: the loop's status is its last command's, and pipefail passes it on.
       case "${1:-all}" in
-        upstream) [[ "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]] || echo "${f}" ;;
-        fork) [[ "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]] && echo "${f}" ;;
+        upstream) if [[ ! "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]]; then echo "${f}"; fi ;;
+        fork) if [[ "${f#"${SOURCE_DIR}"/}" =~ ${FORK_SOURCE_FILES} ]]; then echo "${f}"; fi ;;
         *) echo "${f}" ;;
       esac
     done | sort -u
