@@ -58,13 +58,34 @@ func TestNormalizeReference(t *testing.T) {
 	}
 }
 
+// parseCase is an entry and what parsing it gives: a pattern, or an error containing wantErr.
+type parseCase struct {
+	in       string
+	want     Pattern
+	pullable bool
+	wantErr  string
+}
+
+// checkParse runs parse on every case.
+func checkParse(t *testing.T, parse func(string) (Pattern, error), cases []parseCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parse(tc.in)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.pullable, got.Pullable())
+		})
+	}
+}
+
 func TestParsePattern(t *testing.T) {
-	for _, tc := range []struct {
-		in       string
-		want     Pattern
-		pullable bool
-		wantErr  string
-	}{
+	checkParse(t, ParsePattern, []parseCase{
 		{in: "registry.k8s.io/pause:3.10", want: Pattern{Kind: PatternTag, Repository: "registry.k8s.io/pause", Tag: "3.10"}, pullable: true},
 		{in: "nginx:1.27", want: Pattern{Kind: PatternTag, Repository: "docker.io/library/nginx", Tag: "1.27"}, pullable: true},
 		{in: "nginx", want: Pattern{Kind: PatternRepository, Repository: "docker.io/library/nginx"}},
@@ -110,19 +131,7 @@ func TestParsePattern(t *testing.T) {
 		{in: "nginx:1.27:2", wantErr: "not a valid image reference"},
 		{in: "ghcr.io//app", wantErr: "not a valid image reference"},
 		{in: "ghcr.io/" + strings.Repeat("a", 256), wantErr: "repository name must not be longer than 255 characters"},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParsePattern(tc.in)
-			if tc.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-			assert.Equal(t, tc.pullable, got.Pullable())
-		})
-	}
+	})
 }
 
 func TestNewMatcherErrors(t *testing.T) {

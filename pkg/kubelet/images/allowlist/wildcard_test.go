@@ -26,13 +26,9 @@ import (
 )
 
 func TestParseExtendedPattern(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		want    Pattern
-		wantErr string
-	}{
+	checkParse(t, ParseExtendedPattern, []parseCase{
 		// What ParsePattern takes is parsed by it.
-		{in: "nginx:1.27", want: Pattern{Kind: PatternTag, Repository: "docker.io/library/nginx", Tag: "1.27"}},
+		{in: "nginx:1.27", want: Pattern{Kind: PatternTag, Repository: "docker.io/library/nginx", Tag: "1.27"}, pullable: true},
 		{in: "ghcr.io/acme/*", want: Pattern{Kind: PatternRepository, Repository: "ghcr.io/acme/*"}},
 		{in: "docker.io/*", want: Pattern{Kind: PatternRepository, Repository: "docker.io/*"}},
 		{in: "ghcr.io/acme/**", want: Pattern{Kind: PatternRepository, Repository: "ghcr.io/acme/*"}},
@@ -69,18 +65,7 @@ func TestParseExtendedPattern(t *testing.T) {
 		{in: "nginx:", wantErr: "empty tag after ':'"},
 		{in: "nginx@sha256:*", wantErr: "'*' is not allowed in a digest"},
 		{in: "ghcr.io/*/Acme", wantErr: "repository name must be lowercase"},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseExtendedPattern(tc.in)
-			if tc.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-		})
-	}
+	})
 }
 
 func TestMatchReferencesWildcards(t *testing.T) {
