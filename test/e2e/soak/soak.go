@@ -101,8 +101,8 @@ const (
 	// recently; eligibleSlack covers the kubelet's detection delay.
 	minAge        = 30 * time.Second
 	eligibleSlack = 20 * time.Second
-	checkEvery       = 2 * time.Second
-	historyLen       = 12
+	checkEvery    = 2 * time.Second
+	historyLen    = 12
 )
 
 // Violation is one broken invariant, with the faults that came before it.
@@ -128,7 +128,7 @@ type Report struct {
 	Checks     map[string]int `json:"checks"`
 	Violations []Violation    `json:"violations"`
 	Samples    []Sample       `json:"samples"`
-	Policy string `json:"policy"`
+	Policy     string         `json:"policy"`
 	// GCPasses counts the kubelet's image GC passes (eviction's DeleteUnusedImages and the
 	// periodic GC); Removed its image removals. With PolicyEvictPods none is allowlisted.
 	GCPasses int `json:"gcPasses"`
@@ -177,13 +177,13 @@ type run struct {
 	junkSince    map[string]time.Time
 	kubeletStart time.Time
 	// pendingRule is the image ID the eviction rule said it removes next.
-	pendingRule string
-	missingSince                                   map[string]time.Time
-	reported                                       map[string]bool
-	kubeletLogOffset                               int64
-	removalsThisKubelet                            int
-	history                                        []string
-	deck                                           []string
+	pendingRule         string
+	missingSince        map[string]time.Time
+	reported            map[string]bool
+	kubeletLogOffset    int64
+	removalsThisKubelet int
+	history             []string
+	deck                []string
 }
 
 // Run builds the node, injects faults for opts.Duration and returns what the checks found.
