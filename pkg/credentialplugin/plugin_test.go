@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -113,21 +114,29 @@ func TestPluginGivesLoginsAndCaches(t *testing.T) {
 	}
 }
 
+// The bubble's clock: the sleep past the response's cacheDuration takes no real time.
 func TestPluginCacheDurationFromResponse(t *testing.T) {
 	binDir := t.TempDir()
 	requests := writePlugin(t, binDir, "short", response("Image", "100ms", "registry.example.com", "u"))
 	config := writeConfig(t, "  - name: short\n    matchImages: [registry.example.com]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n")
-	p, err := Load(config, binDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.For("registry.example.com/app:1")
-	p.For("registry.example.com/app:2") // same image repository: cached
-	time.Sleep(150 * time.Millisecond)
-	p.For("registry.example.com/app:1") // expired: runs again
-	if n := requestCount(t, requests); n != 2 {
-		t.Errorf("the plugin ran %d times; want 2 (a 100ms cacheDuration from the response)", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p, err := Load(config, binDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.For("registry.example.com/app:1")
+		p.For("registry.example.com/app:2") // same image repository: cached
+		time.Sleep(99 * time.Millisecond)
+		p.For("registry.example.com/app:1") // still cached
+		if n := requestCount(t, requests); n != 1 {
+			t.Errorf("the plugin ran %d times within its 100ms cacheDuration; want 1", n)
+		}
+		time.Sleep(time.Millisecond)
+		p.For("registry.example.com/app:1") // expired: runs again
+		if n := requestCount(t, requests); n != 2 {
+			t.Errorf("the plugin ran %d times; want 2 (a 100ms cacheDuration from the response)", n)
+		}
+	})
 }
 
 func TestPluginFailures(t *testing.T) {
