@@ -9,25 +9,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-missing=()
-for pkg_file in containerd:containerd runc:runc docker-registry:docker-registry containernetworking-plugins:/usr/lib/cni/bridge \
-  conmon:conmon libseccomp-dev:/usr/include/seccomp.h pkg-config:pkg-config; do
-  file=${pkg_file#*:}
-  if [[ ${file} == /* ]]; then [[ -e ${file} ]]; else command -v "${file}" >/dev/null 2>&1; fi || missing+=("${pkg_file%%:*}")
+ensure_packages containerd:containerd runc:runc docker-registry:docker-registry containernetworking-plugins:/usr/lib/cni/bridge \
+  conmon:conmon libseccomp-dev:/usr/include/seccomp.h pkg-config:pkg-config
+# The packages just installed enable their services; the host ran none of them before.
+for svc in "${INSTALLED[@]}"; do
+  [[ "${svc}" == containerd || "${svc}" == docker-registry ]] || continue
+  systemctl disable --now "${svc}" >/dev/null 2>&1 || true
 done
-if ((${#missing[@]} == 0)); then
-  log "Debian e2e dependencies present: containerd $(containerd --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), conmon $(conmon --version | head -1 | cut -d' ' -f3), docker-registry, CNI plugins, libseccomp-dev"
-else
-  [[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (apt-get); run as root or install them first"
-  log "installing ${missing[*]} with apt-get"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The packages just installed enable their services; the host ran none of them before.
-  for svc in "${missing[@]}"; do
-    [[ "${svc}" == containerd || "${svc}" == docker-registry ]] || continue
-    systemctl disable --now "${svc}" >/dev/null 2>&1 || true
-  done
-  log "installed ${missing[*]}"
-fi
+log "Debian e2e dependencies present: containerd $(containerd --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), conmon $(conmon --version | head -1 | cut -d' ' -f3), docker-registry, CNI plugins, libseccomp-dev"
 "${REPO_ROOT}/hack/install-containerd.sh"
 "${REPO_ROOT}/hack/install-crio.sh"

@@ -2,6 +2,7 @@
 # Shared settings for hack/ scripts: paths, the upstream version, and logging helpers.
 # Sourced, never executed.
 
+# shellcheck disable=SC2034 # the variables set here are for the scripts that source this file
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUTPUT_DIR=${OUTPUT_DIR:-"${REPO_ROOT}/_output"}
 # The one place the upstream release is named. Rebasing = change this file, `make upstream`.
@@ -40,6 +41,42 @@ export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-${GIT_AUTHOR_EMAIL}}
 
 log() { printf '>>> %s\n' "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# install_tool builds <package@version> once into _output/tools/<binary>-<version> and prints
+# the binary's path.
+install_tool() {
+  local tools="${OUTPUT_DIR}/tools" bin="${OUTPUT_DIR}/tools/$1-${2##*@}"
+  if [[ ! -x "${bin}" ]]; then
+    mkdir -p "${tools}"
+    log "building $2 into ${tools}"
+    (cd / && GOBIN="${tools}/build" go install "$2")
+    mv "${tools}/build/$1" "${bin}"
+  fi
+  echo "${bin}"
+}
+
+# ensure_packages installs, with apt-get (as root), the Debian package of each <package>:<file>
+# whose file is missing: a command on PATH, or an absolute path. It sets INSTALLED to the packages
+# it installed, so that the caller can stop services they enabled.
+ensure_packages() {
+  local pair file missing=()
+  INSTALLED=()
+  for pair in "$@"; do
+    file=${pair#*:}
+    if [[ ${file} == /* ]]; then
+      [[ -e ${file} ]] || missing+=("${pair%%:*}")
+    elif ! command -v "${file}" >/dev/null 2>&1; then
+      missing+=("${pair%%:*}")
+    fi
+  done
+  ((${#missing[@]} > 0)) || return 0
+  [[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (apt-get); run as root or install them first"
+  log "installing ${missing[*]} with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  INSTALLED=("${missing[@]}")
+  log "installed ${missing[*]}"
+}
 
 # git in the assembled tree, with a fixed identity so commits are reproducible.
 kgit() { git -C "${KUBE_ROOT}" -c user.name="${GIT_AUTHOR_NAME}" -c user.email="${GIT_AUTHOR_EMAIL}" -c commit.gpgsign=false "$@"; }

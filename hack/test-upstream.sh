@@ -25,13 +25,15 @@ for dir in "${changed[@]}"; do
 done
 mapfile -t root_pkgs < <(printf '%s\n' "${root_pkgs[@]}" | sort -u)
 
+# GO_TEST_FLAGS is a list of flags, split on white space.
+read -ra test_flags <<<"${GO_TEST_FLAGS:-}"
 log "upstream tests of the patched tree: ${root_pkgs[*]}"
-go test ${GO_TEST_FLAGS:-} "${root_pkgs[@]}"
+go test "${test_flags[@]}" "${root_pkgs[@]}"
 
 # The image manager and the eviction manager share image records across goroutines (GC passes,
 # eviction's reclaim): their tests run again under the race detector.
 log "race detector: ./pkg/kubelet/images/... ./pkg/kubelet/eviction"
-go test -race ${GO_TEST_FLAGS:-} ./pkg/kubelet/images/... ./pkg/kubelet/eviction
+go test -race "${test_flags[@]}" ./pkg/kubelet/images/... ./pkg/kubelet/eviction
 
 if ((${#e2e_pkgs[@]} > 0)); then
   log "vet (compile, no run) of the patched e2e suites: ${e2e_pkgs[*]}"
@@ -42,5 +44,5 @@ fi
 for dir in $(printf '%s\n' "${staging_pkgs[@]}" | sort -u); do
   module=$(echo "${dir}" | cut -d/ -f1-4)
   log "upstream tests of ${dir} (module ${module})"
-  (cd "${module}" && go test ${GO_TEST_FLAGS:-} "./${dir#"${module}"/}/...")
+  (cd "${module}" && go test "${test_flags[@]}" "./${dir#"${module}"/}/...")
 done

@@ -16,7 +16,7 @@ stale=()
 # check <tier> <commit>: each file of the tier is in <commit> as in this repo, and each file the
 # tier's commit added under SOURCE_DIR is still in the repo.
 check() {
-  local tier=$1 commit=$2 f added files
+  local tier=$1 commit=$2 f files
   mapfile -t files < <(source_files "${tier}")
   for f in "${files[@]}"; do
     if ! kgit cat-file -e "${commit}:${f}" 2>/dev/null; then
@@ -76,6 +76,7 @@ template="${KUBE_ROOT}/.github/PULL_REQUEST_TEMPLATE.md"
 if ! diff <(grep '^#### ' "${template}") <(grep '^#### ' "${pr}") >&2; then
   die "docs/upstream-pr.md: its #### sections are not those of upstream's PR template (${template}), in order"
 fi
+# shellcheck disable=SC2016 # the backquotes are Markdown's, matched literally
 if ! diff <(kgit log --reverse --format=%s "${UPSTREAM_TAG}..${tier_head}") <(sed -n '/^##### Commits/,/^##### /p' "${pr}" | grep -oE '^[0-9]+\. `[^`]+`' | sed -E 's/^[0-9]+\. `(.*)`$/\1/') >&2; then
   die "docs/upstream-pr.md: its list of commits is not the upstream tier's (${UPSTREAM_TAG}..${tier_head:0:12})"
 fi

@@ -23,15 +23,6 @@ GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
 LOGCHECK_VERSION=${LOGCHECK_VERSION:-v0.11.0}
 tools="${OUTPUT_DIR}/tools"
 mkdir -p "${tools}"
-install_tool() { # <binary> <package@version>
-  local bin="${tools}/$1-${2##*@}"
-  if [[ ! -x "${bin}" ]]; then
-    log "building $2 into ${tools}"
-    (cd / && GOBIN="${tools}/build" go install "$2")
-    mv "${tools}/build/$1" "${bin}"
-  fi
-  echo "${bin}"
-}
 golangci_lint=$(install_tool golangci-lint "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@${GOLANGCI_LINT_VERSION}")
 logcheck=$(install_tool logcheck "sigs.k8s.io/logtools/logcheck@${LOGCHECK_VERSION}")
 

@@ -92,17 +92,20 @@ func main() {
 		fmt.Fprintf(os.Stderr, "image-keeper: %v\n", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if status {
-		err = runStatus(ctx, cfg)
-	} else {
-		err = run(ctx, cfg)
-	}
-	if err != nil {
+	if err := serve(cfg, status); err != nil {
 		fmt.Fprintf(os.Stderr, "image-keeper: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// serve runs image-keeper, or its status command, until SIGTERM or an interrupt.
+func serve(cfg *config, status bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if status {
+		return runStatus(ctx, cfg)
+	}
+	return run(ctx, cfg)
 }
 
 func parseFlags(args []string, status bool) (*config, error) {

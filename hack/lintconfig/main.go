@@ -19,6 +19,7 @@ limitations under the License.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -35,7 +36,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: lintconfig <in> <out> <linter to drop>...")
+		return errors.New("usage: lintconfig <in> <out> [linters to drop]")
 	}
 	data, err := os.ReadFile(args[0])
 	if err != nil {

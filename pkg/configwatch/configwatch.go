@@ -72,12 +72,12 @@ func New(paths Paths) *Watcher {
 // and may be pointed somewhere else later: it is followed again after every change.
 func (w *Watcher) followSymlinks() (newDirs []string) {
 	for _, abs := range w.given {
-		real, err := filepath.EvalSymlinks(abs)
-		if err != nil || real == abs {
+		target, err := filepath.EvalSymlinks(abs)
+		if err != nil || target == abs {
 			continue
 		}
-		w.files[real] = true
-		if dir := filepath.Dir(real); !w.dirs[dir] {
+		w.files[target] = true
+		if dir := filepath.Dir(target); !w.dirs[dir] {
 			w.dirs[dir] = true
 			newDirs = append(newDirs, dir)
 		}

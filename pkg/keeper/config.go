@@ -318,9 +318,9 @@ func stripComments(doc string) string {
 
 // bounded shortens an entry quoted in an error, so that a huge one is not echoed whole.
 func bounded(entry string) string {
-	const max = 256
-	if len(entry) <= max {
+	const maxQuoted = 256
+	if len(entry) <= maxQuoted {
 		return entry
 	}
-	return fmt.Sprintf("%s...(%d more bytes)", entry[:max], len(entry)-max)
+	return fmt.Sprintf("%s...(%d more bytes)", entry[:maxQuoted], len(entry)-maxQuoted)
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are image-keeper's Prometheus metrics, in their own registry.
@@ -59,7 +60,7 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.wanted, m.present, m.pulls, m.pullDuration, m.lastReconcile,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Both results exist from the start, so a rate() over them is defined before the first pull.
 	for _, result := range []string{"success", "failure"} {
 		m.pulls.WithLabelValues(result)

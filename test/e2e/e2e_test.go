@@ -437,7 +437,7 @@ func TestBadConfigurationStopsKubelet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exitErr, exited := p.Wait(60 * time.Second)
+			exited, exitErr := p.Wait(60 * time.Second)
 			if !exited {
 				p.Stop(5 * time.Second)
 				t.Fatalf("the kubelet kept running with a bad config")
@@ -913,19 +913,19 @@ func allowlistBudget(t *testing.T, runtime framework.Runtime) {
 
 // runKeeperOnce runs `image-keeper --once` against the node's containerd and returns its exit
 // error and output.
-func runKeeperOnce(t *testing.T, n *framework.Node, name string, args ...string) (error, string) {
+func runKeeperOnce(t *testing.T, n *framework.Node, name string, args ...string) (string, error) {
 	t.Helper()
 	p, err := framework.Start(n.LogDir, name, append([]string{filepath.Join(n.Bin, "image-keeper"),
 		"--runtime-endpoint", n.RuntimeEndpoint(), "--listen", "127.0.0.1:0", "--once", "-v=2"}, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	exitErr, exited := p.Wait(2 * time.Minute)
+	exited, exitErr := p.Wait(2 * time.Minute)
 	if !exited {
 		p.Stop(5 * time.Second)
 		t.Fatalf("image-keeper --once did not exit; log:\n%s", framework.Tail(p, 20))
 	}
-	return exitErr, p.LogText()
+	return p.LogText(), exitErr
 }
 
 // Private registry: a registry that requires a login (htpasswd). image-keeper pulls with the
@@ -943,7 +943,7 @@ func TestKeeperPrivateRegistry(t *testing.T) {
 			private := push(t, n, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
 			startRuntime(t, n, pause)
 
-			exitErr, out := runKeeperOnce(t, n, "keeper-anonymous", "--image", private.Ref)
+			out, exitErr := runKeeperOnce(t, n, "keeper-anonymous", "--image", private.Ref)
 			if exitErr == nil || present(t, n)[private.Ref] {
 				t.Fatalf("an anonymous pull from a registry that requires a login succeeded:\n%s", out)
 			}
@@ -963,7 +963,7 @@ func TestKeeperPrivateRegistry(t *testing.T) {
 				if err := os.WriteFile(config, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, key, auth)), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				exitErr, out := runKeeperOnce(t, n, fmt.Sprintf("keeper-login-%d", i), "--image", private.Ref, "--docker-config", config)
+				out, exitErr := runKeeperOnce(t, n, fmt.Sprintf("keeper-login-%d", i), "--image", private.Ref, "--docker-config", config)
 				if exitErr != nil || !present(t, n)[private.Ref] {
 					t.Fatalf("key %q: the pull with the login failed (%v):\n%s", key, exitErr, out)
 				}
@@ -988,7 +988,7 @@ func TestKeeperPrivateRegistry(t *testing.T) {
 			if err := os.WriteFile(providers, []byte(fmt.Sprintf("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: e2e-login\n    matchImages: [%q]\n    defaultCacheDuration: 1m\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", n.RegistryAddr)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			exitErr, out = runKeeperOnce(t, n, "keeper-plugin", "--image", private.Ref, "--image-credential-provider-config", providers, "--image-credential-provider-bin-dir", binDir)
+			out, exitErr = runKeeperOnce(t, n, "keeper-plugin", "--image", private.Ref, "--image-credential-provider-config", providers, "--image-credential-provider-bin-dir", binDir)
 			if exitErr != nil || !present(t, n)[private.Ref] {
 				t.Fatalf("the pull with the credential provider's login failed (%v):\n%s", exitErr, out)
 			}
@@ -1027,23 +1027,23 @@ func TestKubeletConfigDropIn(t *testing.T) {
 		t.Fatalf("the image allowlisted in the drop-in was collected")
 	}
 
-	status := func(name string, args ...string) (error, string) {
+	status := func(name string, args ...string) (string, error) {
 		p, err := framework.Start(n.LogDir, name, append([]string{filepath.Join(n.Bin, "image-keeper"), "status",
 			"--runtime-endpoint", n.RuntimeEndpoint(), "--image", kept.Ref, "--kubelet-config", config}, args...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		exitErr, exited := p.Wait(time.Minute)
+		exited, exitErr := p.Wait(time.Minute)
 		if !exited {
 			p.Stop(5 * time.Second)
 			t.Fatal("image-keeper status did not exit")
 		}
-		return exitErr, p.LogText()
+		return p.LogText(), exitErr
 	}
-	if exitErr, out := status("status-with-dir", "--kubelet-config-dir", dir); exitErr != nil || !strings.Contains(out, "yes: "+n.RegistryAddr+"/e2e/dropin") {
+	if out, exitErr := status("status-with-dir", "--kubelet-config-dir", dir); exitErr != nil || !strings.Contains(out, "yes: "+n.RegistryAddr+"/e2e/dropin") {
 		t.Errorf("with --kubelet-config-dir, status (%v) does not say the kubelet protects %s:\n%s", exitErr, kept.Ref, out)
 	}
-	if _, out := status("status-without-dir"); strings.Contains(out, "yes: ") {
+	if out, _ := status("status-without-dir"); strings.Contains(out, "yes: ") {
 		t.Errorf("without --kubelet-config-dir, status still finds the drop-in's allowlist:\n%s", out)
 	}
 }

@@ -62,7 +62,7 @@ func TestUpstreamTier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exitErr, exited := p.Wait(60 * time.Second); !exited || exitErr == nil {
+	if exited, exitErr := p.Wait(60 * time.Second); !exited || exitErr == nil {
 		p.Stop(5 * time.Second)
 		t.Fatalf("the upstream tier's kubelet started with the fork's wildcards (exited %v, %v)", exited, exitErr)
 	}
@@ -136,7 +136,7 @@ func TestDowngradeUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exitErr, exited := p.Wait(60 * time.Second)
+	exited, exitErr := p.Wait(60 * time.Second)
 	if !exited {
 		p.Stop(5 * time.Second)
 		t.Fatal("v1.37.2 kept running with featureGates.ImageGCExclusion set")

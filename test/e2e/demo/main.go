@@ -91,7 +91,9 @@ func newDemo(repo, bin, name string) (*demo, error) {
 	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-interrupted
-		d.stop()
+		if err := d.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stopping the node:", err)
+		}
 		os.Exit(130)
 	}()
 	return d, nil

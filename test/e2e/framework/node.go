@@ -35,7 +35,6 @@ import (
 	"syscall"
 	"time"
 
-	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/crypto/bcrypt"
 	criapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -114,12 +113,12 @@ func (p *Process) Exited() bool {
 }
 
 // Wait waits for the process to exit, at most timeout.
-func (p *Process) Wait(timeout time.Duration) (exitErr error, exited bool) {
+func (p *Process) Wait(timeout time.Duration) (exited bool, exitErr error) {
 	select {
 	case <-p.done:
-		return p.err, true
+		return true, p.err
 	case <-time.After(timeout):
-		return nil, false
+		return false, nil
 	}
 }
 
@@ -372,7 +371,7 @@ func RuntimeNamed(repoRoot, name string) (Runtime, error) {
 		return Runtime{Name: name, Kind: KindContainerd, Dir: dir, Major: 2}, nil
 	case "containerd-1.6":
 		if _, err := exec.LookPath("containerd"); err != nil {
-			return Runtime{}, fmt.Errorf("Debian's containerd is not installed (%v); run hack/install-e2e-deps.sh", err)
+			return Runtime{}, fmt.Errorf("containerd 1.6 (Debian's) is not installed (%v); run hack/install-e2e-deps.sh", err)
 		}
 		return Runtime{Name: name, Kind: KindContainerd, Major: 1}, nil
 	case "cri-o-1.34":
@@ -542,7 +541,7 @@ func (n *Node) RuntimeService() (criapi.RuntimeService, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rs, err := remote.NewRemoteRuntimeService(ctx, n.RuntimeEndpoint(), 30*time.Second, noopoteltrace.NewTracerProvider(), false)
+	rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(n.RuntimeEndpoint()).WithConnectionTimeout(30 * time.Second).Build(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -559,7 +558,7 @@ func (n *Node) ImageService() (criapi.ImageManagerService, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	svc, err := remote.NewRemoteImageService(ctx, n.RuntimeEndpoint(), 2*time.Minute, noopoteltrace.NewTracerProvider(), false)
+	svc, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(n.RuntimeEndpoint()).WithConnectionTimeout(2 * time.Minute).Build(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -137,9 +137,9 @@ func TestAllowlistExcludes(t *testing.T) {
 			entry, err := a.Excludes(ctx, tc.id, "runc", []string{tc.tag}, nil)
 			assert.Equal(t, tc.want, entry, "pass %d %s", pass, tc.id)
 			if tc.unknownFormat {
-				assert.ErrorIs(t, err, ErrUnknownInfoFormat)
+				require.ErrorIs(t, err, ErrUnknownInfoFormat)
 			} else {
-				assert.NoError(t, err, "pass %d %s", pass, tc.id)
+				require.NoError(t, err, "pass %d %s", pass, tc.id)
 			}
 		}
 	}
@@ -166,7 +166,7 @@ func TestAllowlistLookupFailureIsNotCached(t *testing.T) {
 	require.NoError(t, err)
 	_, err = a.Excludes(ctx, "sha256:x", "", []string{"example.com/x:1"}, nil)
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, ErrUnknownInfoFormat)
+	require.NotErrorIs(t, err, ErrUnknownInfoFormat)
 	_, cached := a.Labels().Cached("sha256:x")
 	assert.False(t, cached)
 	// The runtime answers again: the next look-up decides on the labels.
@@ -180,7 +180,7 @@ func TestAllowlistLookupFailureIsNotCached(t *testing.T) {
 
 func TestNewNeedsImageServiceForSelectors(t *testing.T) {
 	_, err := New(nil, []string{"keep"}, nil)
-	assert.ErrorContains(t, err, "imageGCExcludeSelectors needs the CRI image service")
+	require.ErrorContains(t, err, "imageGCExcludeSelectors needs the CRI image service")
 	a, err := New([]string{"nginx"}, nil, nil)
 	require.NoError(t, err)
 	assert.Nil(t, a.Labels())

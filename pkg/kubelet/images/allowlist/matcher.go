@@ -129,11 +129,11 @@ func duplicate(seen map[string]int, canonical string, entries []string, field st
 
 // quoteBounded shortens an entry for an error message, so that a huge entry is not echoed whole.
 func quoteBounded(entry string) string {
-	const max = 256
-	if len(entry) <= max {
+	const maxQuoted = 256
+	if len(entry) <= maxQuoted {
 		return entry
 	}
-	return entry[:max] + fmt.Sprintf("...(%d more bytes)", len(entry)-max)
+	return entry[:maxQuoted] + fmt.Sprintf("...(%d more bytes)", len(entry)-maxQuoted)
 }
 
 // add compiles the pattern at position pos. Rules are appended in position order, so the first

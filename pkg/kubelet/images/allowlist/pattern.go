@@ -202,7 +202,7 @@ func referenceError(err error) error {
 	case errors.Is(err, reference.ErrDigestInvalidFormat):
 		return errors.New("invalid digest: want sha256: and 64 lowercase hex digits")
 	case errors.Is(err, reference.ErrNameTooLong):
-		return fmt.Errorf("repository name must not be longer than %d characters", reference.NameTotalLengthMax)
+		return fmt.Errorf("repository name must not be longer than %d characters", reference.RepositoryNameTotalLengthMax)
 	case errors.Is(err, reference.ErrReferenceInvalidFormat):
 		return errors.New("not a valid image reference: want [registry/]repository[:tag|@digest], e.g. registry.k8s.io/pause:3.10")
 	case errors.Is(err, reference.ErrNameEmpty):

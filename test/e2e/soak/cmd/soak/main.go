@@ -50,8 +50,8 @@ func main() {
 	}
 	fmt.Printf("soak: seed %d (rerun the same schedule with SOAK_SEED=%d)\n", *seed, *seed)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	report, err := soak.Run(ctx, soak.Options{Repo: *repo, Bin: *bin, Duration: *duration, Seed: *seed, Policy: *policy, KeepLogs: *logs, Logf: log.Printf})
+	stop()
 	if report != nil {
 		fmt.Println("soak:", report.Summary())
 		if *out != "" {
