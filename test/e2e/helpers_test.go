@@ -1,0 +1,216 @@
+//go:build e2e
+
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
+)
+
+// newNode starts a registry under a fresh temp root for a node that runs the containerd of
+// E2E_RUNTIME (default containerd 2.4). On failure the components' logs are copied to
+// _output/e2e-logs/<test> and their tails printed; everything is stopped.
+func newNode(t *testing.T) *framework.Node {
+	t.Helper()
+	runtime, err := framework.RuntimeFromEnv(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newNodeOn(t, runtime)
+}
+
+// podRuntime is the runtime of E2E_RUNTIME for a scenario that runs pods; the test is skipped
+// on a runtime that cannot start them here (CRI-O).
+func podRuntime(t *testing.T) framework.Runtime {
+	t.Helper()
+	runtime, err := framework.RuntimeFromEnv(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !runtime.RunsPods() {
+		t.Skipf("%s cannot start pod sandboxes on this machine", runtime.Name)
+	}
+	return runtime
+}
+
+// runtimes are the legs of a scenario: the named runtimes, or every runtime the framework
+// knows (containerd 2.4, containerd 1.6, CRI-O).
+func runtimes(t *testing.T, names ...string) []framework.Runtime {
+	if len(names) == 0 {
+		names = framework.RuntimeNames
+	}
+	var out []framework.Runtime
+	for _, name := range names {
+		r, err := framework.RuntimeNamed(repoRoot, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// newNodeOn is newNode on a given containerd; before, if given, sets the node up before its
+// registry starts.
+func newNodeOn(t *testing.T, runtime framework.Runtime, before ...func(*framework.Node)) *framework.Node {
+	t.Helper()
+	root, err := os.MkdirTemp("", "imagecache-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := framework.NewNode(root, binDir, repoRoot, runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// Logs of an earlier failed run go now; components that outlive the node (a control plane)
+	// add theirs beside the node's.
+	dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
+	_ = os.RemoveAll(dest)
+	t.Cleanup(func() {
+		if t.Failed() {
+			_ = os.MkdirAll(dest, 0o755)
+			for _, p := range []*framework.Process{n.Registry, n.RuntimeProcess, n.Kubelet, n.Keeper} {
+				if p == nil {
+					continue
+				}
+				data, _ := os.ReadFile(p.Log)
+				_ = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
+				t.Logf("--- tail of %s (full log in %s):\n%s", p.Name, dest, framework.Tail(p, 25))
+			}
+		}
+		if err := n.Teardown(false); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+		t.Logf("%s took %v", t.Name(), time.Since(start).Round(time.Second))
+	})
+	for _, f := range before {
+		f(n)
+	}
+	if err := n.StartRegistry(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func push(t *testing.T, n *framework.Node, spec framework.ImageSpec) *framework.Image {
+	t.Helper()
+	img, err := framework.BuildAndPush(n.RegistryAddr, n.Sleeper, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func startRuntime(t *testing.T, n *framework.Node, pause *framework.Image) {
+	t.Helper()
+	if err := n.StartRuntime(pause.Ref); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pull(t *testing.T, n *framework.Node, refs ...string) {
+	t.Helper()
+	for _, ref := range refs {
+		if err := n.Pull(ref); err != nil {
+			t.Fatalf("pull %s: %v", ref, err)
+		}
+	}
+}
+
+func present(t *testing.T, n *framework.Node) map[string]bool {
+	t.Helper()
+	p, err := n.Present()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		if !strings.HasPrefix(k, "sha256:") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitGCPasses waits until the kubelet has run `more` further DeleteUnusedImages passes.
+func waitGCPasses(t *testing.T, n *framework.Node, more int) {
+	t.Helper()
+	target := n.GCPasses() + more
+	if !framework.Eventually(time.Duration(more)*30*time.Second, time.Second, func() bool { return n.GCPasses() >= target }) {
+		t.Fatalf("the kubelet ran %d image GC passes; waited for %d", n.GCPasses(), target)
+	}
+}
+
+// waitDeleted waits up to 2 minutes for the kubelet's GC to delete every image in refs.
+func waitDeleted(t *testing.T, n *framework.Node, refs map[string]string) bool {
+	t.Helper()
+	return framework.Eventually(2*time.Minute, time.Second, func() bool {
+		p := present(t, n)
+		for _, ref := range refs {
+			if p[ref] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func getURL(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func runtimeImageID(t *testing.T, n *framework.Node, ref string) string {
+	t.Helper()
+	id, err := n.RuntimeImageID(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// grepLines returns the lines of s that contain substr.
+func grepLines(s, substr string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
