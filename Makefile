@@ -55,11 +55,11 @@ test-upstream: ## Upstream's unit tests of every package the patches touch, in t
 	@GO_TEST_FLAGS="$(GO_TEST_FLAGS)" $(STAGE) test-upstream-tier env SERIES=upstream-tier hack/test-upstream.sh
 
 demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
-	@hack/install-e2e-deps.sh
+	@E2E_RUNTIMES=$${E2E_RUNTIME:-containerd-2.4} hack/install-e2e-deps.sh
 	go run ./test/e2e/demo --repo . --bin $(BIN)
 
 demo-cluster: build control-plane ## Build, then show the warm-node gate on a throwaway cluster: a node takes no pods until image-keeper warmed its cache (root, ~1 min)
-	@hack/install-e2e-deps.sh
+	@E2E_RUNTIMES=$${E2E_RUNTIME:-containerd-2.4} hack/install-e2e-deps.sh
 	go run ./test/e2e/demo --cluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .

@@ -9,13 +9,22 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_packages containerd:containerd runc:runc docker-registry:docker-registry containernetworking-plugins:/usr/lib/cni/bridge \
-  conmon:conmon libseccomp-dev:/usr/include/seccomp.h pkg-config:pkg-config
+# E2E_RUNTIMES names the runtime legs to install (default: all three); `make demo` needs only
+# containerd 2.4, and skips building CRI-O.
+runtimes=" ${E2E_RUNTIMES:-containerd-2.4 containerd-1.6 cri-o-1.34} "
+for r in ${runtimes}; do
+  [[ ${r} == containerd-2.4 || ${r} == containerd-1.6 || ${r} == cri-o-1.34 ]] ||
+    die "E2E_RUNTIMES: ${r}: want containerd-2.4, containerd-1.6 or cri-o-1.34"
+done
+packages=(runc:runc docker-registry:docker-registry containernetworking-plugins:/usr/lib/cni/bridge)
+[[ ${runtimes} != *" containerd-1.6 "* ]] || packages+=(containerd:containerd)
+[[ ${runtimes} != *" cri-o-1.34 "* ]] || packages+=(conmon:conmon libseccomp-dev:/usr/include/seccomp.h pkg-config:pkg-config)
+ensure_packages "${packages[@]}"
 # The packages just installed enable their services; the host ran none of them before.
 for svc in "${INSTALLED[@]}"; do
   [[ "${svc}" == containerd || "${svc}" == docker-registry ]] || continue
   systemctl disable --now "${svc}" >/dev/null 2>&1 || true
 done
-log "Debian e2e dependencies present: containerd $(containerd --version | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), conmon $(conmon --version | head -1 | cut -d' ' -f3), docker-registry, CNI plugins, libseccomp-dev"
+log "Debian e2e dependencies present for${runtimes% }: ${packages[*]%%:*}"
 "${REPO_ROOT}/hack/install-containerd.sh"
-"${REPO_ROOT}/hack/install-crio.sh"
+[[ ${runtimes} != *" cri-o-1.34 "* ]] || "${REPO_ROOT}/hack/install-crio.sh"
