@@ -26,8 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
@@ -189,21 +187,9 @@ func collectedTotal(t *testing.T, n *framework.Node, reason string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	v, err := framework.MetricSum(text, "kubelet_image_garbage_collected_total", "reason", reason)
 	if err != nil {
 		t.Fatal(err)
 	}
-	family, ok := families["kubelet_image_garbage_collected_total"]
-	if !ok {
-		return 0
-	}
-	for _, m := range family.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "reason" && l.GetValue() == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return v
 }

@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,16 +122,13 @@ func keeperRestores(t *testing.T, runtime framework.Runtime) {
 	}
 }
 
-// pullsOK reads image_keeper_pulls_total{result="success"}, -1 if absent.
+// pullsOK reads image_keeper_pulls_total{result="success"}, -1 if the metrics do not parse.
 func pullsOK(metrics string) float64 {
-	for _, line := range strings.Split(metrics, "\n") {
-		if v, ok := strings.CutPrefix(line, `image_keeper_pulls_total{result="success"} `); ok {
-			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-				return f
-			}
-		}
+	v, err := framework.MetricSum(metrics, "image_keeper_pulls_total", "result", "success")
+	if err != nil {
+		return -1
 	}
-	return -1
+	return v
 }
 
 // runKeeperOnce runs `image-keeper --once` against the node's containerd and returns its exit

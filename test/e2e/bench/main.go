@@ -38,8 +38,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
@@ -423,40 +424,30 @@ image-keeper = `+"`image-keeper --once --pull-concurrency 4`"+` (process start i
 	return os.WriteFile(filepath.Join(out, "image-keeper.md"), []byte(text), 0o644)
 }
 
-var clockTicks = sync.OnceValue(func() float64 {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if v, perr := strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err == nil && perr == nil && v > 0 {
-		return v
-	}
-	return 100
-})
-
 // procCPU is the process's user + system CPU time in seconds.
 func procCPU(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// Fields after the command name, which is in parentheses and may contain spaces.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / clockTicks(), nil
+	stat, err := p.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return stat.CPUTime(), nil
 }
 
-// procRSS is the process's resident set size in bytes.
+// procRSS is the process's resident set size in bytes (VmRSS).
 func procRSS(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, err := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10, err
-		}
+	status, err := p.NewStatus()
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return int64(status.VmRSS), nil
 }
 
 // keeperScale measures image-keeper's goroutines and RSS against the length of its list: for
@@ -503,7 +494,7 @@ func keeperScale(repo, bin, out string) error {
 			if g := metricValue(m, "go_goroutines"); int(g) > r.peakGoroutines {
 				r.peakGoroutines = int(g)
 			}
-			p := metricValue(m, `image_keeper_pulls_total{result="failure"}`)
+			p := metricValue(m, "image_keeper_pulls_total", "result", "failure")
 			if first {
 				pulls0, first = p, false
 			}
@@ -547,13 +538,9 @@ func metricsText(addr string) string {
 	return string(data)
 }
 
-// metricValue reads one sample of a Prometheus text exposition, 0 if absent.
-func metricValue(text, name string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v
-		}
-	}
-	return 0
+// metricValue adds up the samples of a metric family (labels as name, value pairs), 0 if absent
+// or if the text does not parse.
+func metricValue(text, name string, labels ...string) float64 {
+	v, _ := framework.MetricSum(text, name, labels...)
+	return v
 }

@@ -106,7 +106,7 @@ func (r *run) checkGC() {
 	// missed would hide a removal. The counter is read after the log, so it can only be behind.
 	if metrics, err := r.n.KubeletMetrics(); err == nil {
 		r.report.Checks["gc-metric"]++
-		if total := sumMetric(metrics, "kubelet_image_garbage_collected_total"); total > float64(r.removalsThisKubelet) {
+		if total := r.sumMetric(metrics, "kubelet_image_garbage_collected_total"); total > float64(r.removalsThisKubelet) {
 			r.violate("gc", "kubelet_image_garbage_collected_total is %v but its log shows %d removals", total, r.removalsThisKubelet)
 		}
 	}
@@ -224,7 +224,7 @@ func (r *run) checkKeeper() {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	r.report.Checks["keeper-bounded"]++
-	s := Sample{At: r.since(), RSSBytes: sumMetric(string(body), "process_resident_memory_bytes"), Goroutines: sumMetric(string(body), "go_goroutines")}
+	s := Sample{At: r.since(), RSSBytes: r.sumMetric(string(body), "process_resident_memory_bytes"), Goroutines: r.sumMetric(string(body), "go_goroutines")}
 	r.report.Samples = append(r.report.Samples, s)
 	if s.Goroutines > MaxGoroutines || s.RSSBytes > MaxRSSBytes {
 		r.violate("keeper-bounded", "image-keeper has %v goroutines and %.1f MiB resident (bounds %d, %d MiB)", s.Goroutines, s.RSSBytes/(1<<20), MaxGoroutines, MaxRSSBytes>>20)
@@ -258,21 +258,12 @@ func (r *run) checkKeeper() {
 	}
 }
 
-// sumMetric adds up every sample of a metric family in Prometheus text format.
-func sumMetric(text, name string) float64 {
-	total := 0.0
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		fields := strings.Fields(line)
-		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
-			total += v
-		}
+// sumMetric adds up every sample of a metric family; a body that does not parse is the
+// harness's failure, and reads as 0.
+func (r *run) sumMetric(text, name string) float64 {
+	v, err := framework.MetricSum(text, name)
+	if err != nil {
+		r.violate("harness", "%s: %v", name, err)
 	}
-	return total
+	return v
 }
