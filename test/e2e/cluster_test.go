@@ -189,7 +189,7 @@ func TestWarmNodeGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	keeperConfig := filepath.Join(c.Root, "image-keeper.yaml")
-	if err := os.WriteFile(keeperConfig, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: ["+app.Ref+"]\n"), 0o644); err != nil {
+	if err := framework.WriteKeeperConfig(keeperConfig, app.Ref); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.StartKeeper("--config", keeperConfig, "--kubeconfig", kubeconfig, "--node-name", framework.NodeName,
@@ -264,7 +264,7 @@ func TestWarmNodeGate(t *testing.T) {
 	if err := c.RemoveImage(second.Ref); err != nil {
 		t.Fatal(err) // not wanted by image-keeper yet: stays removed
 	}
-	if err := os.WriteFile(keeperConfig, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: ["+app.Ref+", "+second.Ref+"]\n"), 0o644); err != nil {
+	if err := framework.WriteKeeperConfig(keeperConfig, app.Ref, second.Ref); err != nil {
 		t.Fatal(err)
 	}
 	if !framework.Eventually(time.Minute, time.Second, func() bool {
@@ -432,7 +432,7 @@ func TestClusterDaemonSet(t *testing.T) {
 	}
 
 	configMap := func(refs ...string) string {
-		return "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [" + strings.Join(refs, ", ") + "]\n"
+		return string(framework.KeeperConfig(refs...))
 	}
 	host, port, err := net.SplitHostPort(strings.TrimPrefix(c.cp.Server, "https://"))
 	if err != nil {

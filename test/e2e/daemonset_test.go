@@ -82,7 +82,7 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 	if err := os.MkdirAll(keeperConfig, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(keeperConfig, "config.yaml"), []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: ["+kept.Ref+"]\n"), 0o644); err != nil {
+	if err := framework.WriteKeeperConfig(filepath.Join(keeperConfig, "config.yaml"), kept.Ref); err != nil {
 		t.Fatal(err)
 	}
 	dropIns := filepath.Join(n.Root, "kubelet", "conf.d")

@@ -469,13 +469,12 @@ func keeperScale(repo, bin, out string) error {
 	}
 	var rows []row
 	for _, size := range []int{200, 2000, 20000} {
-		var b strings.Builder
-		b.WriteString("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages:\n")
-		for i := 0; i < size; i++ {
-			fmt.Fprintf(&b, "  - %s/scale/app-%d:1\n", n.RegistryAddr, i)
+		images := make([]string, size)
+		for i := range images {
+			images[i] = fmt.Sprintf("%s/scale/app-%d:1", n.RegistryAddr, i)
 		}
 		config := filepath.Join(n.Root, fmt.Sprintf("scale-%d.yaml", size))
-		if err := os.WriteFile(config, []byte(b.String()), 0o644); err != nil {
+		if err := framework.WriteKeeperConfig(config, images...); err != nil {
 			return err
 		}
 		if err := n.StartKeeper("--config", config, "--pull-concurrency", "4", "--interval", "10s", "--max-backoff", "60s", "-v=0"); err != nil {

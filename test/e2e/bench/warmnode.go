@@ -126,7 +126,7 @@ func warmNodeRun(repo, bin string, gate bool) (times warmNodeTimes, err error) {
 		return times, err
 	}
 	keeperConfig := filepath.Join(root, "image-keeper.yaml")
-	if err := os.WriteFile(keeperConfig, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: ["+strings.Join(wanted, ", ")+"]\n"), 0o644); err != nil {
+	if err := framework.WriteKeeperConfig(keeperConfig, wanted...); err != nil {
 		return times, err
 	}
 	if gate {

@@ -115,7 +115,7 @@ func runCluster(d *demo) (err error) {
 	say("Deployment web created: its pod is Pending, the scheduler says %q", unschedulable(webPod()))
 
 	keeperConfig := filepath.Join(root, "image-keeper.yaml")
-	if err := os.WriteFile(keeperConfig, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: ["+strings.Join(wanted, ", ")+"]\n"), 0o644); err != nil {
+	if err := framework.WriteKeeperConfig(keeperConfig, wanted...); err != nil {
 		return err
 	}
 	if err := n.StartKeeper("--config", keeperConfig, "--kubeconfig", cp.AdminKubeconfig, "--node-name", framework.NodeName, "--interval", "2s", "--node-status-heartbeat", "10s"); err != nil {

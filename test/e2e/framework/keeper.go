@@ -18,8 +18,27 @@ package framework
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 )
+
+// KeeperConfig is image-keeper's config file (keeper.File) listing images.
+func KeeperConfig(images ...string) []byte {
+	data, err := yaml.Marshal(keeper.File{APIVersion: keeper.APIVersion, Kind: keeper.Kind, Images: images})
+	if err != nil {
+		panic(err) // a struct of strings always marshals
+	}
+	return data
+}
+
+// WriteKeeperConfig writes image-keeper's config file listing images at path.
+func WriteKeeperConfig(path string, images ...string) error {
+	return os.WriteFile(path, KeeperConfig(images...), 0o644)
+}
 
 // StartKeeper starts image-keeper against the node's runtime.
 func (n *Node) StartKeeper(args ...string) error {

@@ -356,7 +356,7 @@ func (r *run) setUp() error {
 		}
 		refs = append(refs, ref)
 	}
-	r.goodKeeperConfig = "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages:\n  - " + strings.Join(refs, "\n  - ") + "\n"
+	r.goodKeeperConfig = string(framework.KeeperConfig(refs...))
 	r.keeperConfig = filepath.Join(n.Root, "image-keeper.yaml")
 	if err := os.WriteFile(r.keeperConfig, []byte(r.goodKeeperConfig), 0o644); err != nil {
 		return err
