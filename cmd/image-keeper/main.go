@@ -69,6 +69,11 @@ const (
 	minPullTimeout = 10 * time.Second
 )
 
+// maxPullConcurrency caps --pull-concurrency: each pull holds a worker, a CRI call and a
+// registry connection, and a node has no use for more at once than a registry serves one
+// client (the kubelet itself pulls one at a time by default, serializeImagePulls).
+const maxPullConcurrency = 32
+
 // hupSignals receives SIGHUP from package initialization on, before flags and config files are
 // read: a reload sent right after start (systemctl reload) must not kill the process, which is
 // what SIGHUP does until a handler is installed.
@@ -161,8 +166,8 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if !status && cfg.heartbeat < 10*time.Second {
 		return nil, fmt.Errorf("--node-status-heartbeat %v: must be at least 10s", cfg.heartbeat)
 	}
-	if cfg.options.PullConcurrency < 1 {
-		return nil, fmt.Errorf("--pull-concurrency %d: must be at least 1", cfg.options.PullConcurrency)
+	if c := cfg.options.PullConcurrency; c < 1 || c > maxPullConcurrency {
+		return nil, fmt.Errorf("--pull-concurrency %d: must be between 1 and %d", c, maxPullConcurrency)
 	}
 	if status && cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)

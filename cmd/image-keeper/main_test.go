@@ -40,7 +40,8 @@ func TestFlagFloors(t *testing.T) {
 		{[]string{"--image", "nginx:1", "--interval", "1ns"}, "--interval 1ns: must be at least 1s"},
 		{[]string{"--image", "nginx:1", "--max-backoff", "1ns"}, "--max-backoff 1ns: must be at least 1s"},
 		{[]string{"--image", "nginx:1", "--pull-timeout", "1s"}, "--pull-timeout 1s: must be at least 10s"},
-		{[]string{"--image", "nginx:1", "--pull-concurrency", "0"}, "--pull-concurrency 0: must be at least 1"},
+		{[]string{"--image", "nginx:1", "--pull-concurrency", "0"}, "--pull-concurrency 0: must be between 1 and 32"},
+		{[]string{"--image", "nginx:1", "--pull-concurrency", "1000000"}, "--pull-concurrency 1000000: must be between 1 and 32"},
 		{[]string{"--image", "nginx:1", "--node-status-heartbeat", "1s"}, "--node-status-heartbeat 1s: must be at least 10s"},
 	} {
 		if _, err := parseFlags(tc.args, false); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -126,6 +127,21 @@ func TestNewPublisher(t *testing.T) {
 	}
 	if _, err := newPublisher(&config{kubeconfig: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
 		t.Errorf("missing kubeconfig: %v; want an error naming --kubeconfig", err)
+	}
+	// Not a regular file, or too large: refused before clientcmd reads it (it would read
+	// /dev/zero forever, and wait on a FIFO for a writer).
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(t.TempDir(), "huge")
+	if err := os.WriteFile(huge, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/dev/zero": "not a regular file", fifo: "not a regular file", huge: "larger than"} {
+		if _, err := newPublisher(&config{kubeconfig: path, nodeName: "node-1"}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") || !strings.Contains(err.Error(), want) {
+			t.Errorf("--kubeconfig %s: %v; want an error containing %q", path, err, want)
+		}
 	}
 }
 

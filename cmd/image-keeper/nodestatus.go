@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 )
@@ -42,6 +43,12 @@ func newPublisher(cfg *config) (*nodestatus.Publisher, error) {
 	var err error
 	switch {
 	case cfg.kubeconfig != "":
+		// Read as every other config file is (a regular file of bounded size, no FIFO): a
+		// kubeconfig of /dev/zero would otherwise grow without bound. clientcmd then reads it
+		// again, resolving the certificate paths it names relative to it.
+		if _, _, err := configfile.Read(cfg.kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig: %w", err)
+		}
 		if restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.kubeconfig); err != nil {
 			return nil, fmt.Errorf("--kubeconfig %s: %w", cfg.kubeconfig, err)
 		}

@@ -204,3 +204,24 @@ func TestParseReferences(t *testing.T) {
 		t.Errorf("a good line is reported: %v", err)
 	}
 }
+
+// Bad input costs bounded memory and output: bad lines are reported 20 at most, every line
+// counts against MaxLines (blank, comment and bad ones too), and a long line ends the reading.
+func TestParseReferencesBounds(t *testing.T) {
+	_, err := ParseReferences(strings.NewReader(strings.Repeat("not a reference\n", 1000)))
+	if err == nil || strings.Count(err.Error(), "line ") != maxLineErrors || !strings.Contains(err.Error(), "and 980 more bad lines") {
+		t.Errorf("1,000 bad lines: %v", err)
+	}
+	for name, input := range map[string]string{
+		"blank lines": strings.Repeat("\n", MaxLines+1),
+		"bad lines":   strings.Repeat("x\n", MaxLines+1),
+		"comments":    strings.Repeat("# x\n", MaxLines+1),
+		"good lines":  strings.Repeat("nginx:1\n", MaxLines+1),
+		"a long line": "nginx:1 " + strings.Repeat("a=b,", MaxLineLength) + "\n",
+	} {
+		_, err := ParseReferences(strings.NewReader(input))
+		if err == nil || len(err.Error()) > 200 {
+			t.Errorf("%s: error %.300v; want a short one", name, err)
+		}
+	}
+}

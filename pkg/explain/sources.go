@@ -101,38 +101,54 @@ func imageFsCapacity(ctx context.Context, rt Runtime) (int64, error) {
 	return int64(st.Blocks) * st.Bsize, nil
 }
 
-// MaxReferences bounds the lines ParseReferences reads.
-const MaxReferences = 100000
+// Bounds of what ParseReferences reads: lines of every kind (blank, comment and bad ones
+// included), the length of one line, and the bad lines reported one by one.
+const (
+	MaxLines      = 100000
+	MaxLineLength = 4096
+	maxLineErrors = 20
+)
 
 // ParseReferences reads images from r, one per line: a reference (a tag or a digest; short
 // forms are normalized as the runtime would) or an image ID (sha256:<64 hex>), optionally
 // followed by whitespace and the image's labels as key=value pairs separated by commas. Blank
-// lines and lines starting with '#' are skipped. Every bad line is reported by number.
+// lines and lines starting with '#' are skipped. Bad lines are reported by number, the first
+// maxLineErrors of them one by one; more than MaxLines lines, or a line longer than
+// MaxLineLength, end the reading with an error.
 func ParseReferences(r io.Reader) ([]Image, error) {
 	var images []Image
 	var errs []error
+	bad := 0
 	scanner := bufio.NewScanner(r)
-	scanner.Buffer(make([]byte, 64*1024), 64*1024)
+	scanner.Buffer(make([]byte, MaxLineLength+1), MaxLineLength+1)
 	line := 0
 	for scanner.Scan() {
 		line++
+		if line > MaxLines {
+			return nil, fmt.Errorf("more than %d lines; review the allowlist against fewer references at a time", MaxLines)
+		}
 		text := strings.TrimSpace(scanner.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		if len(images) == MaxReferences {
-			return nil, fmt.Errorf("more than %d references; review the allowlist against fewer at a time", MaxReferences)
-		}
 		ref, labelText, _ := strings.Cut(text, " ")
 		img, err := parseImage(ref, strings.TrimSpace(labelText))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+			if bad++; bad <= maxLineErrors {
+				errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+			}
 			continue
 		}
 		images = append(images, img)
 	}
 	if err := scanner.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("longer than %d bytes; one reference and its labels per line", MaxLineLength)
+		}
 		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	if bad > maxLineErrors {
+		errs = append(errs, fmt.Errorf("and %d more bad lines", bad-maxLineErrors))
 	}
 	return images, errors.Join(errs...)
 }

@@ -107,6 +107,12 @@ func readKubeletConfig(file, dir string) (*kubeletConfig, error) {
 	if err := json.Unmarshal(base, &kc); err != nil {
 		return nil, fmt.Errorf("kubelet config %s: %v", file, err)
 	}
+	// The kubelet's own check (pkg/kubelet/apis/config/validation), in its words: a config the
+	// kubelet refuses must not look fine here. The allowlist's entries are checked where they
+	// are compiled.
+	if p := kc.ImageGCExcludeBudgetPercent; p != nil && (*p < 1 || *p > 100) {
+		return nil, fmt.Errorf("kubelet config %s: invalid configuration: imageGCExcludeBudgetPercent %d must be between 1 and 100, inclusive (100, the default, means no limit)", file, *p)
+	}
 	return &kc, nil
 }
 

@@ -73,6 +73,10 @@ func TestKubeletConfigErrors(t *testing.T) {
 	writeFile(t, filepath.Join(wrongKind, "10.conf"), "apiVersion: v1\nkind: ConfigMap\n")
 	noVersion := filepath.Join(dir, "noversion.yaml")
 	writeFile(t, noVersion, "kind: KubeletConfiguration\n")
+	budget := filepath.Join(dir, "budget")
+	writeFile(t, filepath.Join(budget, "10.conf"), kubeletHeader+"imageGCExcludeBudgetPercent: 1000\n")
+	negative := filepath.Join(dir, "negative.yaml")
+	writeFile(t, negative, kubeletHeader+"imageGCExcludeBudgetPercent: -5\n")
 	for _, tc := range []struct {
 		name string
 		src  Sources
@@ -83,6 +87,8 @@ func TestKubeletConfigErrors(t *testing.T) {
 		{"dir without file", Sources{Images: []string{"app:1"}, KubeletConfigDir: wrongKind}, "needs --kubelet-config"},
 		{"missing dir", Sources{KubeletConfigFile: base, KubeletConfigDir: filepath.Join(dir, "missing")}, "no such file or directory"},
 		{"a directory as the file", Sources{KubeletConfigFile: dir}, "not a regular file"},
+		{"budget over 100 in a drop-in", Sources{KubeletConfigFile: base, KubeletConfigDir: budget}, "imageGCExcludeBudgetPercent 1000 must be between 1 and 100"},
+		{"negative budget", Sources{KubeletConfigFile: negative}, "imageGCExcludeBudgetPercent -5 must be between 1 and 100"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(tc.src)
