@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,6 +52,10 @@ const (
 	execTimeout = time.Minute
 	// maxOutput caps what a plugin may print.
 	maxOutput = 1 << 20
+	// waitDelay bounds the wait for a killed plugin's output pipes to close.
+	waitDelay = 2 * time.Second
+	// maxStderrExcerpt bounds what an error quotes of a failed plugin's stderr.
+	maxStderrExcerpt = 200
 )
 
 // Plugins are the configured credential providers, tried in order.
@@ -118,8 +123,9 @@ func Load(configPath, binDir string) (*Plugins, error) {
 }
 
 // For returns the login the first matching provider gives for a normalized reference, or nil.
-// A plugin that fails is logged and skipped: a pull without credentials then fails visibly.
-func (p *Plugins) For(normalizedRef string) *runtimeapi.AuthConfig {
+// A plugin that fails is logged and skipped: a pull without credentials then fails visibly. A
+// plugin still running when ctx ends, or after its time limit, is killed with its children.
+func (p *Plugins) For(ctx context.Context, normalizedRef string) *runtimeapi.AuthConfig {
 	if p == nil {
 		return nil
 	}
@@ -127,7 +133,7 @@ func (p *Plugins) For(normalizedRef string) *runtimeapi.AuthConfig {
 		if !pr.matches(normalizedRef) {
 			continue
 		}
-		keyring, err := pr.keyring(context.Background(), normalizedRef, time.Now())
+		keyring, err := pr.keyring(ctx, normalizedRef, time.Now())
 		if err != nil {
 			klog.ErrorS(err, "Image credential provider failed", "provider", pr.Name, "image", normalizedRef)
 			continue
@@ -210,10 +216,16 @@ func (pr *provider) exec(ctx context.Context, image string) (*credentialprovider
 	for _, e := range pr.Env {
 		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 	}
+	// The plugin runs in a process group of its own, which is killed as a whole at the time
+	// limit or when the pull is cancelled; a child that keeps the plugin's stdout open is not
+	// waited for more than waitDelay after that.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = waitDelay
 	var stdout, stderr limitedBuffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(request), &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("plugin %s: %v: %s", pr.Name, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("plugin %s: %v; stderr: %s", pr.Name, err, stderrExcerpt(stderr.Bytes()))
 	}
 	var resp credentialproviderv1.CredentialProviderResponse
 	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
@@ -230,17 +242,32 @@ func (pr *provider) exec(ctx context.Context, image string) (*credentialprovider
 	return &resp, nil
 }
 
-// limitedBuffer keeps the first maxOutput bytes a plugin writes.
-type limitedBuffer struct{ bytes.Buffer }
+// limitedBuffer keeps the first maxOutput bytes a plugin writes and drops the rest. It has no
+// ReadFrom (an embedded bytes.Buffer would give it one, which io.Copy prefers to Write, and
+// which grows without the limit).
+type limitedBuffer struct{ buf bytes.Buffer }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := maxOutput - b.Len(); room < len(p) {
+	if room := maxOutput - b.buf.Len(); room < len(p) {
 		if room > 0 {
-			b.Buffer.Write(p[:room])
+			b.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
+}
+
+func (b *limitedBuffer) Bytes() []byte { return b.buf.Bytes() }
+
+// stderrExcerpt is what an error says of a failed plugin's stderr: its first line, at most
+// maxStderrExcerpt bytes, quoted, so that a long or hostile output (escape sequences, a token
+// printed for debugging) is neither echoed whole nor raw.
+func stderrExcerpt(stderr []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(stderr), []byte("\n"))
+	if len(line) > maxStderrExcerpt {
+		return fmt.Sprintf("%q...(%d more bytes)", line[:maxStderrExcerpt], len(stderr)-maxStderrExcerpt)
+	}
+	return fmt.Sprintf("%q", line)
 }
 
 func metav1TypeMeta(kind string) metav1.TypeMeta {

@@ -17,8 +17,10 @@ limitations under the License.
 package credentialplugin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,13 +87,13 @@ func TestPluginGivesLoginsAndCaches(t *testing.T) {
 	}
 	image := "123.dkr.ecr.eu-west-1.amazonaws.com/team/app:1"
 	for i := 0; i < 3; i++ {
-		auth := p.For(image)
+		auth := p.For(context.Background(), image)
 		if auth == nil || auth.Username != "AWS" || auth.Password != "pw" || auth.ServerAddress != "" {
 			t.Fatalf("login %+v; want AWS:pw without ServerAddress", auth)
 		}
 	}
 	// Cached per registry for defaultCacheDuration: one run for three look-ups and another image.
-	if auth := p.For("123.dkr.ecr.eu-west-1.amazonaws.com/other:2"); auth == nil {
+	if auth := p.For(context.Background(), "123.dkr.ecr.eu-west-1.amazonaws.com/other:2"); auth == nil {
 		t.Fatal("no login for another image of the same registry")
 	}
 	if n := requestCount(t, requests); n != 1 {
@@ -106,7 +108,7 @@ func TestPluginGivesLoginsAndCaches(t *testing.T) {
 		t.Errorf("request %+v", req)
 	}
 	// Images the provider does not match never run it.
-	if auth := p.For("ghcr.io/acme/app:1"); auth != nil {
+	if auth := p.For(context.Background(), "ghcr.io/acme/app:1"); auth != nil {
 		t.Errorf("login %+v for an image no provider matches", auth)
 	}
 	if n := requestCount(t, requests); n != 1 {
@@ -124,15 +126,15 @@ func TestPluginCacheDurationFromResponse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.For("registry.example.com/app:1")
-		p.For("registry.example.com/app:2") // same image repository: cached
+		p.For(context.Background(), "registry.example.com/app:1")
+		p.For(context.Background(), "registry.example.com/app:2") // same image repository: cached
 		time.Sleep(99 * time.Millisecond)
-		p.For("registry.example.com/app:1") // still cached
+		p.For(context.Background(), "registry.example.com/app:1") // still cached
 		if n := requestCount(t, requests); n != 1 {
 			t.Errorf("the plugin ran %d times within its 100ms cacheDuration; want 1", n)
 		}
 		time.Sleep(time.Millisecond)
-		p.For("registry.example.com/app:1") // expired: runs again
+		p.For(context.Background(), "registry.example.com/app:1") // expired: runs again
 		if n := requestCount(t, requests); n != 2 {
 			t.Errorf("the plugin ran %d times; want 2 (a 100ms cacheDuration from the response)", n)
 		}
@@ -152,7 +154,7 @@ func TestPluginFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if auth := p.For("registry.example.com/app:1"); auth != nil {
+		if auth := p.For(context.Background(), "registry.example.com/app:1"); auth != nil {
 			t.Errorf("%s: login %+v from a failing plugin", name, auth)
 		}
 		pr := p.providers[0]
@@ -161,6 +163,53 @@ func TestPluginFailures(t *testing.T) {
 		} else if name == "fails" && !strings.Contains(err.Error(), "denied") {
 			t.Errorf("%s: error %v does not carry the plugin's stderr", name, err)
 		}
+	}
+}
+
+// A plugin's output is capped for real: io.Copy, which exec uses, takes a writer's ReadFrom
+// when it has one, and the buffer must not have one that grows past the cap.
+func TestPluginOutputCapped(t *testing.T) {
+	var b limitedBuffer
+	n, err := io.Copy(&b, io.LimitReader(zeros{}, 16*maxOutput))
+	if err != nil || n != 16*maxOutput {
+		t.Fatalf("io.Copy = %d, %v", n, err)
+	}
+	if len(b.Bytes()) != maxOutput {
+		t.Errorf("kept %d bytes of %d; want the first %d", len(b.Bytes()), n, maxOutput)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A plugin that hangs, with a child that keeps its stdout open, is killed with the child when
+// the pull's context ends, and the pull goes on without credentials at once (it waited for the
+// child's 300 s before). A failed plugin's stderr is quoted and cut, never echoed raw.
+func TestPluginKilledWithItsChildren(t *testing.T) {
+	binDir := t.TempDir()
+	script := "#!/bin/sh\nsleep 300 &\nprintf '\\033[31mtoken=abc %0500d\\n' 0 >&2\nsleep 300\n"
+	if err := os.WriteFile(filepath.Join(binDir, "hangs"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	config := writeConfig(t, "  - name: hangs\n    matchImages: [registry.example.com]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n")
+	p, err := Load(config, binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = p.providers[0].exec(ctx, "registry.example.com/app:1")
+	// Generous: the failure this guards against takes 300 s.
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the cancelled plugin held the pull for %v", took)
+	}
+	if err == nil {
+		t.Fatal("a killed plugin gave no error")
+	}
+	if strings.Contains(err.Error(), "\x1b[31m") || !strings.Contains(err.Error(), `\x1b[31mtoken=abc`) || !strings.Contains(err.Error(), "more bytes") {
+		t.Errorf("stderr in the error: %q; want it quoted and cut", err.Error())
 	}
 }
 

@@ -20,6 +20,7 @@ limitations under the License.
 package dockerconfig
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -268,8 +269,9 @@ func Open(path string) (*File, error) {
 	return f, nil
 }
 
-// For returns the login for a normalized reference from the current file.
-func (f *File) For(normalizedRef string) *runtimeapi.AuthConfig {
+// For returns the login for a normalized reference from the current file. It reads no file and
+// runs nothing, so ctx goes unused; it is there to make File a keeper.CredentialSource.
+func (f *File) For(_ context.Context, normalizedRef string) *runtimeapi.AuthConfig {
 	if f == nil {
 		return nil
 	}

@@ -17,6 +17,7 @@ limitations under the License.
 package dockerconfig
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -125,7 +126,7 @@ func TestFileIsReadAgainWhenItChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := func() string {
-		if auth := f.For("ghcr.io/a:1"); auth != nil {
+		if auth := f.For(context.Background(), "ghcr.io/a:1"); auth != nil {
 			return auth.Username
 		}
 		return ""

@@ -17,22 +17,25 @@ limitations under the License.
 package keeper
 
 import (
+	"context"
+
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // CredentialSource gives the registry login for a normalized reference, nil for none
-// (*dockerconfig.File, *dockerconfig.Keyring, *credentialplugin.Plugins).
+// (*dockerconfig.File, *credentialplugin.Plugins). ctx is the pull's: a credential plugin still
+// running when it ends is killed.
 type CredentialSource interface {
-	For(normalizedRef string) *runtimeapi.AuthConfig
+	For(ctx context.Context, normalizedRef string) *runtimeapi.AuthConfig
 }
 
 // CredentialChain asks each source in turn and returns the first login.
 type CredentialChain []CredentialSource
 
 // For returns the first source's login for the reference.
-func (c CredentialChain) For(normalizedRef string) *runtimeapi.AuthConfig {
+func (c CredentialChain) For(ctx context.Context, normalizedRef string) *runtimeapi.AuthConfig {
 	for _, src := range c {
-		if auth := src.For(normalizedRef); auth != nil {
+		if auth := src.For(ctx, normalizedRef); auth != nil {
 			return auth
 		}
 	}

@@ -114,7 +114,7 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 	logger.V(2).Info("Pulling missing image", "image", ref)
 	var auth *runtimeapi.AuthConfig
 	if k.opts.Credentials != nil {
-		auth = k.opts.Credentials.For(ref)
+		auth = k.opts.Credentials.For(pullCtx, ref)
 	}
 	imageRef, err := svc.PullImage(pullCtx, &runtimeapi.ImageSpec{Image: ref}, auth, nil)
 	elapsed := time.Since(start)
