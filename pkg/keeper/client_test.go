@@ -96,10 +96,15 @@ func TestHTTPServerBounds(t *testing.T) {
 // Text from a runtime or registry reaches a terminal: control characters are quoted, not sent.
 func TestPrintStatusQuotesControlCharacters(t *testing.T) {
 	var out strings.Builder
-	PrintStatus(&out, Status{LastReconcile: time.Unix(1, 0), Images: []ImageState{{
-		Reference: "docker.io/library/nginx:1",
-		LastError: "pull failed: \x1b[2J\x1b]0;owned\x07 and a\nnew line",
-	}}})
+	// Every string field, as a hostile server behind status --server could fill them.
+	const esc = "\x1b[2J\x1b]0;owned\x07"
+	PrintStatus(&out, Status{LastReconcile: time.Unix(1, 0), RuntimeError: "down " + esc, ConfigError: esc, NotPullable: []string{"a" + esc},
+		Images: []ImageState{{
+			Reference: "docker.io/library/nginx:1" + esc,
+			ImageID:   "sha256:" + esc,
+			LastError: "pull failed: " + esc + " and a\nnew line",
+			Protected: Protection{State: Unprotected, Reason: esc},
+		}}})
 	if strings.ContainsAny(out.String(), "\x1b\x07") {
 		t.Fatalf("control characters reached the table: %q", out.String())
 	}

@@ -17,14 +17,16 @@ limitations under the License.
 package keeper
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"k8s.io/klog/v2"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -281,14 +283,12 @@ func readConfigFile(path string) (*File, error) {
 // names are case-sensitive ("Images" is not "images"), unknown and duplicate fields are errors,
 // and a second document is an error rather than silently ignored.
 func decodeStrict(data []byte) (*File, error) {
-	docs := 0
-	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
-		if strings.TrimSpace(stripComments(doc)) != "" {
-			docs++
-		}
+	docs, err := countDocuments(data)
+	if err != nil {
+		return nil, err
 	}
 	if docs > 1 {
-		return nil, fmt.Errorf("%d YAML documents; want one", docs)
+		return nil, fmt.Errorf("%d YAML documents; want one (images in a second document would not be kept)", docs)
 	}
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
@@ -305,15 +305,25 @@ func decodeStrict(data []byte) (*File, error) {
 	return &f, nil
 }
 
-func stripComments(doc string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(doc, "\n") {
-		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
-			b.WriteString(line)
-			b.WriteByte('\n')
+// countDocuments counts the YAML documents of data that hold something, as a YAML parser reads
+// them: a separator with a comment or a value on its line ("--- # x", "--- {images: [a]}") and
+// an explicit end ("...") count as they should; empty and comment-only documents do not.
+func countDocuments(data []byte) (int, error) {
+	dec := yamlv3.NewDecoder(bytes.NewReader(data))
+	docs := 0
+	for {
+		var doc yamlv3.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if len(doc.Content) > 0 && doc.Content[0].Tag != "!!null" {
+			docs++
 		}
 	}
-	return b.String()
 }
 
 // bounded shortens an entry quoted in an error, so that a huge one is not echoed whole.

@@ -356,6 +356,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "field name in another case", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nImages: [nginx:1]\n", wantErr: `unknown field "Images"`},
 		{name: "duplicate key", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1]\nimages: [nginx:2]\n", wantErr: `"images"`},
 		{name: "second document", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1]\n---\napiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:2]\n", wantErr: "2 YAML documents; want one"},
+		{name: "second document after a commented separator", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1]\n--- # more\nimages: [nginx:2]\n", wantErr: "2 YAML documents; want one"},
+		{name: "second document on its separator's line", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1]\n--- {images: [nginx:2]}\n", wantErr: "2 YAML documents; want one"},
 		{name: "bad yaml", file: "apiVersion: [\n", wantErr: "line"},
 		{name: "bad reference", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, Nginx:2]\n", wantErr: `images[1] "Nginx:2": repository name must be lowercase`},
 		{name: "bare repository", file: "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx]\n", wantErr: `images[0] "nginx": a repository without a tag or digest cannot be pulled; write nginx:<tag>`},
@@ -381,6 +383,24 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// One document, however it is framed, is read whole: a leading separator, a comment-only
+// document after it, an explicit end.
+func TestLoadOneDocumentFramed(t *testing.T) {
+	dir := t.TempDir()
+	for i, file := range []string{
+		"---\napiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, nginx:2]\n",
+		"apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, nginx:2]\n--- # nothing more\n# just a comment\n",
+		"apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [nginx:1, nginx:2]\n...\n",
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("%d.yaml", i))
+		writeFile(t, path, file)
+		w, err := Load(Sources{ConfigFile: path})
+		if err != nil || len(w.Images) != 2 {
+			t.Errorf("%q: %v, %v; want both images", file, w, err)
+		}
 	}
 }
 

@@ -71,18 +71,19 @@ func PrintStatus(out io.Writer, s Status) {
 		if !img.LastPull.IsZero() {
 			lastPull = img.LastPull.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", img.Reference, present, shortID(img.ImageID),
+		// Every string may come from a server (status --server): none reaches the terminal raw.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", quoteControl(img.Reference), present, quoteControl(shortID(img.ImageID)),
 			humanSize(img.Size), oneLine(img.Protected.String()), lastPull, orDash(oneLine(img.LastError)))
 	}
 	_ = tw.Flush()
 	if s.RuntimeError != "" {
-		fmt.Fprintf(out, "\nruntime: %s\n", s.RuntimeError)
+		fmt.Fprintf(out, "\nruntime: %s\n", quoteControl(s.RuntimeError))
 	}
 	if s.ConfigError != "" {
 		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", quoteControl(s.ConfigError))
 	}
 	if len(s.NotPullable) > 0 {
-		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", strings.Join(s.NotPullable, ", "))
+		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", quoteControl(strings.Join(s.NotPullable, ", ")))
 	}
 	_, reason := s.Ready()
 	fmt.Fprintf(out, "\n%s\n", quoteControl(reason))
