@@ -56,15 +56,11 @@ func TestVerboseImageStatusLabels(t *testing.T) {
 			// hex without "sha256:" and does not resolve "sha256:<hex>" in ImageStatus (it takes
 			// it for a short name); containerd lists and resolves "sha256:<hex>".
 			id := runtimeImageID(t, n, labelled.Ref)
-			wantID := labelled.ID
-			if runtime.Kind == framework.KindCRIO {
-				wantID = strings.TrimPrefix(labelled.ID, "sha256:")
-			}
-			if id != wantID {
+			if wantID := runtime.ImageID(labelled.ID); id != wantID {
 				t.Errorf("%s reports the image ID %q; want %q", runtime.Name, id, wantID)
 			}
 			byPrefixedID, err := svc.ImageStatus(context.Background(), &runtimeapi.ImageSpec{Image: labelled.ID}, false)
-			if runtime.Kind == framework.KindCRIO {
+			if !runtime.ResolvesImageIDs() {
 				if err == nil || !strings.Contains(err.Error(), "short-name") {
 					t.Errorf("CRI-O's ImageStatus of %s: %v, %v; want the short-name refusal docs/allowlist.md shows", labelled.ID, byPrefixedID, err)
 				}

@@ -63,6 +63,19 @@ func (r Runtime) PinsSandboxImage() bool {
 // restrict_oom_score_adj. On CRI-O only scenarios without pods run.
 func (r Runtime) RunsPods() bool { return r.Kind != KindCRIO }
 
+// ImageID is how the runtime lists an image whose config digest is id ("sha256:<hex>"): CRI-O
+// lists the hex alone, containerd the digest.
+func (r Runtime) ImageID(id string) string {
+	if r.Kind == KindCRIO {
+		return strings.TrimPrefix(id, "sha256:")
+	}
+	return id
+}
+
+// ResolvesImageIDs reports whether the runtime's ImageStatus finds an image by "sha256:<hex>":
+// containerd does; CRI-O takes it for a short name and refuses it.
+func (r Runtime) ResolvesImageIDs() bool { return r.Kind != KindCRIO }
+
 // RuntimeNames are the runtimes RuntimeNamed knows, the default first.
 var RuntimeNames = []string{"containerd-2.4", "containerd-1.6", "cri-o-1.34"}
 
