@@ -185,7 +185,8 @@ func (r *run) inject(kind string) error {
 			if r.opts.Policy == PolicyEvictPods {
 				leave = total * 30 / 100
 			}
-			r.episode.resolvable = r.opts.Policy == PolicyRemoveKeptImages && r.rng.IntN(2) == 0
+			// The kinds alternate, resolvable first, so that a short run sees both.
+			r.episode.resolvable = r.opts.Policy == PolicyRemoveKeptImages && r.report.Episodes["resolvable"] <= r.report.Episodes["unresolvable"]
 			if r.episode.resolvable {
 				leave = threshold - resolvableShortfall
 			}

@@ -84,7 +84,7 @@ func (r *Report) Markdown(command string) string {
 	if r.Policy == PolicyRemoveKeptImages {
 		b.WriteString("image filesystem, with the default `imageGCExcludeEvictionPolicy: RemoveKeptImages` (kept images\n")
 		b.WriteString("yield to pods when that relieves the pressure) and `imageMinimumGCAge: 30s`; each pressure\n")
-		b.WriteString("episode is, by the seed, one the kept images can resolve (12 MiB short) or one they cannot\n")
+		b.WriteString("episode is, in turn, one the kept images can resolve (12 MiB short) or one they cannot\n")
 		b.WriteString("(20% available); image-keeper every 5 s with at most 10 s of backoff, two static pods on\n")
 		b.WriteString("allowlisted images with `IfNotPresent`) goes through a seeded random schedule of faults while the\n")
 		b.WriteString("invariants of `test/e2e/soak` are checked every 2 s; `kept-yield` is the default rule's. `make test`\n")
