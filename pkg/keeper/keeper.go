@@ -140,6 +140,7 @@ func (k *Keeper) SetWanted(w *Wanted) {
 	k.wanted = w
 	k.allowlist, k.allowlistErr = nil, nil // rebuilt with the runtime connection on the next pass
 	k.status.ConfigError = ""
+	k.metrics.configStale.Set(0)
 	k.status.NotPullable = w.NotPullable
 	k.metrics.wanted.Set(float64(len(w.Images)))
 }
@@ -149,6 +150,7 @@ func (k *Keeper) SetConfigError(err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.status.ConfigError = err.Error()
+	k.metrics.configStale.Set(1)
 }
 
 // Reconcile runs one pass: list the runtime's images once, then pull every wanted image that is

@@ -414,7 +414,8 @@ func TestRunReloadKeepsLastGoodConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := New(testOptions(), w, server.connect, NewMetrics())
+	metrics := NewMetrics()
+	k := New(testOptions(), w, server.connect, metrics)
 	reload := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -434,6 +435,19 @@ func TestRunReloadKeepsLastGoodConfig(t *testing.T) {
 	})
 	if s := k.Status(); len(s.Images) != 2 || !s.Images[0].Present || !s.Images[1].Present {
 		t.Errorf("after a bad reload the previous images and their state must stay: %+v", s.Images)
+	}
+	// Stale, and saying so: not ready (/readyz, the node condition) and the metric at 1.
+	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "config reload failed, the previous configuration is in force") {
+		t.Errorf("ready %v (%s) with a broken config in force", ready, reason)
+	}
+	if v := testutil.ToFloat64(metrics.configStale); v != 1 {
+		t.Errorf("image_keeper_config_stale = %v after a failed reload; want 1", v)
+	}
+	writeFile(t, path, "apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages: [example.com/a:1, example.com/b:1]\n")
+	reload <- struct{}{}
+	waitFor(t, "ready once the config is fixed", func() bool { ready, _ := k.Status().Ready(); return ready })
+	if v := testutil.ToFloat64(metrics.configStale); v != 0 {
+		t.Errorf("image_keeper_config_stale = %v after a good reload; want 0", v)
 	}
 
 	start := time.Now()

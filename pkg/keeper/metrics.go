@@ -31,6 +31,7 @@ type Metrics struct {
 	pulls         *prometheus.CounterVec
 	pullDuration  *prometheus.HistogramVec
 	lastReconcile prometheus.Gauge
+	configStale   prometheus.Gauge
 }
 
 // NewMetrics registers image-keeper's metrics, and Go and process metrics, in a new registry.
@@ -58,8 +59,12 @@ func NewMetrics() *Metrics {
 			Name: "image_keeper_last_reconcile_timestamp_seconds",
 			Help: "Unix time of the last pass that reached the container runtime.",
 		}),
+		configStale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "image_keeper_config_stale",
+			Help: "1 while the last configuration reload failed and the previous configuration is in force, else 0.",
+		}),
 	}
-	m.Registry.MustRegister(m.wanted, m.present, m.pulls, m.pullDuration, m.lastReconcile,
+	m.Registry.MustRegister(m.wanted, m.present, m.pulls, m.pullDuration, m.lastReconcile, m.configStale,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Both results exist from the start, so a rate() over them is defined before the first pull.
 	for _, result := range []string{"success", "failure"} {

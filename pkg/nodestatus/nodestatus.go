@@ -61,6 +61,7 @@ const (
 	ReasonMissing        = "ImagesMissing"
 	ReasonNoPass         = "NotReconciled"
 	ReasonWaitingKubelet = "KubeletConfigMissing"
+	ReasonConfigInvalid  = "ConfigInvalid"
 
 	// maxListed bounds the images named in the condition's message.
 	maxListed = 5
@@ -75,12 +76,15 @@ type State struct {
 	// KubeletConfigMissing says why the kubelet config, which may name wanted images, could not
 	// be read yet ("" when read or not used).
 	KubeletConfigMissing string
+	// ConfigInvalid is the error of the last failed reload, while the previous configuration is
+	// in force ("" when the last one loaded).
+	ConfigInvalid string
 }
 
 // StateOf is the state of a keeper's status. A runtime that is unreachable now does not change
 // it: the images found by the last pass that reached it are still on disk.
 func StateOf(s keeper.Status) State {
-	st := State{Reconciled: !s.LastReconcile.IsZero(), KubeletConfigMissing: s.KubeletConfigMissing}
+	st := State{Reconciled: !s.LastReconcile.IsZero(), KubeletConfigMissing: s.KubeletConfigMissing, ConfigInvalid: s.ConfigError}
 	for _, img := range s.Images {
 		st.Wanted = append(st.Wanted, img.Reference)
 		if !img.Present {
@@ -109,6 +113,9 @@ func Condition(s State) corev1.NodeCondition {
 		c.Status, c.Reason, c.Message = corev1.ConditionFalse, ReasonWaitingKubelet, "waiting for the kubelet config, which may name images to keep: "+s.KubeletConfigMissing
 	case !s.Reconciled:
 		c.Status, c.Reason, c.Message = corev1.ConditionFalse, ReasonNoPass, "image-keeper has not reached the container runtime yet"
+	case s.ConfigInvalid != "":
+		c.Status, c.Reason = corev1.ConditionFalse, ReasonConfigInvalid
+		c.Message = fmt.Sprintf("image-keeper's new configuration is invalid; the previous one is in force (%d of %d of its images missing): %s", len(s.Missing), len(s.Wanted), bounded(s.ConfigInvalid))
 	case len(s.Missing) == 0:
 		c.Status, c.Reason, c.Message = corev1.ConditionTrue, ReasonWarm, fmt.Sprintf("all %d wanted images are present", len(s.Wanted))
 	default:
@@ -244,4 +251,13 @@ func (p *Publisher) removeStartupTaint(ctx context.Context) (removed bool, err e
 		return false, fmt.Errorf("node %s: remove taint %s: %w", p.node, StartupTaintKey, err)
 	}
 	return removed, nil
+}
+
+// bounded cuts an error for a condition message, which every reader of the Node gets.
+func bounded(s string) string {
+	const maxError = 512
+	if len(s) <= maxError {
+		return s
+	}
+	return s[:maxError] + "..."
 }

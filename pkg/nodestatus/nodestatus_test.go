@@ -46,6 +46,8 @@ func TestCondition(t *testing.T) {
 			"2 of 8 wanted images missing: example.com/app:0, example.com/app:1"},
 		{"many missing", State{Wanted: many, Missing: many, Reconciled: true}, corev1.ConditionFalse, ReasonMissing,
 			"8 of 8 wanted images missing: example.com/app:0, example.com/app:1, example.com/app:2, example.com/app:3, example.com/app:4 and 3 more"},
+		{"config broken while running", State{Wanted: many, Reconciled: true, ConfigInvalid: `config /etc/image-keeper/config.yaml: images[0] "Bad": repository name must be lowercase`}, corev1.ConditionFalse, ReasonConfigInvalid,
+			`image-keeper's new configuration is invalid; the previous one is in force (0 of 8 of its images missing): config /etc/image-keeper/config.yaml: images[0] "Bad": repository name must be lowercase`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Condition(tc.state)
