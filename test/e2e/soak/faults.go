@@ -190,7 +190,7 @@ func (r *run) inject(kind string) error {
 			if r.episode.resolvable {
 				leave = threshold - resolvableShortfall
 			}
-			r.episode.shortfall, r.episode.keptBytesRemoved = threshold-leave, 0
+			r.episode.shortfall = threshold - leave
 			if fill := free - leave; fill > 0 {
 				if err := writeFiller(r.fillerPath(), fill); err != nil {
 					return err
@@ -273,10 +273,11 @@ func writeFiller(path string, size int64) error {
 	return nil
 }
 
-// pulledJunk records that the test pulled an unkept image.
+// pulledJunk records that the test pulled an unkept image; the kubelet sees it at its next GC
+// pass.
 func (r *run) pulledJunk(img *framework.Image) {
 	if _, ok := r.junkSince[img.ID]; !ok {
-		r.junkSince[img.ID] = time.Now()
+		r.junkSince[img.ID] = time.Time{}
 	}
 }
 
