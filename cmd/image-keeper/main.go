@@ -325,7 +325,8 @@ func runStatus(ctx context.Context, cfg *config) error {
 	keeper.PrintStatus(os.Stdout, status)
 	// Scripts and probes read the exit status: not ready is a failure.
 	if ready, reason := status.Ready(); !ready {
-		return fmt.Errorf("not ready: %s", reason)
+		// The reason carries text from the server (status --server): quoted, like the table.
+		return fmt.Errorf("not ready: %s", keeper.QuoteControl(reason))
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func TestFlagFloors(t *testing.T) {
 // with an error, so that scripts and probes can rely on it.
 func TestStatusExitStatus(t *testing.T) {
 	ready := keeper.Status{LastReconcile: time.Unix(1, 0), Images: []keeper.ImageState{{Reference: "docker.io/library/nginx:1", Present: true}}}
-	missing := keeper.Status{LastReconcile: time.Unix(1, 0), Images: []keeper.ImageState{{Reference: "docker.io/library/nginx:1", LastError: "connection refused"}}}
+	missing := keeper.Status{LastReconcile: time.Unix(1, 0), Images: []keeper.ImageState{{Reference: "docker.io/library/nginx:1", LastError: "connection refused \x1b]0;owned\x07"}}}
 	for _, tc := range []struct {
 		name    string
 		handler http.HandlerFunc
@@ -86,6 +86,9 @@ func TestStatusExitStatus(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("runStatus = %v; want an error containing %q", err, tc.wantErr)
+			}
+			if strings.ContainsAny(err.Error(), "\x1b\x07") {
+				t.Errorf("the server's control characters reach the terminal: %q", err.Error())
 			}
 		})
 	}

@@ -24,6 +24,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -224,7 +225,14 @@ func (pr *provider) exec(ctx context.Context, image string) (*credentialprovider
 	cmd.WaitDelay = waitDelay
 	var stdout, stderr limitedBuffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(request), &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if cmd.Process != nil {
+		// Whatever the plugin left running (a child holding its output) goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	// A plugin that answered and exited 0, but whose child kept its output open past
+	// waitDelay, gave its answer: take it.
+	if err != nil && !(errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success()) {
 		return nil, fmt.Errorf("plugin %s: %v; stderr: %s", pr.Name, err, stderrExcerpt(stderr.Bytes()))
 	}
 	var resp credentialproviderv1.CredentialProviderResponse
@@ -260,12 +268,16 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 func (b *limitedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 // stderrExcerpt is what an error says of a failed plugin's stderr: its first line, at most
-// maxStderrExcerpt bytes, quoted, so that a long or hostile output (escape sequences, a token
-// printed for debugging) is neither echoed whole nor raw.
+// maxStderrExcerpt bytes, quoted, so that a long or hostile output (escape sequences) is
+// neither echoed whole nor raw.
 func stderrExcerpt(stderr []byte) string {
-	line, _, _ := bytes.Cut(bytes.TrimSpace(stderr), []byte("\n"))
+	stderr = bytes.TrimSpace(stderr)
+	line, _, _ := bytes.Cut(stderr, []byte("\n"))
 	if len(line) > maxStderrExcerpt {
-		return fmt.Sprintf("%q...(%d more bytes)", line[:maxStderrExcerpt], len(stderr)-maxStderrExcerpt)
+		line = line[:maxStderrExcerpt]
+	}
+	if rest := len(stderr) - len(line); rest > 0 {
+		return fmt.Sprintf("%q...(%d more bytes of stderr)", line, rest)
 	}
 	return fmt.Sprintf("%q", line)
 }

@@ -208,8 +208,35 @@ func TestPluginKilledWithItsChildren(t *testing.T) {
 	if err == nil {
 		t.Fatal("a killed plugin gave no error")
 	}
-	if strings.Contains(err.Error(), "\x1b[31m") || !strings.Contains(err.Error(), `\x1b[31mtoken=abc`) || !strings.Contains(err.Error(), "more bytes") {
+	if strings.Contains(err.Error(), "\x1b[31m") || !strings.Contains(err.Error(), `\x1b[31mtoken=abc`) || !strings.Contains(err.Error(), "more bytes of stderr") {
 		t.Errorf("stderr in the error: %q; want it quoted and cut", err.Error())
+	}
+}
+
+// A plugin that answers and exits 0 while a child it started keeps its output open: the answer
+// is taken (after waitDelay), and the child is killed with the plugin's process group.
+func TestPluginAnswerWithLingeringChild(t *testing.T) {
+	binDir := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\nsleep 300 &\necho $! >%s\nprintf '%%s' '%s'\n", pidFile, response("Image", "", "registry.example.com", "u"))
+	if err := os.WriteFile(filepath.Join(binDir, "lingers"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	config := writeConfig(t, "  - name: lingers\n    matchImages: [registry.example.com]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n")
+	p, err := Load(config, binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth := p.For(t.Context(), "registry.example.com/app:1"); auth == nil || auth.Username != "u" {
+		t.Errorf("login %+v; want the plugin's answer", auth)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/stat")
+	if err == nil && !strings.Contains(string(stat), ") Z ") {
+		t.Errorf("the plugin's child still runs: %s", stat)
 	}
 }
 

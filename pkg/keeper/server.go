@@ -72,21 +72,21 @@ func PrintStatus(out io.Writer, s Status) {
 			lastPull = img.LastPull.UTC().Format(time.RFC3339)
 		}
 		// Every string may come from a server (status --server): none reaches the terminal raw.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", quoteControl(img.Reference), present, quoteControl(shortID(img.ImageID)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", QuoteControl(img.Reference), present, QuoteControl(shortID(img.ImageID)),
 			humanSize(img.Size), oneLine(img.Protected.String()), lastPull, orDash(oneLine(img.LastError)))
 	}
 	_ = tw.Flush()
 	if s.RuntimeError != "" {
-		fmt.Fprintf(out, "\nruntime: %s\n", quoteControl(s.RuntimeError))
+		fmt.Fprintf(out, "\nruntime: %s\n", QuoteControl(s.RuntimeError))
 	}
 	if s.ConfigError != "" {
-		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", quoteControl(s.ConfigError))
+		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", QuoteControl(s.ConfigError))
 	}
 	if len(s.NotPullable) > 0 {
-		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", quoteControl(strings.Join(s.NotPullable, ", ")))
+		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", QuoteControl(strings.Join(s.NotPullable, ", ")))
 	}
 	_, reason := s.Ready()
-	fmt.Fprintf(out, "\n%s\n", quoteControl(reason))
+	fmt.Fprintf(out, "\n%s\n", QuoteControl(reason))
 }
 
 func shortID(id string) string {
@@ -116,19 +116,19 @@ func orDash(s string) string {
 	return s
 }
 
-// oneLine makes text from a runtime or a registry fit a terminal table: quoteControl, then cut
+// oneLine makes text from a runtime or a registry fit a terminal table: QuoteControl, then cut
 // at 120 characters.
 func oneLine(s string) string {
-	s = quoteControl(s)
+	s = QuoteControl(s)
 	if len(s) > 120 {
 		return s[:117] + "..."
 	}
 	return s
 }
 
-// quoteControl makes text from a runtime or a registry safe for a terminal: newlines and tabs
+// QuoteControl makes text from a runtime, a registry or a server safe for a terminal: newlines and tabs
 // become spaces, other control characters (escape sequences) are quoted as \xNN.
-func quoteControl(s string) string {
+func QuoteControl(s string) string {
 	var b strings.Builder
 	for _, r := range s {
 		switch {
