@@ -56,6 +56,9 @@ type rule struct {
 	pos  int
 	kind PatternKind
 	repo glob
+	// host, when set, matches the registry host alone, and repo the rest of the repository
+	// after its '/': a '*' in a host never spans a '/'.
+	host glob
 	tag  glob
 	// digest is the digest of a PatternDigest.
 	digest string
@@ -154,6 +157,9 @@ func (m *Matcher) add(pos int, p Pattern) {
 		head, _, _ := strings.Cut(p.Repository, "*")
 		key := head[:strings.LastIndexByte(head, '/')+1]
 		r := rule{pos: pos, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
+		if host, rest, ok := strings.Cut(p.Repository, "/"); ok && host != "*" && strings.Contains(host, "*") {
+			r.host, r.repo = newGlob(host), newGlob(rest)
+		}
 		if p.Kind == PatternTag {
 			r.tag = newGlob(p.Tag)
 		}
@@ -280,6 +286,10 @@ func (r *rule) matches(repo, tag, dgst string) bool {
 		if dgst != r.digest {
 			return false
 		}
+	}
+	if r.host != nil {
+		host, rest, ok := strings.Cut(repo, "/")
+		return ok && r.host.match(host) && r.repo.match(rest)
 	}
 	return r.repo.match(repo)
 }

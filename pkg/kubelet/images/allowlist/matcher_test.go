@@ -142,9 +142,21 @@ func globRegexp(pattern string) *regexp.Regexp {
 // oracleNormalize normalizes a repository pattern with distribution/reference, '*' standing in
 // as a valid name character, except where the documented rules keep it as written: a leading
 // '*', and a single '*' component after an explicit docker.io/.
+// repoRegexp is globRegexp for a repository pattern, except that a '*' in a registry host (a
+// first component with '*' that is not '*' alone) matches within the host only.
+func repoRegexp(pattern string) *regexp.Regexp {
+	host, rest, ok := strings.Cut(pattern, "/")
+	if !ok || host == "*" || !strings.Contains(host, "*") {
+		return globRegexp(pattern)
+	}
+	h := globRegexp(host).String()
+	r := globRegexp(rest).String()
+	return regexp.MustCompile(strings.ReplaceAll(strings.TrimSuffix(h, "$"), ".*", "[^/]*") + "/" + strings.TrimPrefix(r, "^"))
+}
+
 func oracleNormalize(repo string) string {
 	const placeholder = "starstar"
-	if strings.HasPrefix(repo, "*") {
+	if strings.HasPrefix(repo, "*/") {
 		return repo
 	}
 	if rest, ok := strings.CutPrefix(repo, "docker.io/"); ok && strings.Contains(rest, "*") && !strings.Contains(rest, "/") {
@@ -210,7 +222,7 @@ func matchProperty(t *testing.T, starRepo func(rng *rand.Rand, repo string) (str
 					kinds = 1
 				}
 			}
-			o := oracle{repo: globRegexp(oracleNormalize(repo))}
+			o := oracle{repo: repoRegexp(oracleNormalize(repo))}
 			entry := repo
 			switch rng.Intn(kinds) {
 			case 0:

@@ -38,8 +38,9 @@ const (
 // ParseExtendedPattern parses one imageGCExclude entry in the full language of this kubelet:
 // what ParsePattern takes, and '*' anywhere in the repository part and in a tag, where it
 // matches any run of characters ("registry-*.example.com/app", "ghcr.io/*/app", "nginx:1.*",
-// "*/pause:*"). A repository part that starts with '*' stands for any registry; a '*' in a
-// registry host must leave at least two of its labels literal ("*.example.com", not "*.io").
+// "*/pause:*"). A first component that is '*' alone stands for any registry; a '*' in a
+// registry host must leave at least two of its labels literal ("*.example.com", not "*.io"),
+// and never spans a '/'.
 func ParseExtendedPattern(entry string) (Pattern, error) {
 	p, err := ParsePattern(entry)
 	if !errors.Is(err, errWildcard) {
@@ -77,6 +78,10 @@ func ParseExtendedPattern(entry string) (Pattern, error) {
 	}
 
 	p = Pattern{Kind: PatternRepository, Repository: normalizeWildcardRepository(name, named)}
+	if strings.HasPrefix(p.Repository, "*/") && !hasLiteralComponent(p.Repository) {
+		// Any registry, and no path component to narrow it down.
+		return Pattern{}, fmt.Errorf("its repository %q has no component without '*', so it would keep images of any registry and nearly any name; name one, as in \"*/pause\"", p.Repository)
+	}
 	switch {
 	case dgst != "":
 		p.Kind, p.Digest = PatternDigest, dgst
@@ -108,13 +113,15 @@ func checkWildcardHost(name string) error {
 }
 
 // normalizeWildcardRepository spells out the registry and Docker Hub's "library/" namespace, as
-// named, the repository with its '*'s replaced by wildcardPlaceholder, says. A repository that
-// starts with '*' is kept as written: its '*' stands for any registry ("*/pause"). After an
-// explicit Docker Hub host, a single path component with '*' is kept as written too, since its
-// '*' may span a namespace: "docker.io/*-agent" means every Docker Hub repository ending in
-// "-agent", not only the official ones.
+// named, the repository with its '*'s replaced by wildcardPlaceholder, says. A first component
+// that is '*' alone is kept as written: it stands for any registry ("*/pause"). Any other first
+// component with '*' is a registry host if it has a '.' or a ':' ("*.example.com"), else a
+// Docker Hub namespace ("*io/*" is "docker.io/*io/*"), as distribution/reference decides for a
+// literal name. After an explicit Docker Hub host, a single path component with '*' is kept as
+// written, since its '*' may span a namespace: "docker.io/*-agent" means every Docker Hub
+// repository ending in "-agent", not only the official ones.
 func normalizeWildcardRepository(name string, named reference.Named) string {
-	if strings.HasPrefix(name, "*") {
+	if strings.HasPrefix(name, "*/") {
 		return name
 	}
 	if first, rest, ok := strings.Cut(name, "/"); ok && (first == dockerDomain || first == "index."+dockerDomain) && strings.Contains(rest, "*") && !strings.Contains(rest, "/") {
@@ -126,4 +133,15 @@ func normalizeWildcardRepository(name string, named reference.Named) string {
 // compilePatterns compiles imageGCExclude patterns in the language of ParseExtendedPattern.
 func compilePatterns(patterns []string) (*Matcher, error) {
 	return newMatcher(patterns, ParseExtendedPattern)
+}
+
+// hasLiteralComponent reports whether a normalized repository pattern has a '/'-separated
+// component without '*' ("*/pause" has, "*/*a*" has not).
+func hasLiteralComponent(repo string) bool {
+	for _, c := range strings.Split(repo, "/") {
+		if !strings.Contains(c, "*") {
+			return true
+		}
+	}
+	return false
 }

@@ -46,6 +46,9 @@ func TestParseExtendedPattern(t *testing.T) {
 		{in: "*.example.com/app", want: Pattern{Kind: PatternRepository, Repository: "*.example.com/app"}},
 		{in: "*.cache.example.com:5000/app", want: Pattern{Kind: PatternRepository, Repository: "*.cache.example.com:5000/app"}},
 		{in: "*/acme/*", want: Pattern{Kind: PatternRepository, Repository: "*/acme/*"}},
+		// A first component with '*' and no '.' or ':' is a Docker Hub namespace, not "any
+		// registry": only '*' alone is that.
+		{in: "*io/*", want: Pattern{Kind: PatternRepository, Repository: "docker.io/*io/*"}},
 
 		{in: "*", wantErr: "imageGCHighThresholdPercent: 100"},
 		{in: "**", wantErr: "no literal name"},
@@ -56,6 +59,9 @@ func TestParseExtendedPattern(t *testing.T) {
 		{in: "*.example.com", wantErr: "a registry host alone"},
 		{in: "ghcr.io/acme/x0wildcard0x*", wantErr: "must not contain"},
 		{in: "*/Acme", wantErr: "repository name must be lowercase"},
+		{in: "*.example.com/*", want: Pattern{Kind: PatternRepository, Repository: "*.example.com/*"}},
+		{in: "*/*a*", wantErr: `its repository "*/*a*" has no component without '*'`},
+		{in: "*/*-agent:1", wantErr: "has no component without '*'"},
 		{in: "*.io/*", wantErr: `a '*' in the registry host "*.io" must leave at least 2 labels literal`},
 		{in: "*.io/acme/app", wantErr: "must leave at least 2 labels literal"},
 		{in: "registry-*.io/app", wantErr: "must leave at least 2 labels literal"},
@@ -109,9 +115,20 @@ func TestMatchReferencesWildcards(t *testing.T) {
 			not:   []image{digested("ghcr.io/x/app@" + testDigest2), tagged("ghcr.io/x/app:1")},
 		},
 		{
+			// A '*' in a registry host never spans a '/'.
 			entry: "*.example.com/app",
 			match: []image{tagged("registry.example.com/app:1"), tagged("eu.registry.example.com/app:1")},
-			not:   []image{tagged("example.com/app:1"), tagged("registry.example.org/app:1")},
+			not:   []image{tagged("example.com/app:1"), tagged("registry.example.org/app:1"), tagged("evil.io/x.example.com/app:1")},
+		},
+		{
+			entry: "registry-*.example.com/app",
+			match: []image{tagged("registry-eu.example.com/app:1")},
+			not:   []image{tagged("registry-evil.io/a.example.com/app:1")},
+		},
+		{
+			entry: "*io/*",
+			match: []image{tagged("docker.io/acmeio/app:1")},
+			not:   []image{tagged("ghcr.io/acme/app:1"), tagged("quay.io/acme/app:1"), tagged("nginx:1")},
 		},
 	})
 }
