@@ -82,7 +82,12 @@ func (r *run) checkGC() {
 			}
 			continue
 		}
+		if strings.Contains(line, `"Keeping the images imageGCExclude keeps: removing all of them would not relieve disk pressure"`) {
+			r.report.RuleDecisions++
+			continue
+		}
 		if m := ruleRE.FindStringSubmatch(line); m != nil {
+			r.report.RuleDecisions++
 			r.checkRule(m[1], atoi(m[2]), atoi(m[3]))
 			continue
 		}

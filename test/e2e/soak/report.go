@@ -95,8 +95,8 @@ func (r *Report) Markdown(command string) string {
 		b.WriteString("images with `IfNotPresent`) goes through a seeded random schedule of faults while the invariants\n")
 		b.WriteString("of `test/e2e/soak` are checked every 2 s. `make test` runs the same for 3 minutes with seed 1.\n\n")
 	}
-	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| seed | %d |\n| duration | %v |\n| imageGCExcludeEvictionPolicy | %s |\n| faults | %d |\n| invariant checks | %d |\n| kubelet image GC passes | %d |\n| images the kubelet removed | %d |\n| kept images the eviction rule removed | %d |\n| imagefs pressure episodes | %s |\n| restores of removed allowlisted images | %d, longest %v (counted from the removal, outages included) |\n| **violations** | **%d** |\n\n",
-		r.Seed, r.Duration, r.Policy, total(r.Faults), total(r.Checks), r.GCPasses, r.Removed, r.KeptRemoved, cmp.Or(counts(r.Episodes), fmt.Sprint(r.Faults["imagefs-pressure"])), len(r.Restores), r.maxRestore(), len(r.Violations))
+	fmt.Fprintf(&b, "| | |\n| --- | --- |\n| seed | %d |\n| duration | %v |\n| imageGCExcludeEvictionPolicy | %s |\n| faults | %d |\n| invariant checks | %d |\n| kubelet image GC passes | %d |\n| images the kubelet removed | %d |\n| kept images the eviction rule removed | %d (of %d decisions it logged) |\n| imagefs pressure episodes | %s |\n| restores of removed allowlisted images | %d, longest %v (counted from the removal, outages included) |\n| **violations** | **%d** |\n\n",
+		r.Seed, r.Duration, r.Policy, total(r.Faults), total(r.Checks), r.GCPasses, r.Removed, r.KeptRemoved, r.RuleDecisions, cmp.Or(counts(r.Episodes), fmt.Sprint(r.Faults["imagefs-pressure"])), len(r.Restores), r.maxRestore(), len(r.Violations))
 	b.WriteString("## Faults injected\n\n| fault | count |\n| --- | --- |\n")
 	for _, k := range sortedKeys(r.Faults) {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])

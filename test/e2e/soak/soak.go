@@ -134,6 +134,9 @@ type Report struct {
 	Removed  int `json:"removed"`
 	// KeptRemoved counts the allowlisted images the eviction rule removed (PolicyRemoveKeptImages).
 	KeptRemoved int `json:"keptRemoved"`
+	// RuleDecisions counts the eviction rule's logged decisions: each kept image it removes, and
+	// each time it keeps them all because they could not relieve the pressure.
+	RuleDecisions int `json:"ruleDecisions"`
 	// Episodes counts the imagefs pressure episodes by whether the kept images could cover
 	// their shortfall ("resolvable") or not ("unresolvable").
 	Episodes map[string]int `json:"episodes"`
