@@ -232,7 +232,8 @@ func (pr *provider) exec(ctx context.Context, image string) (*credentialprovider
 	}
 	// A plugin that answered and exited 0, but whose child kept its output open past
 	// waitDelay, gave its answer: take it.
-	if err != nil && !(errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success()) {
+	answered := errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success()
+	if err != nil && !answered {
 		return nil, fmt.Errorf("plugin %s: %v; stderr: %s", pr.Name, err, stderrExcerpt(stderr.Bytes()))
 	}
 	var resp credentialproviderv1.CredentialProviderResponse
