@@ -63,13 +63,15 @@ demo-cluster: build control-plane ## Build, then show the warm-node gate on a th
 	go run ./test/e2e/demo --cluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .
+# Scenarios and their runtime legs run side by side, each on a node of its own (test/e2e/README.md).
+E2E_PARALLEL ?= 3
 kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream as released, for the e2e tests' tier and downgrade scenarios
 	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
 	@$(STAGE) kubelet-stock env SERIES=none cmd/kubelet/build.sh
 
 e2e: build control-plane kubelet-series ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh
-	go test -tags e2e -count=1 -timeout 40m -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; exit $${PIPESTATUS[0]}
+	go test -tags e2e -count=1 -timeout 40m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; exit $${PIPESTATUS[0]}
 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/explain"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
@@ -165,18 +167,18 @@ func runScenario(t *testing.T, n *framework.Node, kc framework.KubeletConfig, ke
 // imagefs threshold, while the unprotected images and the near misses go; with the gate off
 // (control) the protected images go too. The allowlist runs on containerd 2.4 and 1.6.
 func TestAllowlistUnderPressure(t *testing.T) {
-	for _, runtime := range runtimes(t) {
-		t.Run(runtime.Name, func(t *testing.T) {
-			n := newNodeOn(t, runtime)
-			s := buildScenario(t, n)
-			p := runScenario(t, n, s.allowlist(n.RegistryAddr), s.protected(), s.unprotected())
-			if !strings.Contains(n.Kubelet.LogText(), `"Image garbage collection allowlist" repositoryPatterns=3 tagPatterns=3 digestPatterns=1 idPatterns=2 selectors=2 budgetPercent=100`) {
-				t.Error("the kubelet did not log the allowlist at start-up")
-			}
-			t.Logf("after %d GC passes present: %v", n.GCPasses(), keys(p))
-		})
-	}
+	t.Parallel()
+	legs(t, nil, func(t *testing.T, runtime framework.Runtime) {
+		n := newNodeOn(t, runtime)
+		s := buildScenario(t, n)
+		p := runScenario(t, n, s.allowlist(n.RegistryAddr), s.protected(), s.unprotected())
+		if !strings.Contains(n.Kubelet.LogText(), `"Image garbage collection allowlist" repositoryPatterns=3 tagPatterns=3 digestPatterns=1 idPatterns=2 selectors=2 budgetPercent=100`) {
+			t.Error("the kubelet did not log the allowlist at start-up")
+		}
+		t.Logf("after %d GC passes present: %v", n.GCPasses(), keys(p))
+	})
 	t.Run("control: gate off", func(t *testing.T) {
+		t.Parallel()
 		n := newNode(t)
 		s := buildScenario(t, n)
 		config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{})
@@ -202,9 +204,8 @@ func TestAllowlistUnderPressure(t *testing.T) {
 // On containerd 2.4 and CRI-O (whose image filesystem is its storage root, measured through CRI
 // ImageFsInfo as containerd's is).
 func TestAllowlistBudget(t *testing.T) {
-	for _, runtime := range runtimes(t, "containerd-2.4", "cri-o-1.34") {
-		t.Run(runtime.Name, func(t *testing.T) { allowlistBudget(t, runtime) })
-	}
+	t.Parallel()
+	legs(t, []string{"containerd-2.4", "cri-o-1.34"}, allowlistBudget)
 }
 
 func allowlistBudget(t *testing.T, runtime framework.Runtime) {
@@ -212,16 +213,15 @@ func allowlistBudget(t *testing.T, runtime framework.Runtime) {
 	if err := n.LimitImageFS(256 << 20); err != nil {
 		t.Fatal(err)
 	}
-	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	var budgeted []*framework.Image
 	for _, tag := range []string{"a", "b", "c"} {
 		budgeted = append(budgeted, push(t, n, framework.ImageSpec{Repository: "e2e/budget", Tag: tag, PadBytes: 10 << 20}))
 	}
-	startRuntime(t, n, pause)
+	startRuntimeWithPause(t, n)
 	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{
-		Gate:    true,
-		Exclude: []string{n.RegistryAddr + "/e2e/budget"},
-		Extra:   "imageGCExcludeBudgetPercent: 10\n",
+		Gate:          true,
+		Exclude:       []string{n.RegistryAddr + "/e2e/budget"},
+		BudgetPercent: ptr.To[int32](10),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -269,9 +269,9 @@ func allowlistBudget(t *testing.T, runtime framework.Runtime) {
 		t.Errorf("explain's budget with 10%%: %+v; want the 256 MiB capacity, within budget", b)
 	}
 	tight, err := n.WriteKubeletConfig("kubelet-tight", framework.KubeletConfig{
-		Gate:    true,
-		Exclude: []string{n.RegistryAddr + "/e2e/budget"},
-		Extra:   "imageGCExcludeBudgetPercent: 5\n",
+		Gate:          true,
+		Exclude:       []string{n.RegistryAddr + "/e2e/budget"},
+		BudgetPercent: ptr.To[int32](5),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
@@ -56,16 +57,7 @@ func newClusterNode(t *testing.T) *clusterNode {
 	if cp != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
-				dest := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_"))
-				_ = os.MkdirAll(dest, 0o755)
-				for _, p := range []*framework.Process{cp.Etcd, cp.APIServer, cp.ControllerManager, cp.Scheduler} {
-					if p == nil {
-						continue
-					}
-					data, _ := os.ReadFile(p.Log)
-					_ = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
-					t.Logf("--- tail of %s (full log in %s):\n%s", p.Name, dest, framework.Tail(p, 15))
-				}
+				harvest(t, filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_")), 15, cp.Etcd, cp.APIServer, cp.ControllerManager, cp.Scheduler)
 			}
 			_ = cp.Stop()
 		})
@@ -131,12 +123,12 @@ func tainted(node *corev1.Node) bool { return framework.HasTaint(node, nodestatu
 // registry for its image. Removing an image by hand turns the condition False, naming it, until
 // image-keeper restores it; a new image list changes the wanted-hash annotation.
 func TestWarmNodeGate(t *testing.T) {
+	t.Parallel()
 	c := newClusterNode(t)
 	ctx := context.Background()
-	pause := push(t, c.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	app := push(t, c.Node, framework.ImageSpec{Repository: "e2e/app", Tag: "1", PadBytes: 4 << 20})
 	second := push(t, c.Node, framework.ImageSpec{Repository: "e2e/second", Tag: "1"})
-	startRuntime(t, c.Node, pause)
+	startRuntimeWithPause(t, c.Node)
 	// Registered with the startup taint by the shipped kubelet config drop-in.
 	warmDropIn, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "kubelet", "60-imagecache-warm.conf"))
 	if err != nil {
@@ -404,13 +396,13 @@ func pushKeeperImage(t *testing.T, n *framework.Node) string {
 // test's images), and KUBERNETES_SERVICE_HOST/PORT: this cluster runs no kube-proxy, so the
 // service IP the kubelet would put there leads nowhere; the API server's own address stands in.
 func TestClusterDaemonSet(t *testing.T) {
+	t.Parallel()
 	c := newClusterNode(t)
 	ctx := context.Background()
-	pause := push(t, c.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	app := push(t, c.Node, framework.ImageSpec{Repository: "e2e/app", Tag: "1", PadBytes: 4 << 20})
 	next := push(t, c.Node, framework.ImageSpec{Repository: "e2e/next", Tag: "1"})
 	keeperRef := pushKeeperImage(t, c.Node)
-	startRuntime(t, c.Node, pause)
+	startRuntimeWithPause(t, c.Node)
 	// Registered with the startup taint by the kubelet flag (what kubeadm's nodeRegistration.taints
 	// becomes).
 	c.RegisterWithTaints = []string{nodestatus.StartupTaintKey + "=:NoSchedule"}
@@ -556,6 +548,7 @@ func (c *clusterNode) checkWatchCommand(t *testing.T, hash string) {
 // docs/warm-nodes.md's kubeadm JoinConfiguration is valid for kubeadm of this release (strict
 // decoding: a misspelt field fails) and registers the taint image-keeper removes.
 func TestWarmNodeDocs(t *testing.T) {
+	t.Parallel()
 	block, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "warm-nodes.md"), "<!-- warm-nodes-kubeadm -->", "yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -585,21 +578,21 @@ func TestWarmNodeDocs(t *testing.T) {
 // budget on a 256 MiB image filesystem and three 10 MiB allowlisted images, the Warning
 // ImageGCExclusionOverBudget is an Event of the Node, readable with the API.
 func TestClusterGCEvents(t *testing.T) {
+	t.Parallel()
 	c := newClusterNode(t)
 	ctx := context.Background()
 	if err := c.LimitImageFS(256 << 20); err != nil {
 		t.Fatal(err)
 	}
-	pause := push(t, c.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	var budgeted []*framework.Image
 	for _, tag := range []string{"a", "b", "c"} {
 		budgeted = append(budgeted, push(t, c.Node, framework.ImageSpec{Repository: "e2e/budget", Tag: tag, PadBytes: 10 << 20}))
 	}
-	startRuntime(t, c.Node, pause)
+	startRuntimeWithPause(t, c.Node)
 	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{
-		Gate:    true,
-		Exclude: []string{c.RegistryAddr + "/e2e/budget"},
-		Extra:   "imageGCExcludeBudgetPercent: 10\n",
+		Gate:          true,
+		Exclude:       []string{c.RegistryAddr + "/e2e/budget"},
+		BudgetPercent: ptr.To[int32](10),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,16 +25,25 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
 // Scenario 2: a bad allowlist stops the kubelet at start-up, naming the entry.
 func TestBadConfigurationStopsKubelet(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
-	n, err := framework.NewNode(root, binDir, repoRoot, framework.Runtime{})
+	// The kubelet stops at config validation, before it reaches the runtime, which never starts.
+	n, err := framework.NewNode(root, binDir, repoRoot, runtimes(t, "containerd-2.4")[0])
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := n.Teardown(false); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		kc   framework.KubeletConfig
@@ -50,12 +59,12 @@ func TestBadConfigurationStopsKubelet(t *testing.T) {
 		{"bare registry host", framework.KubeletConfig{Gate: true, Exclude: []string{"localhost:5000"}}, `imageGCExclude[0] \"localhost:5000\": a registry host alone names no image; to keep every image from it write \"localhost:5000/*\"`},
 		{"duplicate", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx", "docker.io/library/nginx"}}, `imageGCExclude[1] \"docker.io/library/nginx\": means the same as imageGCExclude[0] \"nginx\"`},
 		{"negative-only selector", framework.KubeletConfig{Gate: true, Selectors: []string{"!deprecated"}}, `imageGCExcludeSelectors[0] \"!deprecated\": requires no label to be present`},
-		{"budget out of range", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx"}, Extra: "imageGCExcludeBudgetPercent: 0\n"}, "imageGCExcludeBudgetPercent 0 must be between 1 and 100"},
+		{"budget out of range", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx"}, BudgetPercent: ptr.To[int32](0)}, "imageGCExcludeBudgetPercent 0 must be between 1 and 100"},
 		{"bad selector", framework.KubeletConfig{Gate: true, Selectors: []string{"tier in (edge"}}, `imageGCExcludeSelectors[0] \"tier in (edge\"`},
 		{"empty selector", framework.KubeletConfig{Gate: true, Selectors: []string{" "}}, `imageGCExcludeSelectors[0] \" \": must not be empty`},
 		{"contradictory selector", framework.KubeletConfig{Gate: true, Selectors: []string{"a=1,a=2"}}, `imageGCExcludeSelectors[0] \"a=1,a=2\": selects no image`},
-		{"eviction policy typo", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx"}, Extra: "imageGCExcludeEvictionPolicy: evictpods\n"}, `imageGCExcludeEvictionPolicy \"evictpods\" must be \"RemoveKeptImages\" (the default: kept images go last, and only when that relieves the pressure) or \"EvictPods\"`},
-		{"eviction policy without the gate", framework.KubeletConfig{Exclude: nil, Extra: "imageGCExcludeEvictionPolicy: EvictPods\n"}, "ImageGCExclusion feature gate is required for Kubelet configuration option imageGCExcludeEvictionPolicy"},
+		{"eviction policy typo", framework.KubeletConfig{Gate: true, Exclude: []string{"nginx"}, EvictionPolicy: "evictpods"}, `imageGCExcludeEvictionPolicy \"evictpods\" must be \"RemoveKeptImages\" (the default: kept images go last, and only when that relieves the pressure) or \"EvictPods\"`},
+		{"eviction policy without the gate", framework.KubeletConfig{Exclude: nil, EvictionPolicy: "EvictPods"}, "ImageGCExclusion feature gate is required for Kubelet configuration option imageGCExcludeEvictionPolicy"},
 		{"gate off", framework.KubeletConfig{Exclude: []string{"nginx"}}, "ImageGCExclusion feature gate is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,11 +95,11 @@ func TestBadConfigurationStopsKubelet(t *testing.T) {
 // kubelet honours it, and image-keeper, reading the same file and directory with the kubelet's
 // merge, reports the image as protected; reading the file alone it would not.
 func TestKubeletConfigDropIn(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
-	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	kept := push(t, n, framework.ImageSpec{Repository: "e2e/dropin", Tag: "1"})
 	other := push(t, n, framework.ImageSpec{Repository: "e2e/other", Tag: "1"})
-	startRuntime(t, n, pause)
+	startRuntimeWithPause(t, n)
 	pull(t, n, kept.Ref, other.Ref)
 	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{
 		DropIn: fmt.Sprintf("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfeatureGates:\n  ImageGCExclusion: true\nimageGCExclude:\n  - %q\n", n.RegistryAddr+"/e2e/dropin"),

@@ -46,12 +46,12 @@ import (
 // back, and again after containerd restarts (the socket is recreated: the directory mount sees
 // the new one).
 func TestDaemonSetPodOnNode(t *testing.T) {
+	t.Parallel()
 	n := newNodeOn(t, podRuntime(t))
 	n.PodNetwork = true
-	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	kept := push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
 	keeperRef := pushKeeperImage(t, n)
-	startRuntime(t, n, pause)
+	pause := startRuntimeWithPause(t, n)
 	pull(t, n, kept.Ref)
 	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{kept.Ref, keeperRef}, NoPressure: true})
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 // Scenario 4: a static pod whose image is kept starts without a request to the registry, and
 // with the registry down; a pod whose image was never pulled goes to image pull back-off.
 func TestOfflineEdgeNode(t *testing.T) {
+	t.Parallel()
 	n, _, kept, _ := keeperNode(t, podRuntime(t))
 	never := push(t, n, framework.ImageSpec{Repository: "e2e/never", Tag: "1"})
 
@@ -76,9 +77,8 @@ func TestOfflineEdgeNode(t *testing.T) {
 // Scenario 5: image-keeper recovers from a runtime restart by itself, and the allowlist still
 // protects after a kubelet restart.
 func TestRestarts(t *testing.T) {
-	for _, runtime := range runtimes(t, keeperLegs...) {
-		t.Run(runtime.Name, func(t *testing.T) { restarts(t, runtime) })
-	}
+	t.Parallel()
+	legs(t, keeperLegs, restarts)
 }
 
 func restarts(t *testing.T, runtime framework.Runtime) {

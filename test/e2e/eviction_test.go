@@ -20,7 +20,7 @@ package e2e
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,12 +37,12 @@ import (
 // first (none was used since the kubelet started); with pressure the kept images cannot relieve,
 // and with imageGCExcludeEvictionPolicy: EvictPods, it removes none.
 func TestKeptImagesUnderEviction(t *testing.T) {
+	t.Parallel()
 	runtime := runtimes(t, "containerd-2.4")[0]
 	n := newNodeOn(t, runtime)
 	if err := n.LimitImageFS(384 << 20); err != nil {
 		t.Fatal(err)
 	}
-	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	var kept, unkept []*framework.Image
 	for _, tag := range []string{"k0", "k1", "k2", "k3"} {
 		kept = append(kept, push(t, n, framework.ImageSpec{Repository: "e2e/cache", Tag: tag, PadBytes: 16 << 20}))
@@ -50,7 +50,7 @@ func TestKeptImagesUnderEviction(t *testing.T) {
 	for _, tag := range []string{"u0", "u1"} {
 		unkept = append(unkept, push(t, n, framework.ImageSpec{Repository: "e2e/other", Tag: tag, PadBytes: 16 << 20}))
 	}
-	startRuntime(t, n, pause)
+	startRuntimeWithPause(t, n)
 	var exclude []string
 	for _, img := range kept {
 		pull(t, n, img.Ref)
@@ -109,17 +109,14 @@ func TestKeptImagesUnderEviction(t *testing.T) {
 		t.Fatal(err)
 	}
 	available := int64(fs.Bavail) * fs.Bsize
-	threshold := func(bytes int64) string {
-		return fmt.Sprintf("evictionHard:\n  imagefs.available: \"%d\"\nevictionPressureTransitionPeriod: 5s\n", bytes)
-	}
 	// Removing k3 alone frees too little, k3 and k2 enough: the threshold needs
 	// size(k3) + size(k2)/2 more bytes.
 	enough := available + size[kept[3].Ref] + size[kept[2].Ref]/2
 	t.Logf("image filesystem: %d bytes available; kept images %d bytes; threshold %d", available, keptBytes, enough)
 
 	t.Run("EvictPods keeps every kept image", func(t *testing.T) {
-		run("kubelet-evict-pods", framework.KubeletConfig{Gate: true, Exclude: exclude, NoPressure: true,
-			Extra: threshold(enough) + "imageGCExcludeEvictionPolicy: EvictPods\n"})
+		run("kubelet-evict-pods", framework.KubeletConfig{Gate: true, Exclude: exclude,
+			ImagefsAvailable: strconv.FormatInt(enough, 10), EvictionPolicy: "EvictPods"})
 		waitGCPasses(t, n, 3)
 		assertPresent(t, n, kept...)
 		// The eviction pass's own line (V(2)), not the start-up warning about EvictPods without a
@@ -133,8 +130,8 @@ func TestKeptImagesUnderEviction(t *testing.T) {
 		n.StopKubelet()
 	})
 	t.Run("pressure the kept images cannot relieve removes none", func(t *testing.T) {
-		run("kubelet-unrelievable", framework.KubeletConfig{Gate: true, Exclude: exclude, NoPressure: true,
-			Extra: threshold(available + keptBytes + 8<<20)})
+		run("kubelet-unrelievable", framework.KubeletConfig{Gate: true, Exclude: exclude,
+			ImagefsAvailable: strconv.FormatInt(available+keptBytes+8<<20, 10)})
 		waitGCPasses(t, n, 3)
 		assertPresent(t, n, kept...)
 		if n.Kubelet.CountInLog("removing all of them would not relieve disk pressure") == 0 {
@@ -143,8 +140,8 @@ func TestKeptImagesUnderEviction(t *testing.T) {
 		n.StopKubelet()
 	})
 	t.Run("relievable pressure removes as many as needed, latest entries first", func(t *testing.T) {
-		run("kubelet-relievable", framework.KubeletConfig{Gate: true, Exclude: exclude, NoPressure: true,
-			Extra: threshold(enough)})
+		run("kubelet-relievable", framework.KubeletConfig{Gate: true, Exclude: exclude,
+			ImagefsAvailable: strconv.FormatInt(enough, 10)})
 		if !waitDeleted(t, n, map[string]string{"k3": kept[3].Ref, "k2": kept[2].Ref}) {
 			t.Fatalf("the kept images of the last two entries were not removed; present: %v", keys(present(t, n)))
 		}

@@ -57,9 +57,8 @@ func runExplain(t *testing.T, n *framework.Node, stdin string, args ...string) (
 // on an entry with a typo, naming it. On containerd 2.4 and CRI-O (which lists image IDs
 // without "sha256:"; it runs no pods here, so no image is in use there).
 func TestExplainPredictsGC(t *testing.T) {
-	for _, runtime := range runtimes(t, "containerd-2.4", "cri-o-1.34") {
-		t.Run(runtime.Name, func(t *testing.T) { explainPredictsGC(t, runtime) })
-	}
+	t.Parallel()
+	legs(t, []string{"containerd-2.4", "cri-o-1.34"}, explainPredictsGC)
 }
 
 func explainPredictsGC(t *testing.T, runtime framework.Runtime) {

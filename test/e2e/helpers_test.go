@@ -31,9 +31,8 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
-// newNode starts a registry under a fresh temp root for a node that runs the containerd of
-// E2E_RUNTIME (default containerd 2.4). On failure the components' logs are copied to
-// _output/e2e-logs/<test> and their tails printed; everything is stopped.
+// newNode starts a registry under a fresh temp root for a node that runs the runtime of
+// E2E_RUNTIME (default containerd 2.4); see newBareNode for its logs and teardown.
 func newNode(t *testing.T) *framework.Node {
 	t.Helper()
 	runtime, err := framework.RuntimeFromEnv(repoRoot)
@@ -52,7 +51,7 @@ func podRuntime(t *testing.T) framework.Runtime {
 		t.Fatal(err)
 	}
 	if !runtime.RunsPods() {
-		t.Skipf("%s cannot start pod sandboxes on this machine", runtime.Name)
+		t.Skipf("%s cannot start pod sandboxes on this machine", runtime.Name())
 	}
 	return runtime
 }
@@ -74,9 +73,38 @@ func runtimes(t *testing.T, names ...string) []framework.Runtime {
 	return out
 }
 
-// newNodeOn is newNode on a given containerd; before, if given, sets the node up before its
+// legs runs f once per runtime (the named ones, or every runtime the framework knows), each in
+// a subtest named for it. The legs run side by side (go test -parallel): each has a node of its
+// own (runtime, registry, kubelet root, cgroup root, ports), and they spend most of their time
+// waiting for the kubelet's GC passes.
+func legs(t *testing.T, names []string, f func(t *testing.T, runtime framework.Runtime)) {
+	for _, runtime := range runtimes(t, names...) {
+		t.Run(runtime.Name(), func(t *testing.T) {
+			t.Parallel()
+			f(t, runtime)
+		})
+	}
+}
+
+// newNodeOn is newNode on a given runtime; before, if given, sets the node up before its
 // registry starts.
 func newNodeOn(t *testing.T, runtime framework.Runtime, before ...func(*framework.Node)) *framework.Node {
+	t.Helper()
+	n := newBareNode(t, runtime)
+	for _, f := range before {
+		f(n)
+	}
+	if err := n.StartRegistry(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// newBareNode prepares a node on runtime under a fresh temp root and starts nothing. On failure
+// the components' logs are copied to _output/e2e-logs/<test>[/<node name>] (the node's name when
+// it is not the default, as for the further nodes of a cluster) and their tails printed;
+// everything the node started is stopped.
+func newBareNode(t *testing.T, runtime framework.Runtime) *framework.Node {
 	t.Helper()
 	root, err := os.MkdirTemp("", "imagecache-e2e-")
 	if err != nil {
@@ -93,28 +121,28 @@ func newNodeOn(t *testing.T, runtime framework.Runtime, before ...func(*framewor
 	_ = os.RemoveAll(dest)
 	t.Cleanup(func() {
 		if t.Failed() {
-			_ = os.MkdirAll(dest, 0o755)
-			for _, p := range []*framework.Process{n.Registry, n.RuntimeProcess, n.Kubelet, n.Keeper} {
-				if p == nil {
-					continue
-				}
-				data, _ := os.ReadFile(p.Log)
-				_ = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
-				t.Logf("--- tail of %s (full log in %s):\n%s", p.Name, dest, framework.Tail(p, 25))
+			nodeDest := dest
+			if n.Name != framework.NodeName {
+				nodeDest = filepath.Join(dest, n.Name)
 			}
+			harvest(t, nodeDest, 25, n.Registry, n.RuntimeProcess, n.Kubelet, n.Keeper)
 		}
 		if err := n.Teardown(false); err != nil {
 			t.Errorf("teardown: %v", err)
 		}
 		t.Logf("%s took %v", t.Name(), time.Since(start).Round(time.Second))
 	})
-	for _, f := range before {
-		f(n)
-	}
-	if err := n.StartRegistry(); err != nil {
-		t.Fatal(err)
-	}
 	return n
+}
+
+// harvest keeps the logs of a failed test's components in dest and prints their tails.
+func harvest(t *testing.T, dest string, lines int, procs ...*framework.Process) {
+	t.Helper()
+	tails, err := framework.HarvestLogs(dest, lines, procs...)
+	t.Log(tails)
+	if err != nil {
+		t.Log(err)
+	}
 }
 
 func push(t *testing.T, n *framework.Node, spec framework.ImageSpec) *framework.Image {
@@ -131,6 +159,15 @@ func startRuntime(t *testing.T, n *framework.Node, pause *framework.Image) {
 	if err := n.StartRuntime(pause.Ref); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startRuntimeWithPause pushes the pause image (e2e/pause:1) and starts the node's runtime with
+// it as the sandbox image.
+func startRuntimeWithPause(t *testing.T, n *framework.Node) *framework.Image {
+	t.Helper()
+	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	startRuntime(t, n, pause)
+	return pause
 }
 
 func pull(t *testing.T, n *framework.Node, refs ...string) {

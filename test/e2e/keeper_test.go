@@ -68,9 +68,8 @@ var keeperLegs = []string{"containerd-2.4", "cri-o-1.34"}
 // Scenario 3: image-keeper restores an image removed behind its back, and warns about a wanted
 // image the kubelet's allowlist does not protect.
 func TestKeeperRestores(t *testing.T) {
-	for _, runtime := range runtimes(t, keeperLegs...) {
-		t.Run(runtime.Name, func(t *testing.T) { keeperRestores(t, runtime) })
-	}
+	t.Parallel()
+	legs(t, keeperLegs, keeperRestores)
 }
 
 func keeperRestores(t *testing.T, runtime framework.Runtime) {
@@ -153,65 +152,63 @@ func runKeeperOnce(t *testing.T, n *framework.Node, name string, args ...string)
 // "http://host:port/v2/"), passed as the kubelet passes it, on containerd 2.4, 1.6 and CRI-O;
 // without a login the pull fails and --once says so.
 func TestKeeperPrivateRegistry(t *testing.T) {
-	for _, runtime := range runtimes(t) {
-		t.Run(runtime.Name, func(t *testing.T) {
-			n := newNodeOn(t, runtime, func(n *framework.Node) {
-				n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
-			})
-			root := n.Root
-			pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
-			private := push(t, n, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
-			startRuntime(t, n, pause)
-
-			out, exitErr := runKeeperOnce(t, n, "keeper-anonymous", "--image", private.Ref)
-			if exitErr == nil || present(t, n)[private.Ref] {
-				t.Fatalf("an anonymous pull from a registry that requires a login succeeded:\n%s", out)
-			}
-			// What the runtime says of the refusal reaches the operator unchanged (docs/allowlist.md,
-			// "Runtimes").
-			refusal := map[string]string{
-				"containerd-2.4": "authorization failed: no basic auth credentials",
-				"containerd-1.6": "401 Unauthorized",
-				"cri-o-1.34":     "authentication required",
-			}[runtime.Name]
-			if !strings.Contains(out, refusal) {
-				t.Errorf("the failed anonymous pull does not say %q:\n%s", refusal, out)
-			}
-			auth := base64.StdEncoding.EncodeToString([]byte(n.RegistryUser + ":" + n.RegistryPassword))
-			for i, key := range []string{n.RegistryAddr, "https://" + n.RegistryAddr, "http://" + n.RegistryAddr + "/v2/"} {
-				config := filepath.Join(root, fmt.Sprintf("config-%d.json", i))
-				if err := os.WriteFile(config, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, key, auth)), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				out, exitErr := runKeeperOnce(t, n, fmt.Sprintf("keeper-login-%d", i), "--image", private.Ref, "--docker-config", config)
-				if exitErr != nil || !present(t, n)[private.Ref] {
-					t.Fatalf("key %q: the pull with the login failed (%v):\n%s", key, exitErr, out)
-				}
-				if strings.Contains(out, n.RegistryPassword) || strings.Contains(out, auth) {
-					t.Fatalf("image-keeper logged the secret")
-				}
-				if err := n.RemoveImage(private.Ref); err != nil {
-					t.Fatal(err)
-				}
-			}
-
-			// The kubelet's image credential provider protocol: an exec plugin gives the login.
-			binDir := filepath.Join(root, "credential-plugins")
-			if err := os.MkdirAll(binDir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			answer := fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","auth":{%q:{"username":%q,"password":%q}}}`, n.RegistryAddr, n.RegistryUser, n.RegistryPassword)
-			if err := os.WriteFile(filepath.Join(binDir, "e2e-login"), []byte("#!/bin/sh\ncat >/dev/null\nprintf '%s' '"+answer+"'\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			providers := filepath.Join(root, "credential-providers.yaml")
-			if err := os.WriteFile(providers, []byte(fmt.Sprintf("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: e2e-login\n    matchImages: [%q]\n    defaultCacheDuration: 1m\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", n.RegistryAddr)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, exitErr = runKeeperOnce(t, n, "keeper-plugin", "--image", private.Ref, "--image-credential-provider-config", providers, "--image-credential-provider-bin-dir", binDir)
-			if exitErr != nil || !present(t, n)[private.Ref] {
-				t.Fatalf("the pull with the credential provider's login failed (%v):\n%s", exitErr, out)
-			}
+	t.Parallel()
+	legs(t, nil, func(t *testing.T, runtime framework.Runtime) {
+		n := newNodeOn(t, runtime, func(n *framework.Node) {
+			n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
 		})
-	}
+		root := n.Root
+		private := push(t, n, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
+		startRuntimeWithPause(t, n)
+
+		out, exitErr := runKeeperOnce(t, n, "keeper-anonymous", "--image", private.Ref)
+		if exitErr == nil || present(t, n)[private.Ref] {
+			t.Fatalf("an anonymous pull from a registry that requires a login succeeded:\n%s", out)
+		}
+		// What the runtime says of the refusal reaches the operator unchanged (docs/allowlist.md,
+		// "Runtimes").
+		refusal := map[string]string{
+			"containerd-2.4": "authorization failed: no basic auth credentials",
+			"containerd-1.6": "401 Unauthorized",
+			"cri-o-1.34":     "authentication required",
+		}[runtime.Name()]
+		if !strings.Contains(out, refusal) {
+			t.Errorf("the failed anonymous pull does not say %q:\n%s", refusal, out)
+		}
+		auth := base64.StdEncoding.EncodeToString([]byte(n.RegistryUser + ":" + n.RegistryPassword))
+		for i, key := range []string{n.RegistryAddr, "https://" + n.RegistryAddr, "http://" + n.RegistryAddr + "/v2/"} {
+			config := filepath.Join(root, fmt.Sprintf("config-%d.json", i))
+			if err := os.WriteFile(config, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, key, auth)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, exitErr := runKeeperOnce(t, n, fmt.Sprintf("keeper-login-%d", i), "--image", private.Ref, "--docker-config", config)
+			if exitErr != nil || !present(t, n)[private.Ref] {
+				t.Fatalf("key %q: the pull with the login failed (%v):\n%s", key, exitErr, out)
+			}
+			if strings.Contains(out, n.RegistryPassword) || strings.Contains(out, auth) {
+				t.Fatalf("image-keeper logged the secret")
+			}
+			if err := n.RemoveImage(private.Ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// The kubelet's image credential provider protocol: an exec plugin gives the login.
+		binDir := filepath.Join(root, "credential-plugins")
+		if err := os.MkdirAll(binDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		answer := fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","auth":{%q:{"username":%q,"password":%q}}}`, n.RegistryAddr, n.RegistryUser, n.RegistryPassword)
+		if err := os.WriteFile(filepath.Join(binDir, "e2e-login"), []byte("#!/bin/sh\ncat >/dev/null\nprintf '%s' '"+answer+"'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		providers := filepath.Join(root, "credential-providers.yaml")
+		if err := os.WriteFile(providers, []byte(fmt.Sprintf("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: e2e-login\n    matchImages: [%q]\n    defaultCacheDuration: 1m\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", n.RegistryAddr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, exitErr = runKeeperOnce(t, n, "keeper-plugin", "--image", private.Ref, "--image-credential-provider-config", providers, "--image-credential-provider-bin-dir", binDir)
+		if exitErr != nil || !present(t, n)[private.Ref] {
+			t.Fatalf("the pull with the credential provider's login failed (%v):\n%s", exitErr, out)
+		}
+	})
 }

@@ -31,6 +31,7 @@ import (
 // is docs/bench/soak.md): faults of every kind on one node, the invariants checked every 2 s.
 // No kept image may go (imageGCExcludeEvictionPolicy: EvictPods).
 func TestSoak(t *testing.T) {
+	t.Parallel()
 	runSoak(t, soak.PolicyEvictPods)
 }
 
@@ -38,6 +39,7 @@ func TestSoak(t *testing.T) {
 // (docs/bench/soak-remove-kept-images.md): kept images yield only under imagefs pressure they
 // can relieve, after every unkept image old enough, and only as many as needed.
 func TestSoakRemoveKeptImages(t *testing.T) {
+	t.Parallel()
 	report := runSoak(t, soak.PolicyRemoveKeptImages)
 	if report.Episodes["resolvable"] == 0 || report.Episodes["unresolvable"] == 0 {
 		t.Errorf("3 minutes saw pressure episodes %v; want both kinds", report.Episodes)

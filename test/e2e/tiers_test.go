@@ -43,6 +43,7 @@ func stockKubelet() string        { return filepath.Join(binDir, "stock", "kubel
 // collected like the unprotected ones. This is what a node moving from the fork to a kubelet
 // built from the upstream proposal sees.
 func TestUpstreamTier(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.KubeletBinary = upstreamTierKubelet()
 	s := buildScenario(t, n)
@@ -109,12 +110,12 @@ func TestUpstreamTier(t *testing.T) {
 //  4. the upstream tier again: the list applies from its first pass, and what went meanwhile is
 //     not restored until pulled again.
 func TestDowngradeUpgrade(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
-	pause := push(t, n, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
 	kept := push(t, n, framework.ImageSpec{Repository: "e2e/kept", Tag: "1"})
 	junk1 := push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"})
 	junk2 := push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "2"})
-	startRuntime(t, n, pause)
+	pause := startRuntimeWithPause(t, n)
 	pull(t, n, pause.Ref, kept.Ref, junk1.Ref)
 	withGate, err := n.WriteKubeletConfig("with-gate", framework.KubeletConfig{Gate: true, Exclude: []string{kept.Ref}})
 	if err != nil {

@@ -86,7 +86,7 @@ func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teard
 	if err != nil {
 		return nil, nil, func() {}, err
 	}
-	runtimeName = runtime.Name
+	runtimeName = runtime.Name()
 	if n, err = framework.NewNode(root, bin, repo, runtime); err != nil {
 		return nil, nil, func() {}, err
 	}

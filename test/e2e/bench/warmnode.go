@@ -82,7 +82,7 @@ func warmNodeRun(repo, bin string, gate bool) (times warmNodeTimes, err error) {
 	if err != nil {
 		return times, err
 	}
-	runtimeName = runtime.Name
+	runtimeName = runtime.Name()
 	n, err := framework.NewNode(root, bin, repo, runtime)
 	if err != nil {
 		return times, err

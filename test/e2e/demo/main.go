@@ -113,16 +113,12 @@ func (d *demo) finish(err error) error {
 	if err != nil {
 		logs := filepath.Join(d.repo, "_output", d.name+"-logs")
 		_ = os.RemoveAll(logs)
-		_ = os.MkdirAll(logs, 0o755)
 		procs := []*framework.Process{d.n.Registry, d.n.RuntimeProcess, d.n.Kubelet, d.n.Keeper}
 		if d.cp != nil {
 			procs = append(procs, d.cp.Etcd, d.cp.APIServer, d.cp.ControllerManager, d.cp.Scheduler)
 		}
-		for _, p := range procs {
-			if p != nil {
-				data, _ := os.ReadFile(p.Log)
-				_ = os.WriteFile(filepath.Join(logs, filepath.Base(p.Log)), data, 0o644)
-			}
+		if _, herr := framework.HarvestLogs(logs, 0, procs...); herr != nil {
+			fmt.Fprintln(os.Stderr, "demo:", herr)
 		}
 		fmt.Printf("component logs kept in %s\n", logs)
 	}
@@ -168,7 +164,7 @@ func run(d *demo) error {
 	if err := n.StartRuntime(rows[0].ref); err != nil {
 		return err
 	}
-	say("%s running on %s", n.Runtime.Name, n.RuntimeEndpoint())
+	say("%s running on %s", n.Runtime.Name(), n.RuntimeEndpoint())
 	for _, r := range rows {
 		if err := n.Pull(r.ref); err != nil {
 			return err

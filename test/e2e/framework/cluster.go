@@ -34,7 +34,7 @@ import (
 
 // JoinControlPlane gives the node a pod network, starts a control plane on the network's host
 // address under Root/control-plane, waits until it can run pods (the controller manager made the
-// default service account), and sets the node's kubelet to join it. Call it before
+// default service account), and sets the node's kubelet to join it (Join). Call it before
 // StartContainerd; stop the control plane with its Stop.
 func (n *Node) JoinControlPlane() (*ControlPlane, kubernetes.Interface, error) {
 	n.PodNetwork = true
@@ -56,10 +56,20 @@ func (n *Node) JoinControlPlane() (*ControlPlane, kubernetes.Interface, error) {
 	}) {
 		return cp, nil, errors.Join(fmt.Errorf("no default service account after a minute; kube-controller-manager: %s", Tail(cp.ControllerManager, 20)), cp.Stop())
 	}
-	if n.KubeletKubeconfig, err = cp.NodeKubeconfig(NodeName); err != nil {
+	if err := n.Join(cp); err != nil {
 		return cp, nil, errors.Join(err, cp.Stop())
 	}
 	return cp, client, nil
+}
+
+// Join sets the node's kubelet to join cp as node Name, with a pod network of its own (its own
+// bridge and subnet): a further node of a cluster whose control plane another node started. Call
+// it before StartRuntime.
+func (n *Node) Join(cp *ControlPlane) error {
+	n.PodNetwork = true
+	var err error
+	n.KubeletKubeconfig, err = cp.NodeKubeconfig(n.Name)
+	return err
 }
 
 // Client is a clientset of the control plane's admin.

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -29,47 +30,58 @@ const (
 	runcPath   = "/usr/bin/runc"
 )
 
-// stopGrace is how long the runtime gets to exit after SIGTERM before SIGKILL. CRI-O 1.34 here
-// does not exit on SIGTERM once it has served CRI calls: its debug log ends at "Closed hook
-// monitor", and the next step of its main ("Closed main server") waits for the connection
-// multiplexer (cmux) that serves gRPC and HTTP on its socket to return; why that never happens
-// was not traced further. It is killed after a short grace, as systemd would after its stop
-// timeout; containerd exits at once.
-func (r Runtime) stopGrace() time.Duration {
-	if r.Kind == KindCRIO {
-		return 3 * time.Second
-	}
-	return 15 * time.Second
+// crio is CRI-O from hack/install-crio.sh (dir: crio and pinns) with Debian's conmon and runc.
+type crio struct {
+	name string
+	dir  string
 }
 
-// ImageStore is the directory that holds the runtime's images: the image filesystem the kubelet
-// measures.
-func (n *Node) ImageStore() string {
-	if n.Runtime.Kind == KindCRIO {
-		return n.path("crio", "root")
-	}
-	return n.path("containerd", "root")
-}
+func (c crio) Name() string { return c.name }
 
-// writeCRIOConfig writes CRI-O's config, registries.conf and signature policy under Root/crio
+// PinsSandboxImage: pause_image is always among CRI-O's pinned_images.
+func (c crio) PinsSandboxImage() bool { return true }
+
+// RunsPods: when CRI-O was first tried here (issue 12) its sandboxes failed: it gives the infra
+// container oom_score_adj -998, which this machine refuses, and has no equivalent of
+// containerd's restrict_oom_score_adj. On CRI-O only scenarios without pods run.
+func (c crio) RunsPods() bool { return false }
+
+// ImageID: CRI-O lists the config digest's hex alone.
+func (c crio) ImageID(id string) string { return strings.TrimPrefix(id, "sha256:") }
+
+// ResolvesImageIDs: CRI-O's ImageStatus takes "sha256:<hex>" for a short name and refuses it.
+func (c crio) ResolvesImageIDs() bool { return false }
+
+func (c crio) endpoint(n *Node) string { return "unix://" + n.path("crio", "crio.sock") }
+
+func (c crio) imageStore(n *Node) string { return n.path("crio", "root") }
+
+// stopGrace: CRI-O 1.34 here does not exit on SIGTERM once it has served CRI calls: its debug
+// log ends at "Closed hook monitor", and the next step of its main ("Closed main server") waits
+// for the connection multiplexer (cmux) that serves gRPC and HTTP on its socket to return; why
+// that never happens was not traced further. It is killed after a short grace, as systemd would
+// after its stop timeout.
+func (c crio) stopGrace() time.Duration { return 3 * time.Second }
+
+// command writes CRI-O's config, registries.conf and signature policy under Root/crio
 // and returns crio's command line. Every path CRI-O would otherwise take machine-wide (storage,
 // state, sockets, exits, namespaces, version files, signature policies, NRI) is under Root or
 // off. The socket is not named .../run/crio/crio.sock: the kubelet would then read image
 // filesystem stats from cadvisor's CRI-O client, which only knows /var/run/crio/crio.sock; under
 // any other name it asks CRI (ImageFsInfo), as it does for containerd.
-func (n *Node) writeCRIOConfig(sandboxImage string) ([]string, error) {
+func (c crio) command(n *Node, sandboxImage string) (args, env []string, err error) {
 	dir := n.path("crio")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	policy := filepath.Join(dir, "policy.json")
 	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`+"\n"), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The registry speaks plain HTTP on loopback; no unqualified-name search, as on a node.
 	registries := filepath.Join(dir, "registries.conf")
 	if err := os.WriteFile(registries, []byte(fmt.Sprintf("unqualified-search-registries = []\n\n[[registry]]\nlocation = %q\ninsecure = true\n", n.RegistryAddr)), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cni := ""
 	if n.PodNetwork {
@@ -112,14 +124,14 @@ signature_policy_dir = %q
 [crio.nri]
 enable_nri = false
 %s`, n.ImageStore(), run, filepath.Join(dir, "pod-logs"), filepath.Join(run, "version"), filepath.Join(dir, "version"),
-		filepath.Join(dir, "clean.shutdown"), n.path("crio", "crio.sock"), filepath.Join(n.Runtime.Dir, "pinns"),
+		filepath.Join(dir, "clean.shutdown"), n.path("crio", "crio.sock"), filepath.Join(c.dir, "pinns"),
 		filepath.Join(run, "ns"), filepath.Join(run, "exits"), filepath.Join(run, "attach"), runcPath, filepath.Join(run, "runc"),
 		conmonPath, sandboxImage, policy, filepath.Join(dir, "policies"), cni)
 	configPath := filepath.Join(dir, "crio.conf")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return []string{filepath.Join(n.Runtime.Dir, "crio"), "--config", configPath, "--config-dir", filepath.Join(dir, "crio.conf.d"),
+	return []string{filepath.Join(c.dir, "crio"), "--config", configPath, "--config-dir", filepath.Join(dir, "crio.conf.d"),
 		"--registries-conf", registries, "--registries-conf-dir", filepath.Join(dir, "registries.conf.d"),
-		"--disable-hostport-mapping", "--log-level", "info"}, nil
+		"--disable-hostport-mapping", "--log-level", "info"}, nil, nil
 }

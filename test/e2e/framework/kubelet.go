@@ -17,9 +17,9 @@ limitations under the License.
 package framework
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,17 +28,31 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 )
 
 // KubeletConfig is the part of the kubelet's config the tests vary.
 type KubeletConfig struct {
-	Gate      bool
-	Exclude   []string
-	Selectors []string
-	// Extra is appended to the config verbatim.
-	Extra string
+	// Gate turns the ImageGCExclusion feature gate on.
+	Gate bool
+	// Exclude, Selectors, BudgetPercent and EvictionPolicy are imageGCExclude,
+	// imageGCExcludeSelectors, imageGCExcludeBudgetPercent and imageGCExcludeEvictionPolicy;
+	// nil and "" leave them out (the kubelet's defaults).
+	Exclude        []string
+	Selectors      []string
+	BudgetPercent  *int32
+	EvictionPolicy string
 	// NoPressure leaves out the always-crossed imagefs eviction threshold.
 	NoPressure bool
+	// ImagefsAvailable, when set, is the evictionHard imagefs.available threshold (a quantity or
+	// a percentage) instead of the always-crossed one, with no minimum reclaim.
+	ImagefsAvailable string
+	// Customize, when set, changes upstream's fields last (e.g. imageMaximumGCAge).
+	Customize func(*kubeletv1beta1.KubeletConfiguration)
 	// DropIn, when set, is written as the only file of the config's --config-dir
 	// (<name>.conf.d/50-e2e.conf), which the kubelet merges onto the file.
 	DropIn string
@@ -47,11 +61,23 @@ type KubeletConfig struct {
 	RuntimeEndpoint string
 }
 
+// forkFields are the fields this fork adds to upstream's v1beta1 KubeletConfiguration
+// (pkg/kubelet/apis/config of the patched tree).
+type forkFields struct {
+	ImageGCExclude               []string `json:"imageGCExclude,omitempty"`
+	ImageGCExcludeSelectors      []string `json:"imageGCExcludeSelectors,omitempty"`
+	ImageGCExcludeBudgetPercent  *int32   `json:"imageGCExcludeBudgetPercent,omitempty"`
+	ImageGCExcludeEvictionPolicy string   `json:"imageGCExcludeEvictionPolicy,omitempty"`
+}
+
 // WriteKubeletConfig writes a standalone kubelet config: static pods from Root/manifests, no API
-// server, cgroupfs, and an imagefs eviction threshold that is always crossed, so that the
-// eviction manager calls DeleteUnusedImages every ~10 s, and that removing kept images can
-// never relieve, so that they stay.
+// server, cgroupfs under the node's own cgroup root (CgroupRoot), and an imagefs eviction
+// threshold that is always crossed, so that the eviction manager calls DeleteUnusedImages every
+// ~10 s, and that removing kept images can never relieve, so that they stay.
 func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error) {
+	if err := n.ensureCgroupRoot(); err != nil {
+		return "", err
+	}
 	ports := make([]int, 2)
 	for i := range ports {
 		p, err := FreePort()
@@ -60,41 +86,48 @@ func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error)
 		}
 		ports[i] = p
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-failCgroupV1: false
-cgroupDriver: cgroupfs
-containerRuntimeEndpoint: %s
-staticPodPath: %s
-podLogsDir: %s
-authentication:
-  anonymous:
-    enabled: true
-  webhook:
-    enabled: false
-authorization:
-  mode: AlwaysAllow
-address: 127.0.0.1
-port: %d
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: %d
-fileCheckFrequency: 1s
-imageMinimumGCAge: 1s
-`, cmp.Or(kc.RuntimeEndpoint, n.RuntimeEndpoint()), n.path("manifests"), n.path("kubelet", "pod-logs"), ports[0], ports[1])
-	if !kc.NoPressure {
+	c := kubeletv1beta1.KubeletConfiguration{
+		TypeMeta:                 metav1.TypeMeta{APIVersion: "kubelet.config.k8s.io/v1beta1", Kind: "KubeletConfiguration"},
+		FailCgroupV1:             ptr.To(false),
+		CgroupDriver:             "cgroupfs",
+		CgroupRoot:               n.CgroupRoot(),
+		ContainerRuntimeEndpoint: cmp.Or(kc.RuntimeEndpoint, n.RuntimeEndpoint()),
+		StaticPodPath:            n.path("manifests"),
+		PodLogsDir:               n.path("kubelet", "pod-logs"),
+		Authentication: kubeletv1beta1.KubeletAuthentication{
+			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(true)},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: ptr.To(false)},
+		},
+		Authorization:      kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeAlwaysAllow},
+		Address:            "127.0.0.1",
+		Port:               int32(ports[0]),
+		HealthzBindAddress: "127.0.0.1",
+		HealthzPort:        ptr.To(int32(ports[1])),
+		FileCheckFrequency: metav1.Duration{Duration: time.Second},
+		ImageMinimumGCAge:  metav1.Duration{Duration: time.Second},
+	}
+	switch {
+	case kc.ImagefsAvailable != "":
+		c.EvictionHard = map[string]string{"imagefs.available": kc.ImagefsAvailable}
+		c.EvictionPressureTransitionPeriod = metav1.Duration{Duration: 5 * time.Second}
+	case !kc.NoPressure:
 		// The minimum reclaim puts the threshold out of the kept images' reach: on a small image
 		// filesystem the kept images could otherwise bring 99% back, and the eviction manager
 		// would rightly remove them (a cache, not a pin; TestKeptImagesUnderEviction).
-		b.WriteString("evictionHard:\n  imagefs.available: \"99%\"\nevictionMinimumReclaim:\n  imagefs.available: \"1Ti\"\nevictionPressureTransitionPeriod: 5s\n")
+		c.EvictionHard = map[string]string{"imagefs.available": "99%"}
+		c.EvictionMinimumReclaim = map[string]string{"imagefs.available": "1Ti"}
+		c.EvictionPressureTransitionPeriod = metav1.Duration{Duration: 5 * time.Second}
 	}
 	if kc.Gate {
-		b.WriteString("featureGates:\n  ImageGCExclusion: true\n")
+		c.FeatureGates = map[string]bool{"ImageGCExclusion": true}
 	}
-	writeList(&b, "imageGCExclude", kc.Exclude)
-	writeList(&b, "imageGCExcludeSelectors", kc.Selectors)
-	b.WriteString(kc.Extra)
+	if kc.Customize != nil {
+		kc.Customize(&c)
+	}
+	data, err := marshalKubeletConfig(c, forkFields{kc.Exclude, kc.Selectors, kc.BudgetPercent, kc.EvictionPolicy})
+	if err != nil {
+		return "", err
+	}
 	path := n.path("kubelet", name+".yaml")
 	if n.kubeletPorts == nil {
 		n.kubeletPorts = map[string]int{}
@@ -109,23 +142,58 @@ imageMinimumGCAge: 1s
 			return "", err
 		}
 	}
-	return path, os.WriteFile(path, b.Bytes(), 0o644)
+	return path, os.WriteFile(path, data, 0o644)
+}
+
+// marshalKubeletConfig writes c as YAML without the zero values of upstream's fields that have
+// no omitempty effect (durations "0s", structs of zeros): the kubelet defaults them, and a reader
+// of the file sees only what the test set. The fork's fields are written as set (a budget of 0
+// is what a bad-config test writes).
+func marshalKubeletConfig(c kubeletv1beta1.KubeletConfiguration, fork forkFields) ([]byte, error) {
+	upstream, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(upstream, &fields); err != nil {
+		return nil, err
+	}
+	pruneZeros(fields)
+	forkJSON, err := json.Marshal(fork)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(forkJSON, &fields); err != nil {
+		return nil, err
+	}
+	return yaml.Marshal(fields)
+}
+
+// pruneZeros removes from m, recursively, the values "0s", "0", 0 and the objects left empty.
+func pruneZeros(m map[string]any) {
+	for k, v := range m {
+		switch v := v.(type) {
+		case map[string]any:
+			pruneZeros(v)
+			if len(v) == 0 {
+				delete(m, k)
+			}
+		case string:
+			if v == "0s" || v == "0" {
+				delete(m, k)
+			}
+		case float64:
+			if v == 0 {
+				delete(m, k)
+			}
+		}
+	}
 }
 
 // dropInDir is the --config-dir that goes with a kubelet config file written by
 // WriteKubeletConfig.
 func dropInDir(config string) string {
 	return strings.TrimSuffix(config, ".yaml") + ".conf.d"
-}
-
-func writeList(b *bytes.Buffer, field string, entries []string) {
-	if entries == nil {
-		return
-	}
-	fmt.Fprintf(b, "%s:\n", field)
-	for _, e := range entries {
-		fmt.Fprintf(b, "  - %q\n", e)
-	}
 }
 
 // StartKubelet starts the patched kubelet with a config file.
@@ -164,7 +232,7 @@ func (n *Node) RunKubelet(logName, config string) (*Process, error) {
 		"--config", config,
 		"--root-dir", n.path("kubelet", "root"),
 		"--cert-dir", n.path("kubelet", "pki"),
-		"--hostname-override", NodeName,
+		"--hostname-override", n.Name,
 		"-v=5",
 	}
 	if n.KubeletKubeconfig != "" {

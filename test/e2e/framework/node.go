@@ -26,11 +26,14 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis"
 )
 
-// NodeName is the throwaway node's name (the kubelet's --hostname-override).
+// NodeName is a throwaway node's name (the kubelet's --hostname-override) unless the caller
+// names it: the one node of a scenario, the first of a cluster.
 const NodeName = "e2e-node"
 
 // Node is a throwaway node under Root.
 type Node struct {
+	// Name is the node's name (NodeName unless set before the kubelet starts).
+	Name string
 	Root string
 	// Bin holds the binaries under test: kubelet, image-keeper.
 	Bin string
@@ -57,7 +60,7 @@ type Node struct {
 	PodNetwork bool
 	podNetwork *podNetwork
 	// KubeletKubeconfig, when set, joins the kubelet to a control plane (ControlPlane's
-	// NodeKubeconfig) as node NodeName; RegisterWithTaints are its --register-with-taints.
+	// NodeKubeconfig) as node Name; RegisterWithTaints are its --register-with-taints.
 	KubeletKubeconfig  string
 	RegisterWithTaints []string
 
@@ -79,7 +82,7 @@ type Node struct {
 // NewNode prepares directories under root for a node that runs runtime, and builds the sleeper
 // binary.
 func NewNode(root, bin, repoRoot string, runtime Runtime) (*Node, error) {
-	n := &Node{Root: root, Bin: bin, LogDir: filepath.Join(root, "logs"), Runtime: runtime}
+	n := &Node{Name: NodeName, Root: root, Bin: bin, LogDir: filepath.Join(root, "logs"), Runtime: runtime}
 	for _, d := range []string{n.LogDir, n.path("registry"), n.path("containerd"), n.path("kubelet"), n.path("manifests")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err

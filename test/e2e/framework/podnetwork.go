@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -44,19 +45,66 @@ type podNetwork struct {
 	Subnet, Gateway string
 }
 
-// newPodNetwork names the bridge and subnet after root, so that a rerun after a crash reuses
-// what the crashed run left instead of adding another.
-func newPodNetwork(root string) podNetwork {
+// newPodNetwork names the bridge after root, so that a rerun after a crash reuses the bridge the
+// crashed run left instead of adding another, and gives it a subnet no other node uses: the one
+// its bridge already has, else the first free one from a hash of root. Several nodes run at once
+// (a cluster, a scenario's runtime legs): two bridges with one subnet would break both.
+func newPodNetwork(root string) (podNetwork, error) {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(root))
 	sum := h.Sum32()
-	octet := sum % 250
+	bridge := fmt.Sprintf("ikc%08x", sum) // 11 characters: a Linux interface name has at most 15
+	subnetsMu.Lock()
+	defer subnetsMu.Unlock()
+	used := map[int]bool{}
+	for octet := range subnetsGiven {
+		used[octet] = true
+	}
+	own := -1
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return podNetwork{}, err
+	}
+	for _, iface := range ifaces {
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipnet, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			if ip := ipnet.IP.To4(); ip != nil && ip[0] == 10 && ip[1] == 213 {
+				if iface.Name == bridge {
+					own = int(ip[2])
+				} else {
+					used[int(ip[2])] = true
+				}
+			}
+		}
+	}
+	octet := own
+	for i := 0; octet < 0 && i < 250; i++ {
+		if candidate := int((sum + uint32(i)) % 250); !used[candidate] {
+			octet = candidate
+		}
+	}
+	if octet < 0 {
+		return podNetwork{}, errors.New("every pod network subnet in 10.213.0.0/16 is in use")
+	}
+	subnetsGiven[octet] = true
 	return podNetwork{
-		Bridge:  fmt.Sprintf("ikc%08x", sum), // 11 characters: a Linux interface name has at most 15
+		Bridge:  bridge,
 		Subnet:  fmt.Sprintf("10.213.%d.0/24", octet),
 		Gateway: fmt.Sprintf("10.213.%d.1", octet),
-	}
+	}, nil
 }
+
+var (
+	subnetsMu    sync.Mutex
+	subnetsGiven = map[int]bool{}
+)
 
 // PodNetworkGateway creates the node's pod network if need be (see setupPodNetwork) and returns
 // the host's address on it: what pods reach the host at, e.g. a control plane's API server.
@@ -75,7 +123,14 @@ func (n *Node) setupPodNetwork() error {
 	if _, err := os.Stat(CNIBinDir + "/bridge"); err != nil {
 		return fmt.Errorf("the CNI plugins are not installed (%v); run hack/install-e2e-deps.sh", err)
 	}
-	pn := newPodNetwork(n.Root)
+	if n.podNetwork == nil {
+		pn, err := newPodNetwork(n.Root)
+		if err != nil {
+			return err
+		}
+		n.podNetwork = &pn
+	}
+	pn := *n.podNetwork
 	if _, err := net.InterfaceByName(pn.Bridge); err != nil {
 		if err := ipCommand("link", "add", pn.Bridge, "type", "bridge"); err != nil {
 			return err
@@ -87,7 +142,6 @@ func (n *Node) setupPodNetwork() error {
 	if err := ipCommand("link", "set", pn.Bridge, "up"); err != nil {
 		return err
 	}
-	n.podNetwork = &pn
 	conflist := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       "e2e",
@@ -121,10 +175,19 @@ func (n *Node) teardownPodNetwork() error {
 	if n.podNetwork == nil {
 		return nil
 	}
-	if _, err := net.InterfaceByName(n.podNetwork.Bridge); err != nil {
-		return nil
+	if _, err := net.InterfaceByName(n.podNetwork.Bridge); err == nil {
+		if err := ipCommand("link", "del", n.podNetwork.Bridge); err != nil {
+			return err
+		}
 	}
-	return ipCommand("link", "del", n.podNetwork.Bridge)
+	subnetsMu.Lock()
+	defer subnetsMu.Unlock()
+	var octet int
+	if _, err := fmt.Sscanf(n.podNetwork.Gateway, "10.213.%d.1", &octet); err == nil {
+		delete(subnetsGiven, octet)
+	}
+	n.podNetwork = nil
+	return nil
 }
 
 func ipCommand(args ...string) error {
@@ -145,7 +208,7 @@ func (n *Node) PodIP(podName string) (string, error) {
 	}
 	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{
 		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
-		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + NodeName},
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + n.Name},
 	})
 	if err != nil {
 		return "", err

@@ -58,7 +58,7 @@ func (n *Node) ContainerRunning(podName string) (bool, error) {
 	}
 	list, err := rs.ListContainers(ctx, &runtimeapi.ContainerFilter{
 		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + NodeName},
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + n.Name},
 	})
 	if err != nil {
 		return false, err
@@ -75,7 +75,7 @@ func (n *Node) RemovePod(podName string) error {
 	if err != nil {
 		return err
 	}
-	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + NodeName}})
+	sandboxes, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": podName + "-" + n.Name}})
 	if err != nil {
 		return err
 	}

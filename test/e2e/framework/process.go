@@ -18,12 +18,14 @@ package framework
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -138,13 +140,28 @@ func (p *Process) CountInLog(s string) int {
 
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		// Nodes start side by side: a port handed to one is never handed to another, even
+		// once its listener is closed and before the component has bound it.
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // Eventually polls cond every interval until it holds or timeout passes.
 func Eventually(timeout, interval time.Duration, cond func() bool) bool {
@@ -174,4 +191,28 @@ func Tail(p *Process, lines int) string {
 		return ""
 	}
 	return tail(p.LogText(), lines)
+}
+
+// HarvestLogs copies the logs of procs (nil entries skipped) into dest and returns, for each, a
+// header naming where the full log went followed by its last lines: what a failed test prints.
+func HarvestLogs(dest string, lines int, procs ...*Process) (string, error) {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	var errs []error
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
+		data, err := os.ReadFile(p.Log)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dest, filepath.Base(p.Log)), data, 0o644)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("keep the log of %s: %w", p.Name, err))
+		}
+		fmt.Fprintf(&b, "--- tail of %s (full log in %s):\n%s\n", p.Name, dest, tail(string(data), lines))
+	}
+	return b.String(), errors.Join(errs...)
 }

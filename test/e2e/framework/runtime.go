@@ -26,55 +26,35 @@ import (
 	"time"
 )
 
-// RuntimeKind is the family of container runtime a node runs.
-type RuntimeKind string
-
-const (
-	// KindContainerd is containerd with its CRI plugin.
-	KindContainerd RuntimeKind = "containerd"
-	// KindCRIO is CRI-O.
-	KindCRIO RuntimeKind = "cri-o"
-)
-
-// Runtime says which container runtime a node runs. Kubernetes 1.36+ supports containerd 2.x
-// only, so the default is the v2.4 that hack/install-containerd.sh builds into _output/; Debian's
-// 1.6 is the legacy leg, and CRI-O (hack/install-crio.sh) the third.
-type Runtime struct {
+// Runtime is the container runtime a node runs: containerd (2.x, and Debian's 1.6 as the
+// legacy leg) or CRI-O. Kubernetes 1.36+ supports containerd 2.x only, so the default is the v2.4
+// that hack/install-containerd.sh builds into _output/. What differs between runtimes is here
+// and in their implementations (containerd.go, crio.go); tests ask these methods, never which
+// runtime it is.
+type Runtime interface {
 	// Name is what tests and logs call it: "containerd-2.4", "containerd-1.6", "cri-o-1.34".
-	Name string
-	Kind RuntimeKind
-	// Dir holds the runtime's binaries (containerd and containerd-shim-runc-v2; crio and pinns);
-	// empty means the system's (PATH).
-	Dir string
-	// Major is containerd's major version, which decides its config format.
-	Major int
+	Name() string
+	// PinsSandboxImage reports whether the runtime reports its sandbox (pause) image as pinned
+	// in CRI, so that the kubelet never collects it.
+	PinsSandboxImage() bool
+	// RunsPods reports whether the runtime can start a pod sandbox on this machine.
+	RunsPods() bool
+	// ImageID is how the runtime lists an image whose config digest is id ("sha256:<hex>").
+	ImageID(id string) string
+	// ResolvesImageIDs reports whether the runtime's ImageStatus finds an image by
+	// "sha256:<hex>".
+	ResolvesImageIDs() bool
+
+	// endpoint is the runtime's CRI endpoint on node n; imageStore, the directory of its images
+	// (the image filesystem the kubelet measures).
+	endpoint(n *Node) string
+	imageStore(n *Node) string
+	// command writes the runtime's config for node n and returns its command line and
+	// environment.
+	command(n *Node, sandboxImage string) (args, env []string, err error)
+	// stopGrace is how long the runtime gets to exit after SIGTERM before SIGKILL.
+	stopGrace() time.Duration
 }
-
-// PinsSandboxImage reports whether the runtime reports its sandbox (pause) image as pinned in
-// CRI, so that the kubelet never collects it: containerd 2.x (pinned_images.sandbox) and CRI-O
-// (pause_image is always among its pinned_images) do, containerd 1.6 does not.
-func (r Runtime) PinsSandboxImage() bool {
-	return r.Kind == KindCRIO || r.Major >= 2
-}
-
-// RunsPods reports whether the runtime can start a pod sandbox on this machine. When CRI-O was
-// first tried here (issue 12) its sandboxes failed: it gives the infra container oom_score_adj
-// -998, which this machine refuses, and has no equivalent of containerd's
-// restrict_oom_score_adj. On CRI-O only scenarios without pods run.
-func (r Runtime) RunsPods() bool { return r.Kind != KindCRIO }
-
-// ImageID is how the runtime lists an image whose config digest is id ("sha256:<hex>"): CRI-O
-// lists the hex alone, containerd the digest.
-func (r Runtime) ImageID(id string) string {
-	if r.Kind == KindCRIO {
-		return strings.TrimPrefix(id, "sha256:")
-	}
-	return id
-}
-
-// ResolvesImageIDs reports whether the runtime's ImageStatus finds an image by "sha256:<hex>":
-// containerd does; CRI-O takes it for a short name and refuses it.
-func (r Runtime) ResolvesImageIDs() bool { return r.Kind != KindCRIO }
 
 // RuntimeNames are the runtimes RuntimeNamed knows, the default first.
 var RuntimeNames = []string{"containerd-2.4", "containerd-1.6", "cri-o-1.34"}
@@ -98,25 +78,25 @@ func RuntimeNamed(repoRoot, name string) (Runtime, error) {
 		version := envOr("CONTAINERD_VERSION", "v2.4.2")
 		dir := filepath.Join(repoRoot, "_output", "containerd-"+version, "bin")
 		if _, err := os.Stat(filepath.Join(dir, "containerd")); err != nil {
-			return Runtime{}, fmt.Errorf("containerd %s is not built (%v); run hack/install-containerd.sh", version, err)
+			return nil, fmt.Errorf("containerd %s is not built (%v); run hack/install-containerd.sh", version, err)
 		}
-		return Runtime{Name: name, Kind: KindContainerd, Dir: dir, Major: 2}, nil
+		return containerd{name: name, dir: dir, major: 2}, nil
 	case "containerd-1.6":
 		if _, err := exec.LookPath("containerd"); err != nil {
-			return Runtime{}, fmt.Errorf("containerd 1.6 (Debian's) is not installed (%v); run hack/install-e2e-deps.sh", err)
+			return nil, fmt.Errorf("containerd 1.6 (Debian's) is not installed (%v); run hack/install-e2e-deps.sh", err)
 		}
-		return Runtime{Name: name, Kind: KindContainerd, Major: 1}, nil
+		return containerd{name: name, major: 1}, nil
 	case "cri-o-1.34":
 		version := envOr("CRIO_VERSION", "v1.34.0")
 		dir := filepath.Join(repoRoot, "_output", "cri-o-"+version, "bin")
 		for _, bin := range []string{filepath.Join(dir, "crio"), filepath.Join(dir, "pinns"), conmonPath, runcPath} {
 			if _, err := os.Stat(bin); err != nil {
-				return Runtime{}, fmt.Errorf("CRI-O %s is not installed (%v); run hack/install-e2e-deps.sh", version, err)
+				return nil, fmt.Errorf("CRI-O %s is not installed (%v); run hack/install-e2e-deps.sh", version, err)
 			}
 		}
-		return Runtime{Name: name, Kind: KindCRIO, Dir: dir}, nil
+		return crio{name: name, dir: dir}, nil
 	}
-	return Runtime{}, fmt.Errorf("E2E_RUNTIME=%q: want one of %s", name, strings.Join(RuntimeNames, ", "))
+	return nil, fmt.Errorf("E2E_RUNTIME=%q: want one of %s", name, strings.Join(RuntimeNames, ", "))
 }
 
 func envOr(key, def string) string {
@@ -127,12 +107,11 @@ func envOr(key, def string) string {
 }
 
 // RuntimeEndpoint is the runtime's CRI endpoint.
-func (n *Node) RuntimeEndpoint() string {
-	if n.Runtime.Kind == KindCRIO {
-		return "unix://" + n.path("crio", "crio.sock")
-	}
-	return "unix://" + n.path("containerd.sock")
-}
+func (n *Node) RuntimeEndpoint() string { return n.Runtime.endpoint(n) }
+
+// ImageStore is the directory that holds the runtime's images: the image filesystem the kubelet
+// measures.
+func (n *Node) ImageStore() string { return n.Runtime.imageStore(n) }
 
 // StartRuntime starts the node's runtime on a socket under Root, reaching the registry over
 // plain HTTP, with sandboxImage as the pause image.
@@ -142,17 +121,11 @@ func (n *Node) StartRuntime(sandboxImage string) error {
 			return err
 		}
 	}
-	var args, env []string
-	var err error
-	if n.Runtime.Kind == KindCRIO {
-		args, err = n.writeCRIOConfig(sandboxImage)
-	} else {
-		args, env, err = n.writeContainerdConfig(sandboxImage)
-	}
+	args, env, err := n.Runtime.command(n, sandboxImage)
 	if err != nil {
 		return err
 	}
-	p, err := Start(n.LogDir, n.Runtime.Name, args, env...)
+	p, err := Start(n.LogDir, n.Runtime.Name(), args, env...)
 	if err != nil {
 		return err
 	}
@@ -162,31 +135,9 @@ func (n *Node) StartRuntime(sandboxImage string) error {
 		_, err := n.ImageService()
 		return err == nil
 	}) {
-		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name, n.RuntimeEndpoint(), tail(p.LogText(), 20))
+		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name(), n.RuntimeEndpoint(), tail(p.LogText(), 20))
 	}
 	return nil
-}
-
-// writeContainerdConfig writes containerd's config and its registry's hosts.toml, and returns
-// containerd's command line and environment.
-func (n *Node) writeContainerdConfig(sandboxImage string) (args, env []string, err error) {
-	hostsDir := n.path("containerd", "certs.d", n.RegistryAddr)
-	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
-		return nil, nil, err
-	}
-	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", n.RegistryAddr)
-	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
-		return nil, nil, err
-	}
-	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(n.containerdConfig(sandboxImage)), 0o644); err != nil {
-		return nil, nil, err
-	}
-	bin := "containerd"
-	if n.Runtime.Dir != "" {
-		// The shim is found on PATH: ours first, so Debian's 1.6 shim is never used with 2.x.
-		bin, env = filepath.Join(n.Runtime.Dir, "containerd"), []string{"PATH=" + n.Runtime.Dir + ":" + os.Getenv("PATH")}
-	}
-	return []string{bin, "--config", n.path("containerd", "config.toml")}, env, nil
 }
 
 // LimitImageFS puts the runtime's image store on a tmpfs of the given size, so that the image
@@ -201,54 +152,6 @@ func (n *Node) LimitImageFS(bytes int64) error {
 		return fmt.Errorf("mount a %d-byte tmpfs on %s: %w", bytes, root, err)
 	}
 	return nil
-}
-
-// containerdConfig is the node's containerd config in the format of its major version. This
-// machine may not lower oom_score_adj, hence restrict_oom_score_adj. NRI is off: its socket is
-// machine-wide. With PodNetwork, the CRI plugin's CNI reads the node's own config directory.
-func (n *Node) containerdConfig(sandboxImage string) string {
-	root, state, socket, certs := n.path("containerd", "root"), n.path("containerd", "state"), n.path("containerd.sock"), n.path("containerd", "certs.d")
-	cniDir := n.path("cni", "net.d")
-	if n.Runtime.Major >= 2 {
-		cni := ""
-		if n.PodNetwork {
-			cni = fmt.Sprintf("  [plugins.'io.containerd.cri.v1.runtime'.cni]\n    bin_dirs = [%q]\n    conf_dir = %q\n", CNIBinDir, cniDir)
-		}
-		return fmt.Sprintf(`version = 3
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.nri.v1.nri"]
-
-[grpc]
-  address = %q
-
-[plugins.'io.containerd.cri.v1.images']
-  [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = %q
-  [plugins.'io.containerd.cri.v1.images'.registry]
-    config_path = %q
-
-[plugins.'io.containerd.cri.v1.runtime']
-  restrict_oom_score_adj = true
-%s`, root, state, socket, sandboxImage, certs, cni)
-	}
-	cni := ""
-	if n.PodNetwork {
-		cni = fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n    bin_dir = %q\n    conf_dir = %q\n", CNIBinDir, cniDir)
-	}
-	return fmt.Sprintf(`version = 2
-root = %q
-state = %q
-
-[grpc]
-  address = %q
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %q
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %q
-%s`, root, state, socket, sandboxImage, certs, cni)
 }
 
 // StopRuntime stops the runtime (containerd's shims and CRI-O's conmons keep their containers

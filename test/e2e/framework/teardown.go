@@ -26,7 +26,7 @@ import (
 )
 
 // Teardown stops everything the node started, by PID, removes every pod sandbox and container,
-// unmounts what is mounted under Root, and removes Root unless keep is set.
+// removes its cgroup root, unmounts what is mounted under Root, and removes Root unless keep is set.
 func (n *Node) Teardown(keep bool) error {
 	n.Keeper.Stop(5 * time.Second)
 	if n.Kubelet != nil {
@@ -41,6 +41,9 @@ func (n *Node) Teardown(keep bool) error {
 	}
 	var errs []error
 	if err := n.teardownPodNetwork(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.removeCgroupRoot(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, m := range mountsUnder(n.Root) {

@@ -53,6 +53,10 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
+
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
@@ -331,8 +335,7 @@ func (r *run) setUp() error {
 		return err
 	}
 	r.kubeletConfig, err = n.WriteKubeletConfig("kubelet", framework.KubeletConfig{
-		Gate:       true,
-		NoPressure: true,
+		Gate: true,
 		Exclude: []string{
 			r.pause.Ref,            // exact tag
 			exact.Ref,              // exact tag
@@ -349,7 +352,15 @@ func (r *run) setUp() error {
 		// of 30 s lets the rule do within a short run. imagefs pressure, when the test fills
 		// the image filesystem, makes the eviction manager collect images every ~10 s;
 		// imageMaximumGCAge adds the age path.
-		Extra: r.evictionPolicyConfig() + "imageGCExcludeBudgetPercent: 50\nevictionHard:\n  imagefs.available: \"40%\"\nevictionPressureTransitionPeriod: 5s\nimageMaximumGCAge: 2m\n",
+		BudgetPercent:    ptr.To[int32](50),
+		EvictionPolicy:   r.evictionPolicy(),
+		ImagefsAvailable: "40%",
+		Customize: func(c *kubeletv1beta1.KubeletConfiguration) {
+			c.ImageMaximumGCAge = metav1.Duration{Duration: 2 * time.Minute}
+			if r.opts.Policy == PolicyRemoveKeptImages {
+				c.ImageMinimumGCAge = metav1.Duration{Duration: minAge}
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -397,12 +408,13 @@ func (r *run) setUp() error {
 	return nil
 }
 
-// evictionPolicyConfig is the kubelet config for the run's policy.
-func (r *run) evictionPolicyConfig() string {
+// evictionPolicy is the kubelet's imageGCExcludeEvictionPolicy for the run's policy ("": the
+// default, RemoveKeptImages).
+func (r *run) evictionPolicy() string {
 	if r.opts.Policy == PolicyEvictPods {
-		return "imageGCExcludeEvictionPolicy: EvictPods\n"
+		return PolicyEvictPods
 	}
-	return fmt.Sprintf("imageMinimumGCAge: %v\n", minAge)
+	return ""
 }
 
 // wantedRef is how image-keeper names an image (digest entries by digest).
