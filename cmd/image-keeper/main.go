@@ -20,6 +20,8 @@ limitations under the License.
 //	image-keeper [flags]          run the reconcile loop (or one pass with --once)
 //	image-keeper status [flags]   print the wanted images as a table
 //	image-keeper explain [flags]  what the kubelet's image GC decides for each image, and why
+//	image-keeper holder-manifest  the image-volume holder (a DaemonSet or a static pod) for the list
+//	image-keeper hold             the holder container's process
 package main
 
 import (
@@ -60,6 +62,8 @@ type config struct {
 	kubeconfig       string        // the API server to publish the node's cache state on
 	nodeName         string
 	heartbeat        time.Duration
+	holderDir        string // the kubelet's staticPodPath, for the holder static pod
+	holderImage      string
 }
 
 // Floors of the duration flags: below them the loop would spin or never finish a pull.
@@ -84,8 +88,15 @@ var hupSignals = func() chan os.Signal {
 }()
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "explain" {
-		os.Exit(explainMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "explain":
+			os.Exit(explainMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "holder-manifest":
+			os.Exit(holderManifestMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "hold":
+			os.Exit(holdMain(os.Args[2:], os.Stderr))
+		}
 	}
 	status := len(os.Args) > 1 && os.Args[1] == "status"
 	args := os.Args[1:]
@@ -141,6 +152,8 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "A kubeconfig of the API server on which to publish the node's image cache state (condition ImageCacheReady, removal of the startup taint "+nodestatus.StartupTaintKey+", annotation "+nodestatus.WantedHashAnnotation+"). In a pod with a service account token, the in-cluster config is used without it; with neither, nothing is published.")
 		fs.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "This node's name, as the kubelet registered it (default $NODE_NAME, from the downward API).")
 		fs.DurationVar(&cfg.heartbeat, "node-status-heartbeat", time.Minute, "How often the condition is published when nothing changed.")
+		fs.StringVar(&cfg.holderDir, "holder-static-pod-dir", "", "Holder mode without an API server: keep a static pod that mounts every wanted image as an image volume in this directory (the kubelet's staticPodPath), so that a kubelet without imageGCExclude never collects them. Replaced make-before-break when the list changes.")
+		fs.StringVar(&cfg.holderImage, "holder-image", "", "The holder container's image (image-keeper's own, make image); required with --holder-static-pod-dir.")
 		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
 	}
 	klogFlags := goflagSet()
@@ -168,6 +181,9 @@ func parseFlags(args []string, status bool) (*config, error) {
 	}
 	if c := cfg.options.PullConcurrency; c < 1 || c > maxPullConcurrency {
 		return nil, fmt.Errorf("--pull-concurrency %d: must be between 1 and %d", c, maxPullConcurrency)
+	}
+	if (cfg.holderDir == "") != (cfg.holderImage == "") {
+		return nil, errors.New("--holder-static-pod-dir and --holder-image go together: the holder static pod runs image-keeper's image")
 	}
 	if status && cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)
@@ -217,6 +233,11 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	defer svc.Close()
+	var staticHolder *staticHolder
+	if cfg.holderDir != "" && !cfg.once {
+		staticHolder = newStaticHolder(cfg, svc)
+		cfg.options.HeldBy = staticHolder.heldBy
+	}
 	k := keeper.New(cfg.options, wanted, connector(svc), metrics)
 	wanted.LogWarnings(logger)
 
@@ -275,6 +296,13 @@ func run(ctx context.Context, cfg *config) error {
 	if publisher != nil {
 		g.Go(func() error {
 			publishNodeStatus(gctx, publisher, k)
+			return nil
+		})
+	}
+	if staticHolder != nil {
+		logger.Info("Holder mode: a static pod mounts the wanted images as image volumes", "dir", cfg.holderDir, "holderImage", cfg.holderImage)
+		g.Go(func() error {
+			staticHolder.run(gctx, k, cfg.options.Interval)
 			return nil
 		})
 	}

@@ -54,6 +54,10 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// Credentials log in to registries; nil for anonymous pulls.
 	Credentials CredentialSource
+	// HeldBy, when set (holder mode, package holder), names the running holder pod that mounts
+	// the image as an image volume, "" when none does: what protects a wanted image on a kubelet
+	// without the allowlist.
+	HeldBy func(reference string) string
 	// UnhealthyAfter is how long the runtime may stay unreachable before /healthz fails, so that
 	// a wedged pod (a stale socket mount, a broken network namespace) is restarted. 0 never
 	// fails. An unreachable registry never makes image-keeper unhealthy.

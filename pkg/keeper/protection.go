@@ -57,12 +57,23 @@ func protectedBy(entry string) Protection  { return Protection{State: Protected,
 func unprotected(reason string) Protection { return Protection{State: Unprotected, Reason: reason} }
 func unknown(reason string) Protection     { return Protection{State: ProtectionUnknown, Reason: reason} }
 
+// HeldByImageVolume starts the Entry of an image a holder pod mounts: "image volume of <pod>",
+// where the patched kubelet's says which imageGCExclude entry keeps it.
+const HeldByImageVolume = "image volume of "
+
 // garbageCollected is why an image no entry keeps is not protected.
 const garbageCollected = "the kubelet's garbage collection would delete it"
 
 // protection decides whether the kubelet's allowlist keeps the image, with the kubelet's own
 // matcher and, for present images, their labels.
 func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) Protection {
+	if k.opts.HeldBy != nil && w.Allowlist == nil {
+		// Holder mode on a kubelet without the allowlist: the image volume is the protection.
+		if pod := k.opts.HeldBy(img.Reference); pod != "" {
+			return protectedBy(HeldByImageVolume + pod)
+		}
+		return unprotected("no running holder pod mounts it yet")
+	}
 	switch {
 	case w.KubeletConfigMissing != "":
 		return unknown("the kubelet config is not there yet: " + w.KubeletConfigMissing)

@@ -43,6 +43,9 @@ spec:
 	return os.WriteFile(n.path("manifests", name+".yaml"), []byte(manifest), 0o644)
 }
 
+// StaticPodDir is the kubelet's staticPodPath.
+func (n *Node) StaticPodDir() string { return n.path("manifests") }
+
 // RemoveStaticPod deletes a static pod's manifest.
 func (n *Node) RemoveStaticPod(name string) error {
 	return os.Remove(n.path("manifests", name+".yaml"))

@@ -1,0 +1,174 @@
+//go:build e2e
+
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/holder"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
+)
+
+// Holder mode on the stock kubelet (upstream v1.37.2 as released, no imageGCExclude) on
+// containerd 2.4: image-keeper keeps a static pod that mounts the wanted images as image volumes,
+// and the kubelet's GC, under an always-crossed imagefs threshold, deletes every other image but
+// never a held one. A list change under that pressure loses nothing: the new holder runs before
+// the old manifest goes, checked twice a second through the switch; the image dropped from the
+// list is then collected like any other (a cache, not a pin). A held image removed by hand is
+// pulled back. image-keeper's status says what protects each image.
+func TestHolderStockKubelet(t *testing.T) {
+	t.Parallel()
+	n := newNodeOn(t, runtimes(t, "containerd-2.4")[0])
+	n.KubeletBinary = filepath.Join(binDir, "stock", "kubelet")
+	n.PodNetwork = true // the holder pod is not on the host network
+	a := push(t, n, framework.ImageSpec{Repository: "e2e/held-a", Tag: "1"})
+	b := push(t, n, framework.ImageSpec{Repository: "e2e/held-b", Tag: "1"})
+	c := push(t, n, framework.ImageSpec{Repository: "e2e/held-c", Tag: "1"})
+	junk := push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"})
+	keeperRef := pushKeeperImage(t, n)
+	startRuntimeWithPause(t, n)
+	pull(t, n, junk.Ref)
+
+	keeperConfig := filepath.Join(n.Root, "keeper.yaml")
+	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, b.Ref); err != nil {
+		t.Fatal(err)
+	}
+	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKeeper("--config", keeperConfig, "--interval", "2s",
+		"--holder-static-pod-dir", n.StaticPodDir(), "--holder-image", keeperRef); err != nil {
+		t.Fatal(err)
+	}
+	first := holder.Name([]string{a.Ref, b.Ref})
+	waitHolderRunning(t, n, first)
+	if !waitDeleted(t, n, map[string]string{"junk": junk.Ref}) {
+		t.Fatalf("the stock kubelet did not collect the unheld image; present: %v", keys(present(t, n)))
+	}
+	waitGCPasses(t, n, 3)
+	assertPresent(t, n, a, b)
+	for _, img := range []*framework.Image{a, b} {
+		if got, want := keeperProtection(t, n, img.Ref), keeper.HeldByImageVolume+first; got != want {
+			t.Errorf("image-keeper says %s is protected by %q; want %q", img.Ref, got, want)
+		}
+	}
+
+	// The list changes under pressure: a stays wanted, b goes, c comes.
+	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, c.Ref); err != nil {
+		t.Fatal(err)
+	}
+	second := holder.Name([]string{a.Ref, c.Ref})
+	passes := n.GCPasses()
+	deadline := time.Now().Add(2 * time.Minute)
+	cSeen := false
+	for {
+		p := present(t, n)
+		if !p[a.Ref] {
+			t.Fatalf("%s, wanted before and after the change, went during the switch of holders (GC pass %d)", a.Ref, n.GCPasses())
+		}
+		if cSeen && !p[c.Ref] {
+			t.Fatalf("%s went after it was pulled for the new holder (GC pass %d)", c.Ref, n.GCPasses())
+		}
+		cSeen = cSeen || p[c.Ref]
+		running, _ := n.ContainerRunning(second)
+		if running && !manifestExists(n, first) && n.GCPasses() >= passes+3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new holder %s did not replace %s within 2 minutes; running %v, manifests %v; image-keeper: %s", second, first, running, manifestExists(n, first), framework.Tail(n.Keeper, 10))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("holder switched over %d GC passes; %s present throughout", n.GCPasses()-passes, a.Ref)
+	if !waitDeleted(t, n, map[string]string{"b": b.Ref}) {
+		t.Errorf("%s, dropped from the list, was not collected: a holder is not a pin on what nobody wants", b.Ref)
+	}
+
+	// Held, not restored: the kubelet never chose a held image to delete (image-keeper would
+	// pull one back, which the presence checks above could miss between two looks).
+	if removed := removalsOf(n, junk.ID); removed == 0 {
+		t.Errorf("the kubelet's log has no removal of %s (%s): the check below would prove nothing", junk.Ref, junk.ID)
+	}
+	for _, img := range []*framework.Image{a, c} {
+		if removed := removalsOf(n, runtimeImageID(t, n, img.Ref)); removed != 0 {
+			t.Errorf("the kubelet removed held image %s %d times", img.Ref, removed)
+		}
+	}
+
+	// Removed by hand: image-keeper pulls it back, and the running holder still mounts it.
+	if err := n.RemoveImage(c.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(time.Minute, time.Second, func() bool { return present(t, n)[c.Ref] }) {
+		t.Fatalf("%s, removed by hand, did not come back", c.Ref)
+	}
+	if running, err := n.ContainerRunning(second); err != nil || !running {
+		t.Errorf("the holder stopped after its image was removed: %v", err)
+	}
+}
+
+func waitHolderRunning(t *testing.T, n *framework.Node, pod string) {
+	t.Helper()
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		running, _ := n.ContainerRunning(pod)
+		return running
+	}) {
+		t.Fatalf("the holder %s did not run; image-keeper: %s\nkubelet: %s", pod, framework.Tail(n.Keeper, 10), framework.Tail(n.Kubelet, 20))
+	}
+}
+
+// removalsOf counts the kubelet's GC removals of an image ID.
+func removalsOf(n *framework.Node, id string) int {
+	return n.Kubelet.CountInLog(`"Removing image to free bytes" imageID="` + id + `"`)
+}
+
+func manifestExists(n *framework.Node, pod string) bool {
+	_, err := os.Stat(filepath.Join(n.StaticPodDir(), pod+".yaml"))
+	return err == nil
+}
+
+// keeperProtection is the protection image-keeper's /status reports for ref ("yes: <entry>").
+func keeperProtection(t *testing.T, n *framework.Node, ref string) string {
+	t.Helper()
+	_, body := getURL("http://" + n.KeeperAddr + "/status")
+	var status keeper.Status
+	if err := json.Unmarshal([]byte(body), &status); err != nil {
+		t.Fatalf("image-keeper /status: %v: %s", err, body)
+	}
+	for _, img := range status.Images {
+		if img.Reference == ref {
+			if img.Protected.State != keeper.Protected {
+				return strings.TrimSpace(img.Protected.String())
+			}
+			return img.Protected.Entry
+		}
+	}
+	t.Fatalf("image-keeper /status lists no %s: %s", ref, body)
+	return ""
+}
