@@ -26,6 +26,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/holder"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
@@ -37,7 +40,8 @@ import (
 // never a held one. A list change under that pressure loses nothing: the new holder runs before
 // the old manifest goes, checked twice a second through the switch; the image dropped from the
 // list is then collected like any other (a cache, not a pin). A held image removed by hand is
-// pulled back. image-keeper's status says what protects each image.
+// pulled back. After an offline reboot the held images are still there, and stay. image-keeper's
+// status says what protects each image.
 func TestHolderStockKubelet(t *testing.T) {
 	t.Parallel()
 	n := newNodeOn(t, runtimes(t, "containerd-2.4")[0])
@@ -47,8 +51,9 @@ func TestHolderStockKubelet(t *testing.T) {
 	b := push(t, n, framework.ImageSpec{Repository: "e2e/held-b", Tag: "1"})
 	c := push(t, n, framework.ImageSpec{Repository: "e2e/held-c", Tag: "1"})
 	junk := push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"})
+	junk2 := push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "2"})
 	keeperRef := pushKeeperImage(t, n)
-	startRuntimeWithPause(t, n)
+	pause := startRuntimeWithPause(t, n)
 	pull(t, n, junk.Ref)
 
 	keeperConfig := filepath.Join(n.Root, "keeper.yaml")
@@ -130,6 +135,40 @@ func TestHolderStockKubelet(t *testing.T) {
 	}
 	if running, err := n.ContainerRunning(second); err != nil || !running {
 		t.Errorf("the holder stopped after its image was removed: %v", err)
+	}
+
+	// The node reboots offline: the registry is gone, every container dies, containerd and the
+	// kubelet start again, still under pressure. The kubelet starts the holder from the images
+	// on disk (IfNotPresent); until then, imageMinimumGCAge guards them (upstream's default is
+	// 2 minutes; 20 s here, still ample: the holder runs within seconds). Past it the kubelet
+	// deletes an unheld image and keeps the held ones.
+	n.StopKubelet()
+	pull(t, n, junk2.Ref)
+	n.StopRegistry()
+	if err := n.RemovePod(second); err != nil {
+		t.Fatal(err)
+	}
+	n.StopRuntime()
+	startRuntime(t, n, pause)
+	rebooted, err := n.WriteKubeletConfig("kubelet-rebooted", framework.KubeletConfig{Customize: func(c *kubeletv1beta1.KubeletConfiguration) {
+		c.ImageMinimumGCAge = metav1.Duration{Duration: 20 * time.Second}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(rebooted); err != nil {
+		t.Fatal(err)
+	}
+	waitHolderRunning(t, n, second)
+	if !waitDeleted(t, n, map[string]string{"junk2": junk2.Ref}) {
+		t.Fatalf("after the reboot the kubelet did not collect the unheld %s past imageMinimumGCAge", junk2.Ref)
+	}
+	waitGCPasses(t, n, 2)
+	assertPresent(t, n, a, c)
+	for _, img := range []*framework.Image{a, c} {
+		if removed := removalsOf(n, runtimeImageID(t, n, img.Ref)); removed != 0 {
+			t.Errorf("after the offline reboot the kubelet removed held image %s", img.Ref)
+		}
 	}
 }
 
