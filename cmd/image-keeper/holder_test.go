@@ -69,3 +69,45 @@ func TestHolderManifest(t *testing.T) {
 		t.Errorf("--holder-static-pod-dir alone: %v", err)
 	}
 }
+
+// docs/image-keeper.md's holder-manifest command renders a DaemonSet with its priority class.
+func TestHolderManifestDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "image-keeper.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "<!-- holder-manifest -->\n```sh\n")
+	if !ok {
+		t.Fatal("docs/image-keeper.md has no sh block after <!-- holder-manifest -->")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	words := strings.Fields(strings.ReplaceAll(block, "\\\n", " "))
+	if len(words) < 4 || words[0] != "image-keeper" || words[1] != "holder-manifest" || words[len(words)-2] != ">" {
+		t.Fatalf("the doc's command is not `image-keeper holder-manifest ... > file`: %q", words)
+	}
+	args := words[2 : len(words)-2]
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte("apiVersion: imagekeeper.kubelet-imagecache.io/v1alpha1\nkind: ImageKeeperConfiguration\nimages:\n  - registry.example/app:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	replaced := false
+	for i, w := range args {
+		if w == "/etc/image-keeper/config.yaml" {
+			args[i], replaced = config, true
+		}
+	}
+	if !replaced {
+		t.Fatalf("the doc's command reads no /etc/image-keeper/config.yaml: %q", args)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := holderManifestMain(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var ds appsv1.DaemonSet
+	if err := yaml.UnmarshalStrict(stdout.Bytes(), &ds); err != nil {
+		t.Fatal(err)
+	}
+	if ds.Kind != "DaemonSet" || ds.Spec.Template.Spec.PriorityClassName != "image-cache" || ds.Spec.Template.Spec.Containers[0].Image != "registry.example.com/image-keeper:v0.1.0" {
+		t.Errorf("rendered %s with priority %q and image %q", ds.Kind, ds.Spec.Template.Spec.PriorityClassName, ds.Spec.Template.Spec.Containers[0].Image)
+	}
+}

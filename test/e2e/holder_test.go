@@ -67,8 +67,13 @@ func TestHolderStockKubelet(t *testing.T) {
 	if err := n.StartKubelet(config); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.StartKeeper("--config", keeperConfig, "--interval", "2s",
-		"--holder-static-pod-dir", n.StaticPodDir(), "--holder-image", keeperRef); err != nil {
+	// docs/image-keeper.md's command, with this node's paths and image.
+	args := docCommand(t, "image-keeper.md", "<!-- holder-static-pod -->", map[string]string{
+		"/etc/image-keeper/config.yaml":            keeperConfig,
+		"/etc/kubernetes/manifests":                n.StaticPodDir(),
+		"registry.example.com/image-keeper:v0.1.0": keeperRef,
+	})
+	if err := n.StartKeeper(append(args[1:], "--interval", "2s")...); err != nil {
 		t.Fatal(err)
 	}
 	first := holder.Name([]string{a.Ref, b.Ref})
@@ -180,6 +185,30 @@ func waitHolderRunning(t *testing.T, n *framework.Node, pod string) {
 	}) {
 		t.Fatalf("the holder %s did not run; image-keeper: %s\nkubelet: %s", pod, framework.Tail(n.Keeper, 10), framework.Tail(n.Kubelet, 20))
 	}
+}
+
+// docCommand is the command of the sh block after marker in docs/<doc> (backslash
+// continuations joined), as words, each word that is a key of values replaced by its value; every
+// key must be used, so that the doc and the test cannot drift apart unnoticed.
+func docCommand(t *testing.T, doc, marker string, values map[string]string) []string {
+	t.Helper()
+	block, err := framework.DocBlock(filepath.Join(repoRoot, "docs", doc), marker, "sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields(strings.ReplaceAll(block, "\\\n", " "))
+	used := map[string]bool{}
+	for i, w := range words {
+		if v, ok := values[w]; ok {
+			words[i], used[w] = v, true
+		}
+	}
+	for k := range values {
+		if !used[k] {
+			t.Fatalf("docs/%s's command after %s no longer has %q:\n%s", doc, marker, k, block)
+		}
+	}
+	return words
 }
 
 // removalsOf counts the kubelet's GC removals of an image ID.
