@@ -19,6 +19,7 @@ limitations under the License.
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -26,11 +27,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/holder"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
@@ -239,4 +242,146 @@ func keeperProtection(t *testing.T, n *framework.Node, ref string) string {
 	}
 	t.Fatalf("image-keeper /status lists no %s: %s", ref, body)
 	return ""
+}
+
+// Holder mode in a cluster, on the stock v1.37.2 kubelet registered with image-keeper's startup
+// taint: the holder DaemonSet (holder.DaemonSet, what `image-keeper holder-manifest` renders),
+// at priority system-node-critical, runs on the tainted node and holds the list under an
+// always-crossed imagefs threshold, while
+// image-keeper (a process here, publishing with a kubeconfig) opens the node's gate once the
+// images are there. A new list rolls out make-before-break (maxSurge 1, maxUnavailable 0): the
+// old holder pod is deleted only after the new one is Ready, and the image in both lists is
+// present at every look, twice a second; the dropped image is collected afterwards.
+func TestClusterHolderDaemonSet(t *testing.T) {
+	t.Parallel()
+	c := newClusterNode(t)
+	ctx := context.Background()
+	c.KubeletBinary = filepath.Join(binDir, "stock", "kubelet")
+	a := push(t, c.Node, framework.ImageSpec{Repository: "e2e/held-a", Tag: "1"})
+	b := push(t, c.Node, framework.ImageSpec{Repository: "e2e/held-b", Tag: "1"})
+	d := push(t, c.Node, framework.ImageSpec{Repository: "e2e/held-d", Tag: "1"})
+	junk := push(t, c.Node, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"})
+	keeperRef := pushKeeperImage(t, c.Node)
+	startRuntimeWithPause(t, c.Node)
+	pull(t, c.Node, junk.Ref)
+	c.RegisterWithTaints = []string{nodestatus.StartupTaintKey + "=:NoSchedule"}
+	config, err := c.WriteKubeletConfig("kubelet", framework.KubeletConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	// Under the always-crossed threshold the node also gets the disk-pressure taint: wait for the
+	// node, not for the startup taint alone.
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		node, err := c.client.CoreV1().Nodes().Get(ctx, c.Name, metav1.GetOptions{})
+		ready := framework.NodeCondition(node, corev1.NodeReady)
+		return err == nil && ready != nil && ready.Status == corev1.ConditionTrue && tainted(node)
+	}) {
+		t.Fatalf("the node is not Ready with the startup taint; kubelet: %s", framework.Tail(c.Kubelet, 20))
+	}
+
+	// The eviction manager evicts pods while the threshold stays crossed; a critical holder is not
+	// among them (docs/image-keeper.md, "Any kubelet: holder mode").
+	opts := holder.Options{Image: keeperRef, PriorityClassName: "system-node-critical"}
+	ds, err := holder.DaemonSet([]string{a.Ref, b.Ref}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client.AppsV1().DaemonSets(ds.Namespace).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	keeperConfig := filepath.Join(c.Root, "keeper.yaml")
+	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, b.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartKeeper("--config", keeperConfig, "--kubeconfig", c.cp.AdminKubeconfig, "--node-name", c.Name, "--interval", "2s", "--node-status-heartbeat", "10s"); err != nil {
+		t.Fatal(err)
+	}
+	holders := func() []corev1.Pod {
+		pods, err := c.client.CoreV1().Pods(ds.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + holder.NamePrefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pods.Items
+	}
+	readyHolder := func(hash string) bool {
+		for _, p := range holders() {
+			if p.Annotations[holder.HashAnnotation] == hash && p.DeletionTimestamp == nil && podReady(&p) {
+				return true
+			}
+		}
+		return false
+	}
+	first := nodestatus.WantedHash([]string{a.Ref, b.Ref})
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		node := c.node(t)
+		return readyHolder(first) && !tainted(node)
+	}) {
+		t.Fatalf("the holder is not Ready on the node, or the gate did not open; holders %+v\nkubelet: %s", holders(), framework.Tail(c.Kubelet, 20))
+	}
+	if !waitDeleted(t, c.Node, map[string]string{"junk": junk.Ref}) {
+		t.Fatalf("the stock kubelet did not collect the unheld image; present: %v", keys(present(t, c.Node)))
+	}
+	waitGCPasses(t, c.Node, 2)
+	assertPresent(t, c.Node, a, b)
+
+	// The new list: a stays, b goes, d comes.
+	next, err := holder.DaemonSet([]string{a.Ref, d.Ref}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Spec.Template = next.Spec.Template
+	if _, err := c.client.AppsV1().DaemonSets(ds.Namespace).Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := nodestatus.WantedHash([]string{a.Ref, d.Ref})
+	var newReadyAt, oldGoneAt time.Time
+	deadline := time.Now().Add(3 * time.Minute)
+	for oldGoneAt.IsZero() || newReadyAt.IsZero() {
+		if !present(t, c.Node)[a.Ref] {
+			t.Fatalf("%s, in both lists, went during the rollout (GC pass %d)", a.Ref, c.GCPasses())
+		}
+		if newReadyAt.IsZero() && readyHolder(second) {
+			newReadyAt = time.Now()
+		}
+		oldLeft := false
+		for _, p := range holders() {
+			oldLeft = oldLeft || p.Annotations[holder.HashAnnotation] == first
+		}
+		if !oldLeft && oldGoneAt.IsZero() {
+			oldGoneAt = time.Now()
+			if newReadyAt.IsZero() {
+				t.Fatalf("the old holder pod went before the new one was Ready: the rollout left the images unprotected")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not finish in 3 minutes; holders %+v", holders())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("rollout: new holder Ready, then the old one deleted %v later; %s present throughout", oldGoneAt.Sub(newReadyAt).Round(100*time.Millisecond), a.Ref)
+	if !waitDeleted(t, c.Node, map[string]string{"b": b.Ref}) {
+		t.Errorf("%s, dropped from the list, was not collected", b.Ref)
+	}
+	assertPresent(t, c.Node, a, d)
+	for _, img := range []*framework.Image{a, d} {
+		if removed := removalsOf(c.Node, runtimeImageID(t, c.Node, img.Ref)); removed != 0 {
+			t.Errorf("the kubelet removed held image %s %d times", img.Ref, removed)
+		}
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
