@@ -76,7 +76,7 @@ e2e: build control-plane kubelet-series ## End-to-end tests on a throwaway node 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh
 
-bench-e2e: build control-plane ## Pod-start, image-keeper and warm-node benchmarks on a throwaway node and cluster (root); results in docs/bench/
+bench-e2e: build control-plane kubelet-series ## Pod-start, image-keeper, warm-node and holder benchmarks on a throwaway node and cluster (root); results in docs/bench/
 	@hack/install-e2e-deps.sh
 	go run ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
 

@@ -368,17 +368,9 @@ func deployCopy(t *testing.T, dir string, edit func(kind string, doc []byte) any
 // node's registry.
 func pushKeeperImage(t *testing.T, n *framework.Node) string {
 	t.Helper()
-	layout := filepath.Join(n.Root, "image-keeper.oci")
-	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
-	for _, args := range [][]string{
-		{"run", "./hack/image", "build", "--binary", filepath.Join(binDir, "image-keeper"), "--version", "e2e", "--out", layout},
-		{"run", "./hack/image", "push", "--layout", layout, "--ref", ref, "--plain-http"},
-	} {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+	ref, err := n.PushKeeperImage(repoRoot)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ref
 }

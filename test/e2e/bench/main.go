@@ -49,7 +49,7 @@ func main() {
 	repo := flag.String("repo", ".", "repository root")
 	bin := flag.String("bin", "_output/bin", "directory with kubelet and image-keeper")
 	out := flag.String("out", "docs/bench", "where results are written")
-	what := flag.String("what", "pod-start,keeper,keeper-scale,warm-node", "benchmarks to run")
+	what := flag.String("what", "pod-start,keeper,keeper-scale,warm-node,holder", "benchmarks to run")
 	runs := flag.Int("runs", 5, "pod-start runs per case")
 	flag.Parse()
 	for _, w := range strings.Split(*what, ",") {
@@ -63,6 +63,8 @@ func main() {
 			err = keeperScale(*repo, *bin, *out)
 		case "warm-node":
 			err = warmNode(*repo, *bin, *out, *runs)
+		case "holder":
+			err = holderBench(*repo, *bin, *out, *runs)
 		default:
 			err = fmt.Errorf("unknown benchmark %q", w)
 		}
@@ -74,8 +76,9 @@ func main() {
 }
 
 // newNode starts a registry and containerd (with a pushed and pulled pause image) on a
-// throwaway node. The returned teardown stops everything; call it also after an error.
-func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teardown func(), err error) {
+// throwaway node; before, if given, sets the node up first. The returned teardown stops
+// everything; call it also after an error.
+func newNode(repo, bin string, before ...func(*framework.Node)) (n *framework.Node, pause *framework.Image, teardown func(), err error) {
 	repo, _ = filepath.Abs(repo)
 	bin, _ = filepath.Abs(bin)
 	root, err := os.MkdirTemp("", "imagecache-bench-")
@@ -91,6 +94,9 @@ func newNode(repo, bin string) (n *framework.Node, pause *framework.Image, teard
 		return nil, nil, func() {}, err
 	}
 	teardown = func() { _ = n.Teardown(false) }
+	for _, f := range before {
+		f(n)
+	}
 	if err := n.StartRegistry(); err != nil {
 		return n, nil, teardown, err
 	}

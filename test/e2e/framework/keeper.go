@@ -19,7 +19,9 @@ package framework
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 
@@ -57,4 +59,23 @@ func (n *Node) StartKeeper(args ...string) error {
 	}
 	n.Keeper = p
 	return nil
+}
+
+// PushKeeperImage builds image-keeper's OCI image from bin/image-keeper as `make image` does
+// (hack/image) and pushes it to the node's registry as e2e/image-keeper:e2e; it returns the
+// reference.
+func (n *Node) PushKeeperImage(repoRoot string) (string, error) {
+	layout := n.path("image-keeper.oci")
+	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
+	for _, args := range [][]string{
+		{"run", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout},
+		{"run", "./hack/image", "push", "--layout", layout, "--ref", ref, "--plain-http"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return ref, nil
 }
