@@ -36,6 +36,9 @@ type Decision string
 const (
 	// InUse images belong to a container, running or exited; the kubelet never deletes them.
 	InUse Decision = "in use"
+	// HeldByImageVolume images are mounted by a container as image volumes (image-keeper's
+	// holder mode); the kubelet counts them in use too.
+	HeldByImageVolume Decision = "held by image volume"
 	// Pinned images are pinned by the runtime (containerd pins its sandbox image).
 	Pinned Decision = "pinned"
 	// Kept images are kept by an allowlist entry.
@@ -56,6 +59,8 @@ type Image struct {
 	Size   int64 `json:"size,omitempty"`
 	Pinned bool  `json:"pinned,omitempty"`
 	InUse  bool  `json:"inUse,omitempty"`
+	// ImageVolume is set when a container mounts the image as an image volume.
+	ImageVolume bool `json:"imageVolume,omitempty"`
 	// Labels are the image config's labels, read only when the allowlist has selectors.
 	Labels map[string]string `json:"labels,omitempty"`
 	// LabelsError says why Labels could not be read.
@@ -218,6 +223,8 @@ func Explain(al Allowlist, images []Image, capacity int64) (*Report, error) {
 		switch {
 		case img.InUse:
 			x.Decision = InUse
+		case img.ImageVolume:
+			x.Decision = HeldByImageVolume
 		case img.Pinned:
 			x.Decision = Pinned
 		case r.GateOff:

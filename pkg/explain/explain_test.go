@@ -45,6 +45,7 @@ func TestExplainDecisions(t *testing.T) {
 		{ID: "sha256:06", RepoTags: []string{"registry.example.com/web:2"}, LabelsError: "rpc error: code = Unavailable"},
 		{ID: "sha256:07", RepoDigests: []string{"ghcr.io/acme/tool@" + idA}},
 		{ID: idB, RepoTags: []string{"registry.example.com/team-b/agent:1"}},
+		{ID: "sha256:09", RepoTags: []string{"registry.example.com/held:1"}, ImageVolume: true},
 	}
 	r, err := Explain(al, images, 0)
 	if err != nil {
@@ -64,6 +65,8 @@ func TestExplainDecisions(t *testing.T) {
 		"registry.example.com/web:2":          {LabelsUnknown, "", "", ""},
 		"ghcr.io/acme/tool@" + idA:            {Kept, idA, "imageGCExclude", "ghcr.io/acme/tool@" + idA},
 		"registry.example.com/team-b/agent:1": {Kept, "registry.example.com/*/agent", "imageGCExclude", "registry.example.com/team-b/agent:1"},
+		// Mounted as an image volume (holder mode): in use for the kubelet, whatever the list says.
+		"registry.example.com/held:1": {HeldByImageVolume, "", "", ""},
 	}
 	for _, x := range r.Images {
 		t.Run(x.Name(), func(t *testing.T) {

@@ -35,10 +35,13 @@ type Runtime interface {
 	allowlist.ImageStatusProvider
 	ListImages(ctx context.Context, filter *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error)
 	ListContainers(ctx context.Context) ([]*runtimeapi.Container, error)
+	ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error)
 	ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error)
 }
 
-// Node lists the runtime's images, marks those a container (running or exited) uses, reads
+// Node lists the runtime's images, marks those a container (running or exited) uses, and those
+// a container mounts as an image volume (by image ID, as the kubelet's handleImageVolumes
+// compares them), reads
 // labels when readLabels is set (the allowlist has selectors) with the kubelet's label reader,
 // and returns the image filesystem's capacity (0, with the reason, when it cannot be read: in a
 // pod, the runtime's directories are usually not mounted).
@@ -52,17 +55,26 @@ func Node(ctx context.Context, rt Runtime, readLabels bool) (images []Image, cap
 		return nil, 0, nil, fmt.Errorf("list containers: %w", err)
 	}
 	// A container names its image by ID (ImageRef) and by what the pod spec said (Image).
-	used := map[string]bool{}
+	used, mounted := map[string]bool{}, map[string]bool{}
 	for _, c := range containers {
 		used[c.GetImageRef()] = true
 		used[c.GetImage().GetImage()] = true
+		status, err := rt.ContainerStatus(ctx, c.GetId())
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("status of container %s: %w", c.GetId(), err)
+		}
+		for _, m := range status.GetMounts() {
+			if m.GetImage() != nil {
+				mounted[m.GetImage().GetImage()] = true
+			}
+		}
 	}
 	var labels *allowlist.LabelReader
 	if readLabels {
 		labels = allowlist.NewLabelReader(rt)
 	}
 	for _, img := range list {
-		x := Image{ID: img.GetId(), RepoTags: img.GetRepoTags(), RepoDigests: img.GetRepoDigests(), Size: int64(img.GetSize()), Pinned: img.GetPinned()}
+		x := Image{ID: img.GetId(), RepoTags: img.GetRepoTags(), RepoDigests: img.GetRepoDigests(), Size: int64(img.GetSize()), Pinned: img.GetPinned(), ImageVolume: mounted[img.GetId()]}
 		for _, name := range append(append([]string{x.ID}, x.RepoTags...), x.RepoDigests...) {
 			x.InUse = x.InUse || used[name]
 		}

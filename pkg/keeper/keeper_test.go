@@ -332,6 +332,37 @@ imageGCExclude: [registry.k8s.io/pause:3.10]
 	}
 }
 
+// Holder mode (no kubelet allowlist): what protects a wanted image is the holder pod that mounts
+// it, as HeldBy says.
+func TestProtectionHeldByImageVolume(t *testing.T) {
+	server := newImageServer(t)
+	server.add("example.com/held:1")
+	w, err := Load(Sources{Images: []string{"example.com/held:1", "example.com/new:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions()
+	opts.HeldBy = func(ref string) string {
+		if ref == "example.com/held:1" {
+			return "image-keeper-holder-0123456789abcdef"
+		}
+		return ""
+	}
+	k := New(opts, w, server.connect, NewMetrics())
+	if err := k.Observe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"example.com/held:1": "yes: image volume of image-keeper-holder-0123456789abcdef",
+		"example.com/new:1":  "no: no running holder pod mounts it yet",
+	}
+	for _, img := range k.Status().Images {
+		if got := img.Protected.String(); got != want[img.Reference] {
+			t.Errorf("%s: protected = %q; want %q", img.Reference, got, want[img.Reference])
+		}
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

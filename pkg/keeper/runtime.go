@@ -96,6 +96,16 @@ func (s *RuntimeImageService) ListContainers(ctx context.Context) ([]*runtimeapi
 	return resp.GetContainers(), nil
 }
 
+// ContainerStatus returns a container's status, whose mounts name the images it mounts as image
+// volumes.
+func (s *RuntimeImageService) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
+	resp, err := s.runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetStatus(), nil
+}
+
 // ImageFsInfo returns the runtime's image filesystems (their mount points and usage).
 func (s *RuntimeImageService) ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error) {
 	resp, err := s.client.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})

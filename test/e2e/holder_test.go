@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/explain"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/holder"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
@@ -44,7 +45,7 @@ import (
 // the old manifest goes, checked twice a second through the switch; the image dropped from the
 // list is then collected like any other (a cache, not a pin). A held image removed by hand is
 // pulled back. After an offline reboot the held images are still there, and stay. image-keeper's
-// status says what protects each image.
+// status and explain say what protects each image.
 func TestHolderStockKubelet(t *testing.T) {
 	t.Parallel()
 	n := newNodeOn(t, runtimes(t, "containerd-2.4")[0])
@@ -89,6 +90,26 @@ func TestHolderStockKubelet(t *testing.T) {
 	for _, img := range []*framework.Image{a, b} {
 		if got, want := keeperProtection(t, n, img.Ref), keeper.HeldByImageVolume+first; got != want {
 			t.Errorf("image-keeper says %s is protected by %q; want %q", img.Ref, got, want)
+		}
+	}
+	// explain reads the mounts as the kubelet does: the held images are held, not collectable.
+	out, stderr, code := runExplain(t, n, "", "--kubelet-config", config, "-o", "json")
+	if code != 0 {
+		t.Fatalf("explain exited %d: %s\n%s", code, stderr, out)
+	}
+	var report explain.Report
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("explain -o json: %v\n%s", err, out)
+	}
+	decisions := map[string]explain.Decision{}
+	for _, x := range report.Images {
+		for _, tag := range x.RepoTags {
+			decisions[tag] = x.Decision
+		}
+	}
+	for _, img := range []*framework.Image{a, b} {
+		if decisions[img.Ref] != explain.HeldByImageVolume {
+			t.Errorf("explain says %s is %q; want %q", img.Ref, decisions[img.Ref], explain.HeldByImageVolume)
 		}
 	}
 
