@@ -104,26 +104,12 @@ func holderBench(repo, bin, out string, runs int) error {
 			}
 		}
 		for i := 0; i < runs; i++ {
-			pod := fmt.Sprintf("app-%t-%d", held, i)
-			written := time.Now()
-			if err := n.WriteStaticPod(pod, app.Ref, "IfNotPresent"); err != nil {
+			elapsed, err := staticPodStart(n, fmt.Sprintf("app-%t-%d", held, i), app.Ref)
+			if err != nil {
 				return err
 			}
-			if !framework.Eventually(2*time.Minute, 20*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod); return ok }) {
-				return fmt.Errorf("pod %s did not start", pod)
-			}
-			elapsed := time.Since(written).Seconds()
 			s.seconds = append(s.seconds, elapsed)
 			fmt.Printf("%s run %d: %.2fs\n", s.name, i+1, elapsed)
-			if err := n.RemoveStaticPod(pod); err != nil {
-				return err
-			}
-			if !framework.Eventually(2*time.Minute, 100*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod); return !ok }) {
-				return fmt.Errorf("pod %s did not stop", pod)
-			}
-			if err := n.RemovePod(pod); err != nil {
-				return err
-			}
 		}
 		starts = append(starts, s)
 	}

@@ -183,30 +183,40 @@ func podStart(repo, bin, out string, runs int) error {
 					return err
 				}
 			}
-			pod := fmt.Sprintf("podstart-%d-%d", ci, i)
-			written := time.Now()
-			if err := n.WriteStaticPod(pod, c.ref, "IfNotPresent"); err != nil {
-				return err
+			elapsed, err := staticPodStart(n, fmt.Sprintf("podstart-%d-%d", ci, i), c.ref)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			if !framework.Eventually(5*time.Minute, 20*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod); return ok }) {
-				return fmt.Errorf("%s: pod %s did not start", c.name, pod)
-			}
-			elapsed := time.Since(written).Seconds()
 			s.seconds = append(s.seconds, elapsed)
 			fmt.Printf("%s run %d: %.2fs\n", c.name, i+1, elapsed)
-			if err := n.RemoveStaticPod(pod); err != nil {
-				return err
-			}
-			if !framework.Eventually(2*time.Minute, 100*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod); return !ok }) {
-				return fmt.Errorf("pod %s did not stop", pod)
-			}
-			if err := n.RemovePod(pod); err != nil {
-				return fmt.Errorf("remove pod %s: %w", pod, err)
-			}
 		}
 		samples = append(samples, s)
 	}
 	return writePodStart(out, samples, big.Size, runs)
+}
+
+// staticPodStart writes a static pod (hostNetwork) running ref and returns the seconds until
+// its container runs; then it removes the pod, waits for it to stop and removes its sandbox, so
+// that the next run starts from the same state.
+func staticPodStart(n *framework.Node, pod, ref string) (float64, error) {
+	written := time.Now()
+	if err := n.WriteStaticPod(pod, ref, "IfNotPresent"); err != nil {
+		return 0, err
+	}
+	if !framework.Eventually(5*time.Minute, 20*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod); return ok }) {
+		return 0, fmt.Errorf("pod %s did not start", pod)
+	}
+	elapsed := time.Since(written).Seconds()
+	if err := n.RemoveStaticPod(pod); err != nil {
+		return 0, err
+	}
+	if !framework.Eventually(2*time.Minute, 100*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod); return !ok }) {
+		return 0, fmt.Errorf("pod %s did not stop", pod)
+	}
+	if err := n.RemovePod(pod); err != nil {
+		return 0, fmt.Errorf("remove pod %s: %w", pod, err)
+	}
+	return elapsed, nil
 }
 
 func writePodStart(out string, samples []sample, size int64, runs int) error {
