@@ -148,7 +148,7 @@ func (h *staticHolder) run(ctx context.Context, k *keeper.Keeper, interval time.
 		h.mu.Unlock()
 		if st.Message != last {
 			if st.Message == "" {
-				logger.Info("The holder static pod holds every wanted image", "pod", holder.NamePrefix+"-"+st.Wanted, "images", len(refs))
+				logger.Info("The holder static pod holds every wanted image", "pod", st.Wanted, "images", len(refs))
 			} else {
 				logger.Info("Holder static pod not current", "reason", st.Message, "holding", st.Holding, "wanted", st.Wanted)
 			}

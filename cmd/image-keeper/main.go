@@ -43,6 +43,7 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configwatch"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/credentialplugin"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/dockerconfig"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/holder"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 )
@@ -185,6 +186,9 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if (cfg.holderDir == "") != (cfg.holderImage == "") {
 		return nil, errors.New("--holder-static-pod-dir and --holder-image go together: the holder static pod runs image-keeper's image")
 	}
+	if cfg.holderDir != "" && cfg.once {
+		return nil, errors.New("--holder-static-pod-dir keeps a static pod current while image-keeper runs; it does nothing with --once")
+	}
 	if status && cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)
 	}
@@ -234,7 +238,10 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer svc.Close()
 	var staticHolder *staticHolder
-	if cfg.holderDir != "" && !cfg.once {
+	if cfg.holderDir != "" {
+		if len(wanted.Images) > holder.MaxImages {
+			return fmt.Errorf("--holder-static-pod-dir: %d wanted images; a holder holds at most %d (each is a mount in its container and a pull before it starts)", len(wanted.Images), holder.MaxImages)
+		}
 		staticHolder = newStaticHolder(cfg, svc)
 		cfg.options.HeldBy = staticHolder.heldBy
 	}

@@ -25,6 +25,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
@@ -60,6 +62,9 @@ func Node(ctx context.Context, rt Runtime, readLabels bool) (images []Image, cap
 		used[c.GetImageRef()] = true
 		used[c.GetImage().GetImage()] = true
 		status, err := rt.ContainerStatus(ctx, c.GetId())
+		if grpcstatus.Code(err) == codes.NotFound {
+			continue // removed since it was listed: it mounts nothing any more
+		}
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("status of container %s: %w", c.GetId(), err)
 		}

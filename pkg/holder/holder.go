@@ -21,15 +21,20 @@ limitations under the License.
 // and locked on since Kubernetes 1.36), so it never collects them while the holder runs.
 //
 // The holder's container is image-keeper's own image running `image-keeper hold`: one static
-// binary, no shell, that waits for SIGTERM. A pod holds an exact list: its name carries the
-// list's hash, so a new list is a new pod, started before the old one goes (StaticPodSyncer;
-// a DaemonSet rolls with maxSurge 1 and maxUnavailable 0).
+// binary, no shell, that waits for SIGTERM. A static holder's name carries a hash of the whole
+// pod, so any change (the list, the holder's image) is a new pod, started before the old one goes
+// (StaticPodSyncer); a DaemonSet rolls with maxSurge 1 and maxUnavailable 0.
 package holder
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/distribution/reference"
 	appsv1 "k8s.io/api/apps/v1"
@@ -100,18 +105,18 @@ func Validate(refs []string) error {
 }
 
 func validateRef(ref string) error {
+	if strings.Contains(ref, "*") {
+		return errors.New("an image volume needs one pullable image (a tag or a digest), not a pattern")
+	}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return fmt.Errorf("an image volume needs one pullable image (a tag or a digest), not a pattern: %w", err)
+		return err
 	}
 	if reference.IsNameOnly(named) {
 		return errors.New("an image volume needs a tag or a digest: a bare repository would pull :latest")
 	}
 	return nil
 }
-
-// Name is the holder pod's name for a list: NamePrefix-<hash of the list>.
-func Name(refs []string) string { return NamePrefix + "-" + nodestatus.WantedHash(refs) }
 
 // PodSpec is the holder's pod: one container of opts.Image running `image-keeper hold`, the
 // images mounted read-only at MountRoot/<i>, with the least it can run with: no service account
@@ -166,6 +171,13 @@ func PodSpec(refs []string, opts Options) corev1.PodSpec {
 	}
 }
 
+// sorted is refs in order, so that one set of images renders one pod.
+func sorted(refs []string) []string {
+	out := slices.Clone(refs)
+	slices.Sort(out)
+	return out
+}
+
 func namespace(opts Options) string {
 	if opts.Namespace == "" {
 		return "kube-system"
@@ -177,7 +189,10 @@ func labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/name": NamePrefix, "app.kubernetes.io/part-of": "image-keeper"}
 }
 
-// StaticPod is the holder as a static pod for the kubelet's staticPodPath, named for its list.
+// StaticPod is the holder as a static pod for the kubelet's staticPodPath, named
+// NamePrefix-<16 hex digits of the pod's hash>: a pod that differs in anything (its list, its
+// image) has another name, so the kubelet runs it beside the old one instead of replacing it in
+// place (it stops a static pod before it starts another of the same name).
 func StaticPod(refs []string, opts Options) (*corev1.Pod, error) {
 	if err := Validate(refs); err != nil {
 		return nil, err
@@ -185,17 +200,23 @@ func StaticPod(refs []string, opts Options) (*corev1.Pod, error) {
 	if len(opts.ImagePullSecrets) > 0 {
 		return nil, errors.New("a static pod cannot name image pull secrets; the kubelet pulls its images with the node's credentials")
 	}
-	spec := PodSpec(refs, opts)
-	return &corev1.Pod{
+	refs = sorted(refs)
+	pod := &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        Name(refs),
 			Namespace:   namespace(opts),
 			Labels:      labels(),
 			Annotations: map[string]string{HashAnnotation: nodestatus.WantedHash(refs)},
 		},
-		Spec: spec,
-	}, nil
+		Spec: PodSpec(refs, opts),
+	}
+	data, err := json.Marshal(pod)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	pod.Name = NamePrefix + "-" + hex.EncodeToString(sum[:8])
+	return pod, nil
 }
 
 // DaemonSet is the holder on every node of a cluster. A list change rolls out with maxSurge 1
@@ -205,6 +226,7 @@ func DaemonSet(refs []string, opts Options) (*appsv1.DaemonSet, error) {
 	if err := Validate(refs); err != nil {
 		return nil, err
 	}
+	refs = sorted(refs)
 	l := labels()
 	return &appsv1.DaemonSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},

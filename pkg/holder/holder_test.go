@@ -41,7 +41,7 @@ func TestValidate(t *testing.T) {
 		{[]string{"ghcr.io/acme/*"}, `image 0 "ghcr.io/acme/*": an image volume needs one pullable image (a tag or a digest), not a pattern`},
 		{[]string{"nginx:1", "ghcr.io/acme/agent"}, `image 1 "ghcr.io/acme/agent": an image volume needs a tag or a digest: a bare repository would pull :latest`},
 		{[]string{"nginx:1", "nginx:1"}, `image 1 "nginx:1": duplicate of image 0`},
-		{[]string{"Nginx:1"}, `image 0 "Nginx:1"`},
+		{[]string{"Nginx:1"}, `image 0 "Nginx:1": invalid reference format: repository name (library/Nginx) must be lowercase`},
 	} {
 		err := Validate(tc.refs)
 		switch {
@@ -81,7 +81,7 @@ func TestManifests(t *testing.T) {
 		}
 	}
 	sc := c.SecurityContext
-	if !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 || *spec.AutomountServiceAccountToken {
+	if !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || *spec.AutomountServiceAccountToken {
 		t.Errorf("the holder runs with more privilege than it needs: %+v, token %v", sc, *spec.AutomountServiceAccountToken)
 	}
 	if len(spec.Tolerations) != 1 || spec.Tolerations[0].Operator != corev1.TolerationOpExists {
@@ -100,29 +100,61 @@ func TestManifests(t *testing.T) {
 	if _, err := DaemonSet([]string{"ghcr.io/acme/*"}, opts); err == nil {
 		t.Error("a DaemonSet holding a pattern was rendered")
 	}
-	// The list decides the name, not its order: image-keeper's list is sorted.
-	if Name([]string{"b:1", "a:1"}) != Name([]string{"a:1", "b:1"}) || Name([]string{"a:1"}) == Name([]string{"a:2"}) {
-		t.Error("Name does not follow the set of images")
+	// Anything that changes the pod changes the static pod's name: the list, the holder's image.
+	noSecrets := Options{Image: opts.Image}
+	if name(t, []string{"a:1"}, noSecrets) == name(t, []string{"a:2"}, noSecrets) ||
+		name(t, []string{"a:1"}, noSecrets) == name(t, []string{"a:1"}, Options{Image: "registry.example/image-keeper:v2"}) ||
+		name(t, []string{"b:1", "a:1"}, noSecrets) != name(t, []string{"a:1", "b:1"}, noSecrets) {
+		t.Error("the static pod's name does not follow the pod")
 	}
 }
 
-// fakeContainers is a runtime's container list: what the kubelet runs for the manifests in a
-// directory, when it runs them.
-type fakeContainers struct{ running []string } // pod names (<static pod>-<node>)
-
-func (f *fakeContainers) ListContainers(context.Context) ([]*runtimeapi.Container, error) {
-	var out []*runtimeapi.Container
-	for _, pod := range f.running {
-		out = append(out, &runtimeapi.Container{
-			State:  runtimeapi.ContainerState_CONTAINER_RUNNING,
-			Labels: map[string]string{"io.kubernetes.container.name": ContainerName, "io.kubernetes.pod.name": pod},
-		})
+func name(t *testing.T, refs []string, opts Options) string {
+	t.Helper()
+	pod, err := StaticPod(refs, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Containers of other pods, and an exited holder, do not count.
-	out = append(out,
-		&runtimeapi.Container{State: runtimeapi.ContainerState_CONTAINER_RUNNING, Labels: map[string]string{"io.kubernetes.container.name": "app", "io.kubernetes.pod.name": "web-node"}},
-		&runtimeapi.Container{State: runtimeapi.ContainerState_CONTAINER_EXITED, Labels: map[string]string{"io.kubernetes.container.name": ContainerName, "io.kubernetes.pod.name": NamePrefix + "-0000000000000000-node"}},
-	)
+	return pod.Name
+}
+
+// fakeRuntime is what a runtime lists for the pods the kubelet runs: running names pods
+// (<static pod>-<node>) from the kubelet's file source in kube-system, each with a running
+// holder container; and, every time, pods that must not count.
+type fakeRuntime struct{ running []string }
+
+func (f *fakeRuntime) ListPodSandbox(context.Context) ([]*runtimeapi.PodSandbox, error) {
+	sandbox := func(id, pod, namespace, source string, state runtimeapi.PodSandboxState) *runtimeapi.PodSandbox {
+		return &runtimeapi.PodSandbox{Id: id, State: state,
+			Labels:      map[string]string{"io.kubernetes.pod.name": pod, "io.kubernetes.pod.namespace": namespace},
+			Annotations: map[string]string{"kubernetes.io/config.source": source}}
+	}
+	var out []*runtimeapi.PodSandbox
+	for i, pod := range f.running {
+		out = append(out, sandbox(fmt.Sprint("s", i), pod, "kube-system", "file", runtimeapi.PodSandboxState_SANDBOX_READY))
+	}
+	for _, pod := range f.running {
+		// The same name through the API server, or in another namespace, or not ready.
+		out = append(out,
+			sandbox("api-"+pod, pod, "kube-system", "api", runtimeapi.PodSandboxState_SANDBOX_READY),
+			sandbox("ns-"+pod, pod, "default", "file", runtimeapi.PodSandboxState_SANDBOX_READY),
+			sandbox("nr-"+pod, pod, "kube-system", "file", runtimeapi.PodSandboxState_SANDBOX_NOTREADY))
+	}
+	return out, nil
+}
+
+func (f *fakeRuntime) ListContainers(ctx context.Context) ([]*runtimeapi.Container, error) {
+	sandboxes, _ := f.ListPodSandbox(ctx)
+	var out []*runtimeapi.Container
+	for _, sb := range sandboxes {
+		if strings.HasPrefix(sb.Id, "s") {
+			out = append(out, &runtimeapi.Container{PodSandboxId: sb.Id, State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: ContainerName}})
+			out = append(out, &runtimeapi.Container{PodSandboxId: sb.Id, State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: "sidecar"}})
+			continue
+		}
+		// The impostors run a holder container too: only their sandbox tells them apart.
+		out = append(out, &runtimeapi.Container{PodSandboxId: sb.Id, State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: ContainerName}})
+	}
 	return out, nil
 }
 
@@ -140,55 +172,80 @@ func manifests(t *testing.T, dir string) []string {
 	return out
 }
 
-// Make-before-break: the old manifest goes only once the new pod's container runs; a manifest
-// the syncer did not write is never touched.
+// Make-before-break: the old manifest goes only once the new pod's container runs; a pod of the
+// same name from the API server or another namespace does not count; a manifest the syncer did
+// not write is never touched; a refused list still reports what is held.
 func TestStaticPodSyncer(t *testing.T) {
 	dir := t.TempDir()
+	opts := Options{Image: "registry.example/image-keeper:v1"}
+	v1 := []string{"registry.example/a:1", "registry.example/b:1"}
+	v2 := []string{"registry.example/a:1", "registry.example/c:1"}
+	// Not the syncer's: another static pod, and a holder rendered by hand (holder-manifest).
 	if err := os.WriteFile(filepath.Join(dir, "etcd.yaml"), []byte("kind: Pod\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runtime := &fakeContainers{}
-	s := &StaticPodSyncer{Dir: dir, Options: Options{Image: "registry.example/image-keeper:v1"}, Runtime: runtime}
+	byHand, err := StaticPod([]string{"registry.example/manual:1"}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHandYAML, _ := yaml.Marshal(byHand)
+	if err := os.WriteFile(filepath.Join(dir, byHand.Name+".yaml"), byHandYAML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runtime := &fakeRuntime{}
+	s := &StaticPodSyncer{Dir: dir, Options: opts, Runtime: runtime}
 	ctx := context.Background()
-	v1 := []string{"registry.example/a:1", "registry.example/b:1"}
-	v2 := []string{"registry.example/a:1", "registry.example/c:1"}
+	n1, n2 := name(t, v1, opts), name(t, v2, opts)
 
+	// The impostors (API, other namespace, not ready) run under v1's name: not held.
+	runtime.running = nil
 	st := s.Sync(ctx, v1)
-	if st.Holding != "" || !strings.Contains(st.Message, "waiting for the kubelet") {
+	if len(st.Holding) != 0 || !strings.Contains(st.Message, "waiting for the kubelet") || st.Wanted != n1 {
 		t.Errorf("before the kubelet runs it: %+v", st)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, Name(v1)+".yaml"))
+	data, err := os.ReadFile(filepath.Join(dir, n1+".yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(data, &pod); err != nil || len(pod.Spec.Volumes) != 2 {
+	if err := yaml.UnmarshalStrict(data, &pod); err != nil || len(pod.Spec.Volumes) != 2 || pod.Annotations[ManagedByAnnotation] == "" {
 		t.Fatalf("the manifest is not the holder pod: %v\n%s", err, data)
 	}
-	runtime.running = []string{Name(v1) + "-node-1"}
-	if st := s.Sync(ctx, v1); st.Holding != st.Wanted || st.Message != "" || st.Held["registry.example/b:1"] != Name(v1) || len(st.Held) != 2 {
+	if info, err := os.Stat(filepath.Join(dir, n1+".yaml")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("manifest mode %v, %v; want 0600", info.Mode(), err)
+	}
+	runtime.running = []string{n1 + "-node-1"}
+	if st := s.Sync(ctx, v1); st.Message != "" || st.Held["registry.example/b:1"] != n1 || len(st.Held) != 2 {
 		t.Errorf("once it runs: %+v", st)
 	}
 
 	st = s.Sync(ctx, v2)
-	if got, want := manifests(t, dir), []string{Name(v2) + ".yaml", "etcd.yaml", Name(v1) + ".yaml"}; strings.Join(got, " ") != strings.Join(sortStrings(want), " ") {
-		t.Errorf("while the new holder starts, manifests %v; want %v (both holders)", got, sortStrings(want))
+	if got, want := manifests(t, dir), sortStrings([]string{n1 + ".yaml", n2 + ".yaml", "etcd.yaml", byHand.Name + ".yaml"}); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("while the new holder starts, manifests %v; want %v (both holders)", got, want)
 	}
-	if st.Holding == st.Wanted || st.Holding == "" || st.Held["registry.example/b:1"] == "" || st.Held["registry.example/c:1"] != "" {
+	if st.Held["registry.example/b:1"] != n1 || st.Held["registry.example/c:1"] != "" {
 		t.Errorf("while the new holder starts: %+v; want the old list held", st)
 	}
-	runtime.running = append(runtime.running, Name(v2)+"-node-1")
-	if st := s.Sync(ctx, v2); st.Holding != st.Wanted || st.Held["registry.example/c:1"] != Name(v2) {
+	runtime.running = append(runtime.running, n2+"-node-1")
+	if st := s.Sync(ctx, v2); st.Message != "" || st.Held["registry.example/c:1"] != n2 {
 		t.Errorf("once the new holder runs: %+v", st)
 	}
-	if got, want := manifests(t, dir), sortStrings([]string{Name(v2) + ".yaml", "etcd.yaml"}); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := manifests(t, dir), sortStrings([]string{n2 + ".yaml", "etcd.yaml", byHand.Name + ".yaml"}); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("after the switch, manifests %v; want %v", got, want)
 	}
 
-	if st := s.Sync(ctx, []string{"registry.example/*"}); !strings.Contains(st.Message, "not a pattern") {
-		t.Errorf("a pattern: %+v", st)
+	// A new holder image is a new pod too, started beside the old one.
+	s.Options.Image = "registry.example/image-keeper:v2"
+	runtime.running = []string{n2 + "-node-1"}
+	if st := s.Sync(ctx, v2); st.Wanted == n2 || len(manifests(t, dir)) != 4 {
+		t.Errorf("a new holder image replaced the holder in place: %+v, manifests %v", st, manifests(t, dir))
 	}
-	if got := manifests(t, dir); len(got) != 2 {
+
+	st = s.Sync(ctx, []string{"registry.example/*"})
+	if !strings.Contains(st.Message, "not a pattern") || st.Held["registry.example/c:1"] != n2 {
+		t.Errorf("a refused list: %+v; want the error and what is still held", st)
+	}
+	if got := manifests(t, dir); len(got) != 4 {
 		t.Errorf("a refused list changed the manifests: %v", got)
 	}
 }

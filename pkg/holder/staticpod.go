@@ -17,13 +17,14 @@ limitations under the License.
 package holder
 
 import (
-	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,150 +33,211 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Containers lists the runtime's containers (keeper.RuntimeImageService does).
-type Containers interface {
+// Runtime is the part of CRI the syncer asks (keeper.RuntimeImageService has it).
+type Runtime interface {
+	ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error)
 	ListContainers(ctx context.Context) ([]*runtimeapi.Container, error)
 }
 
+// ManagedByAnnotation marks the static pod manifests a StaticPodSyncer wrote: the only files it
+// ever removes. `image-keeper holder-manifest --kind Pod` does not set it.
+const ManagedByAnnotation = "imagekeeper.kubelet-imagecache.io/managed-by"
+
 // State is where a StaticPodSyncer stands, for image-keeper's status.
 type State struct {
-	// Holding is the hash of the list the running holder holds ("" for none).
-	Holding string
-	// Wanted is the hash of the list it should hold.
+	// Wanted is the name of the holder pod of the wanted list ("" when the list is refused).
 	Wanted string
-	// Message says what the syncer waits for, or its last error ("" when Holding == Wanted).
+	// Holding lists the holder pods that run (the wanted one once it runs, older ones until
+	// then).
+	Holding []string
+	// Message says what the syncer waits for, or its last error ("" once the wanted holder runs
+	// alone).
 	Message string
 	// Held maps each image a running holder mounts to that holder's pod name.
 	Held map[string]string
 }
 
 // StaticPodSyncer keeps the holder static pod of the wanted list in the kubelet's
-// staticPodPath, make-before-break: it writes the new list's manifest beside the old one, and
-// removes the old manifest only once the new pod's container runs, that is, once the kubelet
-// has pulled and mounted every image of the new list. Until then the old pod holds the old
-// list; if the new pod cannot start (an image cannot be pulled), it keeps holding it. It removes
-// only manifests it wrote (NamePrefix-*.yaml).
+// staticPodPath, make-before-break: it writes the new pod's manifest beside the old one, and
+// removes the old manifest only once the new pod's container runs, that is, once the kubelet has
+// pulled and mounted every image of the new list. Until then the old pod holds the old list; if
+// the new pod cannot start (an image or the holder's image cannot be pulled), it keeps holding
+// it. It removes only manifests it wrote (ManagedByAnnotation). Run one per node: two with
+// different lists would replace each other's holders.
 type StaticPodSyncer struct {
 	// Dir is the kubelet's staticPodPath.
 	Dir     string
 	Options Options
-	Runtime Containers
+	Runtime Runtime
 }
 
-// Sync moves the node one step towards holding refs and reports where it stands.
+// Sync moves the node one step towards holding refs and reports where it stands. What the
+// running holders hold is read first, so that a refused list still reports it.
 func (s *StaticPodSyncer) Sync(ctx context.Context, refs []string) State {
 	logger := klog.FromContext(ctx)
-	pod, err := StaticPod(refs, s.Options)
+	var st State
+	running, err := s.running(ctx)
 	if err != nil {
-		return State{Message: err.Error()}
+		st.Message = fmt.Sprintf("list the runtime's pods: %v", err)
+		return st
 	}
-	st := State{Wanted: pod.Annotations[HashAnnotation]}
-	manifest := filepath.Join(s.Dir, pod.Name+".yaml")
-	data, err := yaml.Marshal(pod)
+	managed, err := s.managed()
+	if err != nil {
+		st.Message = fmt.Sprintf("read the static pod directory: %v", err)
+		return st
+	}
+	st.Held = map[string]string{}
+	for name := range running {
+		st.Holding = append(st.Holding, name)
+		if pod, ok := managed[name]; ok {
+			for _, v := range pod.Spec.Volumes {
+				if v.Image != nil {
+					st.Held[v.Image.Reference] = name
+				}
+			}
+		}
+	}
+	sort.Strings(st.Holding)
+
+	pod, err := StaticPod(refs, s.Options)
 	if err != nil {
 		st.Message = err.Error()
 		return st
 	}
-	if current, err := os.ReadFile(manifest); err != nil || !bytes.Equal(current, data) {
-		if err := writeAtomic(manifest, data); err != nil {
+	pod.Annotations[ManagedByAnnotation] = "image-keeper"
+	st.Wanted = pod.Name
+	if _, ok := managed[pod.Name]; !ok {
+		data, err := yaml.Marshal(pod)
+		if err != nil {
+			st.Message = err.Error()
+			return st
+		}
+		if err := writeDurable(filepath.Join(s.Dir, pod.Name+".yaml"), data); err != nil {
 			st.Message = fmt.Sprintf("write the holder's static pod manifest: %v", err)
 			return st
 		}
-		logger.Info("Wrote the holder static pod; the previous holder stays until it runs", "manifest", manifest, "images", len(refs))
+		logger.Info("Wrote the holder static pod; the previous holder stays until it runs", "pod", pod.Name, "images", len(refs))
 	}
-	running, err := s.running(ctx)
-	if err != nil {
-		st.Message = fmt.Sprintf("list the runtime's containers: %v", err)
-		return st
-	}
-	st.Held = s.held(running)
-	for hash := range running {
-		if hash == st.Wanted {
-			st.Holding = hash
-		}
-	}
-	if st.Holding == "" {
-		for hash := range running {
-			st.Holding = hash // an older list, still held
-		}
+	if !running[pod.Name] {
 		st.Message = "waiting for the kubelet to pull and mount the images of " + pod.Name
 		return st
 	}
-	old, err := filepath.Glob(filepath.Join(s.Dir, NamePrefix+"-*.yaml"))
-	if err != nil {
-		st.Message = err.Error()
-		return st
-	}
-	for _, path := range old {
-		if path == manifest {
+	for name := range managed {
+		if name == pod.Name {
 			continue
 		}
+		path := filepath.Join(s.Dir, name+".yaml")
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			st.Message = fmt.Sprintf("remove the previous holder's manifest: %v", err)
 			return st
 		}
-		logger.Info("Removed the previous holder static pod: the new one holds the images", "manifest", path)
+		logger.Info("Removed a previous holder static pod: the new one holds the images", "manifest", path)
 	}
 	return st
 }
 
-// running returns the list hashes of the holder pods whose container runs: static pods are
-// named <pod name>-<node name>, so the container's pod name starts with NamePrefix-<hash>-.
+// managed reads the manifests this syncer wrote: regular files (not symlinks) named
+// NamePrefix-<16 hex>.yaml that hold a pod of that name with ManagedByAnnotation.
+func (s *StaticPodSyncer) managed() (map[string]*corev1.Pod, error) {
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*corev1.Pod{}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".yaml")
+		if !ok || !e.Type().IsRegular() || !holderName(name) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.Dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var pod corev1.Pod
+		if err := yaml.Unmarshal(data, &pod); err != nil || pod.Name != name || pod.Annotations[ManagedByAnnotation] == "" {
+			continue
+		}
+		out[name] = &pod
+	}
+	return out, nil
+}
+
+// holderName reports whether name is NamePrefix-<16 lowercase hex digits>.
+func holderName(name string) bool {
+	hash, ok := strings.CutPrefix(name, NamePrefix+"-")
+	if !ok || len(hash) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(hash)
+	return err == nil && strings.ToLower(hash) == hash
+}
+
+// running returns the names of the holder static pods whose container runs: a ready sandbox
+// from the kubelet's file source (kubernetes.io/config.source, which the kubelet sets on every
+// pod, so a pod created through the API server cannot pass for one) in the holder's namespace,
+// named <holder name>-<node name>, with a running container named ContainerName.
 func (s *StaticPodSyncer) running(ctx context.Context) (map[string]bool, error) {
+	sandboxes, err := s.Runtime.ListPodSandbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holders := map[string]string{} // sandbox ID -> holder name
+	for _, sb := range sandboxes {
+		labels := sb.GetLabels()
+		if sb.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY ||
+			sb.GetAnnotations()["kubernetes.io/config.source"] != "file" ||
+			labels["io.kubernetes.pod.namespace"] != namespace(s.Options) {
+			continue
+		}
+		podName := labels["io.kubernetes.pod.name"]
+		if len(podName) < len(NamePrefix)+18 || podName[len(NamePrefix)+17] != '-' || !holderName(podName[:len(NamePrefix)+17]) {
+			continue
+		}
+		holders[sb.GetId()] = podName[:len(NamePrefix)+17]
+	}
 	containers, err := s.Runtime.ListContainers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
 	for _, c := range containers {
-		labels := c.GetLabels()
-		if c.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || labels["io.kubernetes.container.name"] != ContainerName {
-			continue
-		}
-		rest, ok := strings.CutPrefix(labels["io.kubernetes.pod.name"], NamePrefix+"-")
-		if !ok {
-			continue
-		}
-		if hash, _, ok := strings.Cut(rest, "-"); ok {
-			out[hash] = true
+		name, ok := holders[c.GetPodSandboxId()]
+		if ok && c.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING && c.GetMetadata().GetName() == ContainerName {
+			out[name] = true
 		}
 	}
 	return out, nil
 }
 
-// held reads the manifests of the running holders (those it wrote and has not removed yet):
-// which images each mounts.
-func (s *StaticPodSyncer) held(running map[string]bool) map[string]string {
-	out := map[string]string{}
-	for hash := range running {
-		name := NamePrefix + "-" + hash
-		data, err := os.ReadFile(filepath.Join(s.Dir, name+".yaml"))
-		if err != nil {
-			continue // removed: the kubelet is stopping that pod
-		}
-		var pod corev1.Pod
-		if err := yaml.Unmarshal(data, &pod); err != nil {
-			continue
-		}
-		for _, v := range pod.Spec.Volumes {
-			if v.Image != nil {
-				out[v.Image.Reference] = name
-			}
-		}
-	}
-	return out
-}
-
-// writeAtomic writes data to path through a hidden temporary file (the kubelet ignores names
-// that start with a dot) and a rename, so that the kubelet never reads half a manifest.
-func writeAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+// writeDurable writes data to path through a hidden temporary file in the same directory (the
+// kubelet ignores names that start with a dot), synced, renamed over path, and the directory
+// synced: the old holder's manifest is removed right after, so the new one must survive a power
+// loss. Mode 0600, as kubeadm writes static pod manifests.
+func writeDurable(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
 		return err
 	}
-	return nil
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

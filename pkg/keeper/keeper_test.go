@@ -361,6 +361,22 @@ func TestProtectionHeldByImageVolume(t *testing.T) {
 			t.Errorf("%s: protected = %q; want %q", img.Reference, got, want[img.Reference])
 		}
 	}
+
+	// With the stock kubelet's config passed too (the shipped unit and DaemonSet pass one), the
+	// holder still protects what its allowlist (none) does not.
+	kubelet := filepath.Join(t.TempDir(), "kubelet.yaml")
+	writeFile(t, kubelet, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n")
+	w, err = Load(Sources{Images: []string{"example.com/held:1"}, KubeletConfigFile: kubelet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k = New(opts, w, server.connect, NewMetrics())
+	if err := k.Observe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Status().Images[0].Protected.String(); got != want["example.com/held:1"] {
+		t.Errorf("with a kubelet config: protected = %q; want %q", got, want["example.com/held:1"])
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

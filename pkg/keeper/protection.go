@@ -64,16 +64,26 @@ const HeldByImageVolume = "image volume of "
 // garbageCollected is why an image no entry keeps is not protected.
 const garbageCollected = "the kubelet's garbage collection would delete it"
 
-// protection decides whether the kubelet's allowlist keeps the image, with the kubelet's own
-// matcher and, for present images, their labels.
+// protection decides what keeps the image: the kubelet's allowlist, with the kubelet's own
+// matcher and, for present images, their labels; else, in holder mode, the holder pod that
+// mounts it.
 func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) Protection {
-	if k.opts.HeldBy != nil && w.Allowlist == nil {
-		// Holder mode on a kubelet without the allowlist: the image volume is the protection.
-		if pod := k.opts.HeldBy(img.Reference); pod != "" {
-			return protectedBy(HeldByImageVolume + pod)
-		}
+	p := k.allowlistProtection(ctx, w, gcAllowlist, allowlistErr, found, img)
+	if k.opts.HeldBy == nil || p.State == Protected {
+		return p
+	}
+	// Holder mode: the image volume protects what the allowlist (if any) does not.
+	if pod := k.opts.HeldBy(img.Reference); pod != "" {
+		return protectedBy(HeldByImageVolume + pod)
+	}
+	if w.Allowlist == nil {
 		return unprotected("no running holder pod mounts it yet")
 	}
+	return p
+}
+
+// allowlistProtection is the kubelet allowlist's decision alone.
+func (k *Keeper) allowlistProtection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) Protection {
 	switch {
 	case w.KubeletConfigMissing != "":
 		return unknown("the kubelet config is not there yet: " + w.KubeletConfigMissing)

@@ -96,6 +96,15 @@ func (s *RuntimeImageService) ListContainers(ctx context.Context) ([]*runtimeapi
 	return resp.GetContainers(), nil
 }
 
+// ListPodSandbox lists every pod sandbox, ready or not.
+func (s *RuntimeImageService) ListPodSandbox(ctx context.Context) ([]*runtimeapi.PodSandbox, error) {
+	resp, err := s.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetItems(), nil
+}
+
 // ContainerStatus returns a container's status, whose mounts name the images it mounts as image
 // volumes.
 func (s *RuntimeImageService) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {

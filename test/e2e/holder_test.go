@@ -80,7 +80,7 @@ func TestHolderStockKubelet(t *testing.T) {
 	if err := n.StartKeeper(append(args[1:], "--interval", "2s")...); err != nil {
 		t.Fatal(err)
 	}
-	first := holder.Name([]string{a.Ref, b.Ref})
+	first := staticHolderName(t, keeperRef, a.Ref, b.Ref)
 	waitHolderRunning(t, n, first)
 	if !waitDeleted(t, n, map[string]string{"junk": junk.Ref}) {
 		t.Fatalf("the stock kubelet did not collect the unheld image; present: %v", keys(present(t, n)))
@@ -117,7 +117,7 @@ func TestHolderStockKubelet(t *testing.T) {
 	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, c.Ref); err != nil {
 		t.Fatal(err)
 	}
-	second := holder.Name([]string{a.Ref, c.Ref})
+	second := staticHolderName(t, keeperRef, a.Ref, c.Ref)
 	passes := n.GCPasses()
 	deadline := time.Now().Add(2 * time.Minute)
 	cSeen := false
@@ -199,6 +199,16 @@ func TestHolderStockKubelet(t *testing.T) {
 			t.Errorf("after the offline reboot the kubelet removed held image %s", img.Ref)
 		}
 	}
+}
+
+// staticHolderName is the name of the static holder image-keeper writes for refs.
+func staticHolderName(t *testing.T, holderImage string, refs ...string) string {
+	t.Helper()
+	pod, err := holder.StaticPod(refs, holder.Options{Image: holderImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod.Name
 }
 
 func waitHolderRunning(t *testing.T, n *framework.Node, pod string) {

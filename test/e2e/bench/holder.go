@@ -81,13 +81,13 @@ func holderBench(repo, bin, out string, runs int) error {
 			// back under the UID of one still being torn down waits for it.
 			run := opts
 			run.Namespace = fmt.Sprintf("bench-%d-%d", count, i)
-			elapsed, err := startHolder(n, refs[:count], run)
+			name, elapsed, err := startHolder(n, refs[:count], run)
 			if err != nil {
 				return err
 			}
 			s.seconds = append(s.seconds, elapsed)
 			fmt.Printf("%s run %d: %.2fs\n", s.name, i+1, elapsed)
-			if err := stopHolder(n, refs[:count]); err != nil {
+			if err := stopHolder(n, name); err != nil {
 				return err
 			}
 		}
@@ -99,7 +99,7 @@ func holderBench(repo, bin, out string, runs int) error {
 		s := sample{name: "pod of an image on the node, not held"}
 		if held {
 			s.name = "pod of an image on the node, held by the holder"
-			if _, err := startHolder(n, []string{app.Ref}, opts); err != nil {
+			if _, _, err := startHolder(n, []string{app.Ref}, opts); err != nil {
 				return err
 			}
 		}
@@ -116,33 +116,32 @@ func holderBench(repo, bin, out string, runs int) error {
 	return writeHolder(out, samples, starts, runs)
 }
 
-// startHolder writes the holder static pod for refs and returns the seconds until its
-// container runs.
-func startHolder(n *framework.Node, refs []string, opts holder.Options) (float64, error) {
+// startHolder writes the holder static pod for refs and returns its name and the seconds until
+// its container runs.
+func startHolder(n *framework.Node, refs []string, opts holder.Options) (string, float64, error) {
 	pod, err := holder.StaticPod(refs, opts)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	data, err := yaml.Marshal(pod)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	written := time.Now()
 	if err := os.WriteFile(filepath.Join(n.StaticPodDir(), pod.Name+".yaml"), data, 0o644); err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	if !framework.Eventually(5*time.Minute, 20*time.Millisecond, func() bool { ok, _ := n.ContainerRunning(pod.Name); return ok }) {
-		return 0, fmt.Errorf("holder %s did not run; kubelet: %s", pod.Name, framework.Tail(n.Kubelet, 20))
+		return "", 0, fmt.Errorf("holder %s did not run; kubelet: %s", pod.Name, framework.Tail(n.Kubelet, 20))
 	}
-	return time.Since(written).Seconds(), nil
+	return pod.Name, time.Since(written).Seconds(), nil
 }
 
-// stopHolder removes the holder of refs and waits for its container to stop. Its sandbox is
+// stopHolder removes the holder and waits for its container to stop. Its sandbox is
 // left to the kubelet: a second StopPodSandbox while the kubelet's own is cleaning up the image
 // volumes fails in containerd 2.4.2 (cleanupImageMounts reads the directory, the other call
 // removes an entry, and os.Remove's ENOENT is not an errdefs.NotFound).
-func stopHolder(n *framework.Node, refs []string) error {
-	name := holder.Name(refs)
+func stopHolder(n *framework.Node, name string) error {
 	if err := n.RemoveStaticPod(name); err != nil {
 		return err
 	}
