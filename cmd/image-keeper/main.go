@@ -243,6 +243,11 @@ func run(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("--holder-static-pod-dir: %d wanted images; a holder holds at most %d (each is a mount in its container and a pull before it starts)", len(wanted.Images), holder.MaxImages)
 		}
 		staticHolder = newStaticHolder(cfg, svc)
+		release, err := staticHolder.syncer.Lock()
+		if err != nil {
+			return fmt.Errorf("--holder-static-pod-dir: %w", err)
+		}
+		defer release()
 		cfg.options.HeldBy = staticHolder.heldBy
 	}
 	k := keeper.New(cfg.options, wanted, connector(svc), metrics)

@@ -254,3 +254,22 @@ func sortStrings(s []string) []string {
 	sort.Strings(s)
 	return s
 }
+
+// One syncer per directory: a second fails at once, naming the lock; released, it can be taken.
+func TestStaticPodSyncerLock(t *testing.T) {
+	dir := t.TempDir()
+	s := &StaticPodSyncer{Dir: dir}
+	release, err := s.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&StaticPodSyncer{Dir: dir}).Lock(); err == nil || !strings.Contains(err.Error(), "another image-keeper keeps the holder static pod in "+dir) {
+		t.Errorf("second Lock: %v; want it refused", err)
+	}
+	release()
+	again, err := (&StaticPodSyncer{Dir: dir}).Lock()
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	again()
+}

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -62,13 +63,36 @@ type State struct {
 // removes the old manifest only once the new pod's container runs, that is, once the kubelet has
 // pulled and mounted every image of the new list. Until then the old pod holds the old list; if
 // the new pod cannot start (an image or the holder's image cannot be pulled), it keeps holding
-// it. It removes only manifests it wrote (ManagedByAnnotation). Run one per node: two with
-// different lists would replace each other's holders.
+// it. It removes only manifests it wrote (ManagedByAnnotation). One runs per directory (Lock):
+// two with different lists would replace each other's holders.
 type StaticPodSyncer struct {
 	// Dir is the kubelet's staticPodPath.
 	Dir     string
 	Options Options
 	Runtime Runtime
+}
+
+// lockName is the lock file in Dir that keeps a second image-keeper from syncing the same
+// directory (a dot file: the kubelet ignores it).
+const lockName = ".image-keeper-holder.lock"
+
+// Lock takes the directory's holder lock (flock) for the life of the process, or fails at once
+// when another process holds it: two syncers with different lists would replace each other's
+// holders. Call release to let it go.
+func (s *StaticPodSyncer) Lock() (release func(), err error) {
+	path := filepath.Join(s.Dir, lockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another image-keeper keeps the holder static pod in %s (it holds %s); run one per node", s.Dir, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // Sync moves the node one step towards holding refs and reports where it stands. What the
