@@ -282,7 +282,8 @@ func keeperProtection(t *testing.T, n *framework.Node, ref string) string {
 // image-keeper (a process here, publishing with a kubeconfig) opens the node's gate once the
 // images are there. A new list rolls out make-before-break (maxSurge 1, maxUnavailable 0): the
 // old holder pod is deleted only after the new one is Ready, and the image in both lists is
-// present at every look, twice a second; the dropped image is collected afterwards.
+// present at every look, twice a second; the dropped image is collected afterwards. Without the
+// critical class, the eviction manager evicts the holder.
 func TestClusterHolderDaemonSet(t *testing.T) {
 	t.Parallel()
 	c := newClusterNode(t)
@@ -405,6 +406,33 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 		if removed := removalsOf(c.Node, runtimeImageID(t, c.Node, img.Ref)); removed != 0 {
 			t.Errorf("the kubelet removed held image %s %d times", img.Ref, removed)
 		}
+	}
+
+	// The operator's other choice: without a critical priority class the holder is a pod like
+	// any other under disk pressure, and this pressure never ends: the eviction manager evicts it
+	// (docs/image-keeper.md, "Any kubelet: holder mode").
+	current, err = c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Spec.Template.Spec.PriorityClassName = ""
+	if _, err := c.client.AppsV1().DaemonSets(ds.Namespace).Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
+		events, err := c.client.CoreV1().Events(ds.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=Evicted"})
+		if err != nil {
+			return false
+		}
+		for _, e := range events.Items {
+			if strings.HasPrefix(e.InvolvedObject.Name, holder.NamePrefix) {
+				t.Logf("non-critical holder evicted: %s", e.Message)
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("the non-critical holder was not evicted under unending imagefs pressure; holders %+v", holders())
 	}
 }
 
