@@ -283,7 +283,7 @@ func keeperProtection(t *testing.T, n *framework.Node, ref string) string {
 // images are there. A new list rolls out make-before-break (maxSurge 1, maxUnavailable 0): the
 // old holder pod is deleted only after the new one is Ready, and the image in both lists is
 // present at every look, twice a second; the dropped image is collected afterwards. Without the
-// critical class, the eviction manager evicts the holder.
+// critical class, the kubelet does not keep the holder under that pressure.
 func TestClusterHolderDaemonSet(t *testing.T) {
 	t.Parallel()
 	c := newClusterNode(t)
@@ -409,8 +409,9 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 	}
 
 	// The operator's other choice: without a critical priority class the holder is a pod like
-	// any other under disk pressure, and this pressure never ends: the eviction manager evicts it
-	// (docs/image-keeper.md, "Any kubelet: holder mode").
+	// any other under disk pressure, and this pressure never ends: the kubelet evicts it, or
+	// refuses to admit it while the node has DiskPressure (an event of reason Evicted either way;
+	// docs/image-keeper.md, "Any kubelet: holder mode").
 	current, err = c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -426,13 +427,13 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 		}
 		for _, e := range events.Items {
 			if strings.HasPrefix(e.InvolvedObject.Name, holder.NamePrefix) {
-				t.Logf("non-critical holder evicted: %s", e.Message)
+				t.Logf("non-critical holder evicted or refused: %s", e.Message)
 				return true
 			}
 		}
 		return false
 	}) {
-		t.Errorf("the non-critical holder was not evicted under unending imagefs pressure; holders %+v", holders())
+		t.Errorf("the non-critical holder was neither evicted nor refused under unending imagefs pressure; holders %+v", holders())
 	}
 }
 
