@@ -189,6 +189,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if cfg.holderDir != "" && cfg.once {
 		return nil, errors.New("--holder-static-pod-dir keeps a static pod current while image-keeper runs; it does nothing with --once")
 	}
+	cfg.sources.Holder = cfg.holderDir != ""
 	if status && cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)
 	}

@@ -67,6 +67,9 @@ type Sources struct {
 	// KubeletConfigDir is the kubelet's --config-dir: its "*.conf" drop-ins are merged onto
 	// KubeletConfigFile as the kubelet merges them ("" for none).
 	KubeletConfigDir string
+	// Holder says a holder pod protects the wanted images too (holder mode, package holder):
+	// what the kubelet's allowlist does not keep is then no reason for a warning.
+	Holder bool
 }
 
 // WantedImage is one image to keep present.
@@ -96,6 +99,8 @@ type Wanted struct {
 	// NotPullable are kubelet allowlist entries that only protect (wildcards, bare repositories,
 	// image IDs, selectors).
 	NotPullable []string
+	// Holder is Sources.Holder.
+	Holder bool
 }
 
 // names returns the image's reference as the repo tags or repo digests a runtime would report.
@@ -127,8 +132,8 @@ func (w *Wanted) Warnings() []Warning {
 	if len(w.NotPullable) > 0 {
 		out = append(out, Warning{"Kubelet allowlist entries protect images but cannot be pulled; image-keeper skips them", []any{"entries", w.NotPullable}})
 	}
-	if w.Allowlist == nil {
-		return out
+	if w.Allowlist == nil || w.Holder {
+		return out // nothing to compare with, or a holder keeps what the allowlist does not
 	}
 	if w.AllowlistOff {
 		return append(out, Warning{"WARNING: the kubelet config has an allowlist but the ImageGCExclusion feature gate is off: the kubelet will garbage-collect every wanted image", nil})
@@ -153,7 +158,7 @@ func (w *Wanted) LogWarnings(logger klog.Logger) {
 
 // Load reads every source. Each error names the file or flag, the entry and the reason.
 func Load(src Sources) (*Wanted, error) {
-	w := &Wanted{}
+	w := &Wanted{Holder: src.Holder}
 	seen := map[string]string{}
 	add := func(source, where string, entries []string) error {
 		var errs []error

@@ -180,6 +180,17 @@ func TestWarnings(t *testing.T) {
 			if len(got) != len(tc.want) {
 				t.Fatalf("warnings %q; want %d", got, len(tc.want))
 			}
+			// In holder mode the holder keeps what the allowlist does not: only the entries
+			// that cannot be pulled are worth a warning.
+			held, err := Load(Sources{Images: []string{"nginx:1"}, KubeletConfigFile: path, Holder: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, warning := range held.Warnings() {
+				if !strings.Contains(warning.Message, "cannot be pulled") {
+					t.Errorf("holder mode warns %q", warning.Message)
+				}
+			}
 			for i := range got {
 				for _, part := range strings.Split(tc.want[i], "|") {
 					if !strings.Contains(got[i], part) {
