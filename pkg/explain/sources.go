@@ -41,11 +41,10 @@ type Runtime interface {
 	ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error)
 }
 
-// Node lists the runtime's images, marks those a container (running or exited) uses, and those
-// a container mounts as an image volume (by image ID, as the kubelet's handleImageVolumes
-// compares them), reads
-// labels when readLabels is set (the allowlist has selectors) with the kubelet's label reader,
-// and returns the image filesystem's capacity (0, with the reason, when it cannot be read: in a
+// Node lists the runtime's images, marks those a container (running or exited) uses and those a
+// container mounts as an image volume (by image ID, as the kubelet's handleImageVolumes compares
+// them), reads labels when readLabels is set (the allowlist has selectors) with the kubelet's
+// label reader, and returns the image filesystem's capacity (0, with the reason, when it cannot be read: in a
 // pod, the runtime's directories are usually not mounted).
 func Node(ctx context.Context, rt Runtime, readLabels bool) (images []Image, capacity int64, capacityErr error, err error) {
 	list, err := rt.ListImages(ctx, nil)

@@ -34,9 +34,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
-	"github.com/distribution/reference"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -44,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/kubelet/images/allowlist"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 )
 
@@ -104,16 +103,15 @@ func Validate(refs []string) error {
 	return errors.Join(errs...)
 }
 
+// validateRef applies the rule image-keeper's list follows (keeper.Load): one pullable image,
+// parsed as the kubelet's allowlist parses it.
 func validateRef(ref string) error {
-	if strings.Contains(ref, "*") {
-		return errors.New("an image volume needs one pullable image (a tag or a digest), not a pattern")
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
+	p, err := allowlist.ParseExtendedPattern(ref)
 	if err != nil {
 		return err
 	}
-	if reference.IsNameOnly(named) {
-		return errors.New("an image volume needs a tag or a digest: a bare repository would pull :latest")
+	if !p.Pullable() {
+		return fmt.Errorf("an image volume needs one pullable image, a repository with a tag or a digest, not a %s pattern", p.Kind)
 	}
 	return nil
 }

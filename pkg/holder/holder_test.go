@@ -38,10 +38,10 @@ func TestValidate(t *testing.T) {
 		{[]string{"docker.io/library/nginx:1.27", "ghcr.io/acme/agent@sha256:" + strings.Repeat("a", 64)}, ""},
 		{[]string{"nginx:1.27"}, ""},
 		{nil, "no images to hold"},
-		{[]string{"ghcr.io/acme/*"}, `image 0 "ghcr.io/acme/*": an image volume needs one pullable image (a tag or a digest), not a pattern`},
-		{[]string{"nginx:1", "ghcr.io/acme/agent"}, `image 1 "ghcr.io/acme/agent": an image volume needs a tag or a digest: a bare repository would pull :latest`},
+		{[]string{"ghcr.io/acme/*"}, `image 0 "ghcr.io/acme/*": an image volume needs one pullable image, a repository with a tag or a digest, not a repository pattern`},
+		{[]string{"nginx:1", "ghcr.io/acme/agent"}, `image 1 "ghcr.io/acme/agent": an image volume needs one pullable image, a repository with a tag or a digest, not a repository pattern`},
 		{[]string{"nginx:1", "nginx:1"}, `image 1 "nginx:1": duplicate of image 0`},
-		{[]string{"Nginx:1"}, `image 0 "Nginx:1": invalid reference format: repository name (library/Nginx) must be lowercase`},
+		{[]string{"Nginx:1"}, `image 0 "Nginx:1": repository name must be lowercase`},
 	} {
 		err := Validate(tc.refs)
 		switch {
@@ -242,7 +242,7 @@ func TestStaticPodSyncer(t *testing.T) {
 	}
 
 	st = s.Sync(ctx, []string{"registry.example/*"})
-	if !strings.Contains(st.Message, "not a pattern") || st.Held["registry.example/c:1"] != n2 {
+	if !strings.Contains(st.Message, "not a repository pattern") || st.Held["registry.example/c:1"] != n2 {
 		t.Errorf("a refused list: %+v; want the error and what is still held", st)
 	}
 	if got := manifests(t, dir); len(got) != 4 {
