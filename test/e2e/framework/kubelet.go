@@ -26,7 +26,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,6 +230,9 @@ func (n *Node) KubeletMetrics() (string, error) {
 
 // RunKubelet starts the kubelet under another log name (for start-up failure tests).
 func (n *Node) RunKubelet(logName, config string) (*Process, error) {
+	if err := n.sharedKubeletRoot(); err != nil {
+		return nil, err
+	}
 	args := []string{cmp.Or(n.KubeletBinary, filepath.Join(n.Bin, "kubelet")),
 		"--config", config,
 		"--root-dir", n.path("kubelet", "root"),
@@ -245,6 +250,28 @@ func (n *Node) RunKubelet(logName, config string) (*Process, error) {
 		args = append(args, "--config-dir", dir)
 	}
 	return Start(n.LogDir, logName, args)
+}
+
+// sharedKubeletRoot makes the kubelet's --root-dir a shared mount point, as /var/lib/kubelet is
+// on a node whose root is shared (systemd's default). Otherwise the kubelet bind-mounts it onto
+// itself at start, while its podresources server may already have made a temporary socket file
+// under it: the rename onto the new mount then fails with EXDEV and the kubelet exits (seen once
+// in ~30 starts, on the CRI-O leg). Teardown unmounts it with everything under Root.
+func (n *Node) sharedKubeletRoot() error {
+	root := n.path("kubelet", "root")
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return err
+	}
+	if slices.Contains(mountsUnder(root), root) {
+		return nil
+	}
+	if err := syscall.Mount(root, root, "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mount the kubelet's root dir %s: %w", root, err)
+	}
+	if err := syscall.Mount("", root, "", syscall.MS_SHARED, ""); err != nil {
+		return fmt.Errorf("make the kubelet's root dir %s shared: %w", root, err)
+	}
+	return nil
 }
 
 // KubeletConfigDir is the --config-dir of a kubelet config written by WriteKubeletConfig, ""
