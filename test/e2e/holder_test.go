@@ -372,6 +372,11 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 	if _, err := c.client.AppsV1().DaemonSets(ds.Namespace).Update(ctx, current, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// image-keeper's list changes with the holder's (one ConfigMap renders both): otherwise it
+	// would pull the dropped image back after every GC pass.
+	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, d.Ref); err != nil {
+		t.Fatal(err)
+	}
 	second := nodestatus.WantedHash([]string{a.Ref, d.Ref})
 	var newReadyAt, oldGoneAt time.Time
 	deadline := time.Now().Add(3 * time.Minute)
