@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -114,8 +115,8 @@ func references(images []keeper.WantedImage) []string {
 }
 
 // staticHolder runs a holder.StaticPodSyncer beside the keeper (--holder-static-pod-dir): every
-// interval it moves the kubelet's static pods towards holding the wanted list, and answers the
-// keeper's HeldBy from what the running holders mount.
+// interval it moves the kubelet's static pods towards holding the wanted list. It is the keeper's
+// Holder: what the running holders mount, and what the syncer waits for.
 type staticHolder struct {
 	syncer *holder.StaticPodSyncer
 	mu     sync.Mutex
@@ -126,10 +127,18 @@ func newStaticHolder(cfg *config, svc *keeper.RuntimeImageService) *staticHolder
 	return &staticHolder{syncer: &holder.StaticPodSyncer{Dir: cfg.holderDir, Options: holder.Options{Image: cfg.holderImage}, Runtime: svc}}
 }
 
-func (h *staticHolder) heldBy(reference string) string {
+func (h *staticHolder) Mode() string { return "static pod in " + h.syncer.Dir }
+
+func (h *staticHolder) HeldBy(reference, _ string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.state.Held[reference]
+}
+
+func (h *staticHolder) Pending() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state.Message
 }
 
 func (h *staticHolder) run(ctx context.Context, k *keeper.Keeper, interval time.Duration) {
@@ -153,6 +162,67 @@ func (h *staticHolder) run(ctx context.Context, k *keeper.Keeper, interval time.
 				logger.Info("Holder static pod not current", "reason", st.Message, "holding", st.Holding, "wanted", st.Wanted)
 			}
 			last = st.Message
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// daemonSetHolder watches the holder DaemonSet's pods on this node (--holder-daemonset-namespace):
+// image-keeper does not write the DaemonSet (holder-manifest renders it), it reads from the runtime
+// which images the running holder pods mount, so that its status names them and its node is warm
+// only once they are held.
+type daemonSetHolder struct {
+	runtime   holder.MountRuntime
+	namespace string
+	mu        sync.Mutex
+	held      holder.Held
+	pending   string
+}
+
+func (h *daemonSetHolder) Mode() string { return "DaemonSet pods in namespace " + h.namespace }
+
+func (h *daemonSetHolder) HeldBy(_, imageID string) string {
+	if imageID == "" {
+		return ""
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held.ByImageID[imageID]
+}
+
+func (h *daemonSetHolder) Pending() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pending
+}
+
+func (h *daemonSetHolder) run(ctx context.Context, interval time.Duration) {
+	logger := klog.FromContext(ctx)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var last []string
+	for {
+		held, err := holder.DaemonSetHeld(ctx, h.runtime, h.namespace)
+		pending := ""
+		switch {
+		case err != nil:
+			pending = err.Error()
+		case len(held.Pods) == 0:
+			pending = "no pod of the holder DaemonSet (" + holder.NamePrefix + ") runs on this node in namespace " + h.namespace + " yet"
+		}
+		h.mu.Lock()
+		if err == nil {
+			h.held = held
+		}
+		h.pending = pending
+		h.mu.Unlock()
+		if err == nil && !slices.Equal(held.Pods, last) {
+			logger.Info("Holder pods on this node", "namespace", h.namespace, "pods", held.Pods, "images", len(held.ByImageID))
+			last = held.Pods
 		}
 		select {
 		case <-ctx.Done():

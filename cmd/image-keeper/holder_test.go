@@ -68,6 +68,22 @@ func TestHolderManifest(t *testing.T) {
 	if _, err := parseFlags([]string{"--image", "nginx:1", "--holder-static-pod-dir", "/etc/kubernetes/manifests"}, false); err == nil || !strings.Contains(err.Error(), "--holder-static-pod-dir and --holder-image go together") {
 		t.Errorf("--holder-static-pod-dir alone: %v", err)
 	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--holder-daemonset-namespace", "Kube_System"}, `--holder-daemonset-namespace "Kube_System": not a namespace name`},
+		{[]string{"--holder-daemonset-namespace", "kube-system", "--holder-static-pod-dir", "/etc/kubernetes/manifests", "--holder-image", "h:1"}, "choose one"},
+		{[]string{"--holder-daemonset-namespace", "kube-system", "--once"}, "does nothing with --once"},
+	} {
+		if _, err := parseFlags(append([]string{"--image", "nginx:1"}, tc.args...), false); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v; want %q", tc.args, err, tc.want)
+		}
+	}
+	cfg, err := parseFlags([]string{"--image", "nginx:1", "--holder-daemonset-namespace", "kube-system"}, false)
+	if err != nil || !cfg.sources.Holder {
+		t.Errorf("--holder-daemonset-namespace kube-system: %v; want holder mode", err)
+	}
 }
 
 // docs/image-keeper.md's holder-manifest command renders a DaemonSet with its priority class.

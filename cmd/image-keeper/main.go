@@ -33,11 +33,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configwatch"
@@ -65,6 +67,7 @@ type config struct {
 	heartbeat        time.Duration
 	holderDir        string // the kubelet's staticPodPath, for the holder static pod
 	holderImage      string
+	holderNamespace  string // the holder DaemonSet's namespace, to read what its pods hold
 }
 
 // Floors of the duration flags: below them the loop would spin or never finish a pull.
@@ -155,6 +158,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.DurationVar(&cfg.heartbeat, "node-status-heartbeat", time.Minute, "How often the condition is published when nothing changed.")
 		fs.StringVar(&cfg.holderDir, "holder-static-pod-dir", "", "Holder mode without an API server: keep a static pod that mounts every wanted image as an image volume in this directory (the kubelet's staticPodPath), so that a kubelet without imageGCExclude never collects them. Replaced make-before-break when the list changes.")
 		fs.StringVar(&cfg.holderImage, "holder-image", "", "The holder container's image (image-keeper's own, make image); required with --holder-static-pod-dir.")
+		fs.StringVar(&cfg.holderNamespace, "holder-daemonset-namespace", "", "Holder mode in a cluster: the namespace of the holder DaemonSet (image-keeper holder-manifest) that mounts the wanted images on this node. image-keeper reads from the runtime which images its running pods mount, reports them as held, and calls the node warm only once every wanted image is held. Use a namespace only cluster administrators write, such as kube-system.")
 		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
 	}
 	klogFlags := goflagSet()
@@ -189,7 +193,18 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if cfg.holderDir != "" && cfg.once {
 		return nil, errors.New("--holder-static-pod-dir keeps a static pod current while image-keeper runs; it does nothing with --once")
 	}
-	cfg.sources.Holder = cfg.holderDir != ""
+	if cfg.holderNamespace != "" {
+		if errs := validation.IsDNS1123Label(cfg.holderNamespace); len(errs) > 0 {
+			return nil, fmt.Errorf("--holder-daemonset-namespace %q: not a namespace name: %s", cfg.holderNamespace, strings.Join(errs, "; "))
+		}
+		if cfg.holderDir != "" {
+			return nil, errors.New("--holder-daemonset-namespace and --holder-static-pod-dir: choose one; a node's images are held by the DaemonSet's pod or by the static pod, not both")
+		}
+		if cfg.once {
+			return nil, errors.New("--holder-daemonset-namespace follows the holder's pods while image-keeper runs; it does nothing with --once")
+		}
+	}
+	cfg.sources.Holder = cfg.holderDir != "" || cfg.holderNamespace != ""
 	if status && cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: must be positive", cfg.timeout)
 	}
@@ -249,7 +264,12 @@ func run(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("--holder-static-pod-dir: %w", err)
 		}
 		defer release()
-		cfg.options.HeldBy = staticHolder.heldBy
+		cfg.options.Holder = staticHolder
+	}
+	var dsHolder *daemonSetHolder
+	if cfg.holderNamespace != "" {
+		dsHolder = &daemonSetHolder{runtime: svc, namespace: cfg.holderNamespace, pending: "not looked for yet"}
+		cfg.options.Holder = dsHolder
 	}
 	k := keeper.New(cfg.options, wanted, connector(svc), metrics)
 	wanted.LogWarnings(logger)
@@ -316,6 +336,13 @@ func run(ctx context.Context, cfg *config) error {
 		logger.Info("Holder mode: a static pod mounts the wanted images as image volumes", "dir", cfg.holderDir, "holderImage", cfg.holderImage)
 		g.Go(func() error {
 			staticHolder.run(gctx, k, cfg.options.Interval)
+			return nil
+		})
+	}
+	if dsHolder != nil {
+		logger.Info("Holder mode: the holder DaemonSet's pod mounts the wanted images as image volumes", "namespace", cfg.holderNamespace)
+		g.Go(func() error {
+			dsHolder.run(gctx, cfg.options.Interval)
 			return nil
 		})
 	}

@@ -54,14 +54,25 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// Credentials log in to registries; nil for anonymous pulls.
 	Credentials CredentialSource
-	// HeldBy, when set (holder mode, package holder), names the running holder pod that mounts
-	// the image as an image volume, "" when none does: what protects a wanted image on a kubelet
-	// without the allowlist.
-	HeldBy func(reference string) string
+	// Holder, when set, is holder mode (package holder): a running holder pod's image volumes
+	// protect the wanted images on a kubelet without the allowlist, and the node is warm only
+	// once every wanted image is both present and protected.
+	Holder Holder
 	// UnhealthyAfter is how long the runtime may stay unreachable before /healthz fails, so that
 	// a wedged pod (a stale socket mount, a broken network namespace) is restarted. 0 never
 	// fails. An unreachable registry never makes image-keeper unhealthy.
 	UnhealthyAfter time.Duration
+}
+
+// Holder is what image-keeper knows of the holder pods on its node (package holder).
+type Holder interface {
+	// Mode names the holder for the status: "static pod in <dir>", "DaemonSet pods in <namespace>".
+	Mode() string
+	// HeldBy names the running holder pod that mounts the image (by its reference or by the ID
+	// of the image present under it) as an image volume, "" when none does.
+	HeldBy(reference, imageID string) string
+	// Pending says what the holder waits for or why it cannot hold the list, "" when nothing.
+	Pending() string
 }
 
 // DefaultOptions are the flags' defaults.

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -332,22 +333,40 @@ imageGCExclude: [registry.k8s.io/pause:3.10]
 	}
 }
 
+// fakeHolder is a Holder that holds the images named in byRef (reference -> pod).
+type fakeHolder struct {
+	mu      sync.Mutex
+	byRef   map[string]string
+	pending string
+}
+
+func (h *fakeHolder) Mode() string { return "fake holder" }
+
+func (h *fakeHolder) HeldBy(reference, _ string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byRef[reference]
+}
+
+func (h *fakeHolder) Pending() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pending
+}
+
 // Holder mode (no kubelet allowlist): what protects a wanted image is the holder pod that mounts
-// it, as HeldBy says.
+// it, as the Holder says; the node is warm only once every present image is held.
 func TestProtectionHeldByImageVolume(t *testing.T) {
 	server := newImageServer(t)
 	server.add("example.com/held:1")
-	w, err := Load(Sources{Images: []string{"example.com/held:1", "example.com/new:1"}})
+	server.add("example.com/new:1")
+	w, err := Load(Sources{Images: []string{"example.com/held:1", "example.com/new:1"}, Holder: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := &fakeHolder{byRef: map[string]string{"example.com/held:1": "image-keeper-holder-0123456789abcdef"}, pending: "waiting for the kubelet"}
 	opts := testOptions()
-	opts.HeldBy = func(ref string) string {
-		if ref == "example.com/held:1" {
-			return "image-keeper-holder-0123456789abcdef"
-		}
-		return ""
-	}
+	opts.Holder = h
 	k := New(opts, w, server.connect, NewMetrics())
 	if err := k.Observe(context.Background()); err != nil {
 		t.Fatal(err)
@@ -360,6 +379,20 @@ func TestProtectionHeldByImageVolume(t *testing.T) {
 		if got := img.Protected.String(); got != want[img.Reference] {
 			t.Errorf("%s: protected = %q; want %q", img.Reference, got, want[img.Reference])
 		}
+	}
+	// Present is not warm in holder mode: the unheld image and what the holder waits for are named.
+	ready, reason := k.Status().Ready()
+	if ready || reason != "1 of 2 wanted images present but not yet held by a running holder pod (fake holder): example.com/new:1; the holder: waiting for the kubelet" {
+		t.Errorf("one image unheld: ready %v, %q", ready, reason)
+	}
+	h.mu.Lock()
+	h.byRef["example.com/new:1"], h.pending = "image-keeper-holder-0123456789abcdef", ""
+	h.mu.Unlock()
+	if err := k.Observe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ready, reason := k.Status().Ready(); !ready || reason != "all 2 wanted images present and protected (holder: fake holder)" {
+		t.Errorf("every image held: ready %v, %q", ready, reason)
 	}
 
 	// With the stock kubelet's config passed too (the shipped unit and DaemonSet pass one), the

@@ -69,11 +69,11 @@ const garbageCollected = "the kubelet's garbage collection would delete it"
 // mounts it.
 func (k *Keeper) protection(ctx context.Context, w *Wanted, gcAllowlist *allowlist.Allowlist, allowlistErr error, found *runtimeapi.Image, img WantedImage) Protection {
 	p := k.allowlistProtection(ctx, w, gcAllowlist, allowlistErr, found, img)
-	if k.opts.HeldBy == nil || p.State == Protected {
+	if k.opts.Holder == nil || p.State == Protected {
 		return p
 	}
 	// Holder mode: the image volume protects what the allowlist (if any) does not.
-	if pod := k.opts.HeldBy(img.Reference); pod != "" {
+	if pod := k.opts.Holder.HeldBy(img.Reference, found.GetId()); pod != "" {
 		return protectedBy(HeldByImageVolume + pod)
 	}
 	if w.Allowlist == nil {

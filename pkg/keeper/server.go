@@ -85,6 +85,9 @@ func PrintStatus(out io.Writer, s Status) {
 	if len(s.NotPullable) > 0 {
 		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", QuoteControl(strings.Join(s.NotPullable, ", ")))
 	}
+	if s.Holder != "" {
+		fmt.Fprintf(out, "\nholder mode: image volumes of the %s keep the images\n", QuoteControl(s.Holder))
+	}
 	_, reason := s.Ready()
 	fmt.Fprintf(out, "\n%s\n", QuoteControl(reason))
 }

@@ -18,6 +18,7 @@ package keeper
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -53,6 +54,26 @@ type Status struct {
 	NotPullable []string `json:"notPullable,omitempty"`
 	// KubeletConfigMissing says why the kubelet config is not read yet (first boot).
 	KubeletConfigMissing string `json:"kubeletConfigMissing,omitempty"`
+	// Holder names the holder in holder mode (Options.Holder), "" otherwise: then the node is
+	// warm only once every wanted image is also protected.
+	Holder string `json:"holder,omitempty"`
+	// HolderPending says what the holder waits for or why it cannot hold the list.
+	HolderPending string `json:"holderPending,omitempty"`
+}
+
+// Unheld lists, in holder mode, the present wanted images that nothing protects yet: neither a
+// running holder pod's image volume nor the kubelet's allowlist. Outside holder mode, nil.
+func (s Status) Unheld() []string {
+	if s.Holder == "" {
+		return nil
+	}
+	var out []string
+	for _, img := range s.Images {
+		if img.Present && img.Protected.State != Protected {
+			out = append(out, img.Reference)
+		}
+	}
+	return out
 }
 
 // Ready reports whether every wanted image is present, and if not, why.
@@ -84,20 +105,48 @@ func (s Status) Ready() (bool, string) {
 	if len(missing) > 0 {
 		return false, fmt.Sprintf("%d of %d wanted images missing: %v", len(missing), len(s.Images), missing)
 	}
+	if unheld := s.Unheld(); len(unheld) > 0 {
+		return false, HolderNotReady(len(unheld), len(s.Images), unheld, s.Holder, s.HolderPending)
+	}
+	if s.Holder != "" {
+		return true, fmt.Sprintf("all %d wanted images present and protected (holder: %s)", len(s.Images), s.Holder)
+	}
 	return true, fmt.Sprintf("all %d wanted images present", len(s.Images))
 }
 
 // Status returns a copy of the current state, images sorted by reference.
 func (k *Keeper) Status() Status {
+	var holderMode, holderPending string
+	if k.opts.Holder != nil {
+		holderMode, holderPending = k.opts.Holder.Mode(), k.opts.Holder.Pending()
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.status
+	s.Holder, s.HolderPending = holderMode, holderPending
 	s.KubeletConfigMissing = k.wanted.KubeletConfigMissing
 	s.Images = make([]ImageState, 0, len(k.wanted.Images))
 	for _, img := range k.wanted.Images {
 		s.Images = append(s.Images, *k.states[img.Reference])
 	}
 	return s
+}
+
+// maxListed bounds the images a not-ready reason names.
+const maxListed = 5
+
+// HolderNotReady is the not-ready reason of holder mode: n of total present images unheld,
+// the first few named, and what the holder waits for.
+func HolderNotReady(n, total int, unheld []string, holder, pending string) string {
+	listed, more := unheld, ""
+	if len(listed) > maxListed {
+		listed, more = listed[:maxListed], fmt.Sprintf(" and %d more", len(unheld)-maxListed)
+	}
+	reason := fmt.Sprintf("%d of %d wanted images present but not yet held by a running holder pod (%s): %s%s", n, total, holder, strings.Join(listed, ", "), more)
+	if pending != "" {
+		reason += "; the holder: " + pending
+	}
+	return reason
 }
 
 func (k *Keeper) updatePresentMetric() {

@@ -62,6 +62,7 @@ const (
 	ReasonNoPass         = "NotReconciled"
 	ReasonWaitingKubelet = "KubeletConfigMissing"
 	ReasonConfigInvalid  = "ConfigInvalid"
+	ReasonNotHeld        = "ImagesNotHeld"
 
 	// maxListed bounds the images named in the condition's message.
 	maxListed = 5
@@ -79,12 +80,17 @@ type State struct {
 	// ConfigInvalid is the error of the last failed reload, while the previous configuration is
 	// in force ("" when the last one loaded).
 	ConfigInvalid string
+	// Holder names the holder in holder mode ("" otherwise); Unheld are the present wanted
+	// images no running holder pod protects yet, HolderPending what the holder waits for.
+	Holder, HolderPending string
+	Unheld                []string
 }
 
 // StateOf is the state of a keeper's status. A runtime that is unreachable now does not change
 // it: the images found by the last pass that reached it are still on disk.
 func StateOf(s keeper.Status) State {
-	st := State{Reconciled: !s.LastReconcile.IsZero(), KubeletConfigMissing: s.KubeletConfigMissing, ConfigInvalid: s.ConfigError}
+	st := State{Reconciled: !s.LastReconcile.IsZero(), KubeletConfigMissing: s.KubeletConfigMissing, ConfigInvalid: s.ConfigError,
+		Holder: s.Holder, HolderPending: s.HolderPending, Unheld: s.Unheld()}
 	for _, img := range s.Images {
 		st.Wanted = append(st.Wanted, img.Reference)
 		if !img.Present {
@@ -116,6 +122,12 @@ func Condition(s State) corev1.NodeCondition {
 	case s.ConfigInvalid != "":
 		c.Status, c.Reason = corev1.ConditionFalse, ReasonConfigInvalid
 		c.Message = fmt.Sprintf("image-keeper's new configuration is invalid; the previous one is in force (%d of %d of its images missing): %s", len(s.Missing), len(s.Wanted), bounded(s.ConfigInvalid))
+	case len(s.Missing) == 0 && len(s.Unheld) > 0:
+		// Holder mode: present is not enough, a pod's image volume must protect them.
+		c.Status, c.Reason = corev1.ConditionFalse, ReasonNotHeld
+		c.Message = bounded(keeper.HolderNotReady(len(s.Unheld), len(s.Wanted), s.Unheld, s.Holder, s.HolderPending))
+	case len(s.Missing) == 0 && s.Holder != "":
+		c.Status, c.Reason, c.Message = corev1.ConditionTrue, ReasonWarm, fmt.Sprintf("all %d wanted images are present and held (%s)", len(s.Wanted), s.Holder)
 	case len(s.Missing) == 0:
 		c.Status, c.Reason, c.Message = corev1.ConditionTrue, ReasonWarm, fmt.Sprintf("all %d wanted images are present", len(s.Wanted))
 	default:

@@ -46,6 +46,13 @@ func TestCondition(t *testing.T) {
 			"2 of 8 wanted images missing: example.com/app:0, example.com/app:1"},
 		{"many missing", State{Wanted: many, Missing: many, Reconciled: true}, corev1.ConditionFalse, ReasonMissing,
 			"8 of 8 wanted images missing: example.com/app:0, example.com/app:1, example.com/app:2, example.com/app:3, example.com/app:4 and 3 more"},
+		{"holder mode, present but not held", State{Wanted: many, Reconciled: true, Holder: "DaemonSet pods in namespace kube-system", Unheld: many[6:], HolderPending: "no pod of the holder DaemonSet (image-keeper-holder) runs on this node in namespace kube-system yet"},
+			corev1.ConditionFalse, ReasonNotHeld,
+			"2 of 8 wanted images present but not yet held by a running holder pod (DaemonSet pods in namespace kube-system): example.com/app:6, example.com/app:7; the holder: no pod of the holder DaemonSet (image-keeper-holder) runs on this node in namespace kube-system yet"},
+		{"holder mode, missing first", State{Wanted: many, Missing: many[:1], Reconciled: true, Holder: "static pod in /etc/kubernetes/manifests", Unheld: many[6:]}, corev1.ConditionFalse, ReasonMissing,
+			"1 of 8 wanted images missing: example.com/app:0"},
+		{"holder mode, warm", State{Wanted: many, Reconciled: true, Holder: "static pod in /etc/kubernetes/manifests"}, corev1.ConditionTrue, ReasonWarm,
+			"all 8 wanted images are present and held (static pod in /etc/kubernetes/manifests)"},
 		{"config broken while running", State{Wanted: many, Reconciled: true, ConfigInvalid: `config /etc/image-keeper/config.yaml: images[0] "Bad": repository name must be lowercase`}, corev1.ConditionFalse, ReasonConfigInvalid,
 			`image-keeper's new configuration is invalid; the previous one is in force (0 of 8 of its images missing): config /etc/image-keeper/config.yaml: images[0] "Bad": repository name must be lowercase`},
 	} {

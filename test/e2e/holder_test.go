@@ -278,9 +278,10 @@ func keeperProtection(t *testing.T, n *framework.Node, ref string) string {
 // Holder mode in a cluster, on the stock v1.37.2 kubelet registered with image-keeper's startup
 // taint: the holder DaemonSet (holder.DaemonSet, what `image-keeper holder-manifest` renders),
 // at priority system-node-critical, runs on the tainted node and holds the list under an
-// always-crossed imagefs threshold, while
-// image-keeper (a process here, publishing with a kubeconfig) opens the node's gate once the
-// images are there. A new list rolls out make-before-break (maxSurge 1, maxUnavailable 0): the
+// always-crossed imagefs threshold. image-keeper (a process here, publishing with a kubeconfig,
+// --holder-daemonset-namespace) starts first and pulls the list itself, but keeps the gate shut
+// (ImageCacheReady=False, ImagesNotHeld) until the holder's pod mounts every image; then it
+// opens the gate and names the holder pod as what protects each image. A new list rolls out make-before-break (maxSurge 1, maxUnavailable 0): the
 // old holder pod is deleted only after the new one is Ready, and the image in both lists is
 // present at every look, twice a second; the dropped image is collected afterwards. Without the
 // critical class, the kubelet does not keep the holder under that pressure.
@@ -314,6 +315,31 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 		t.Fatalf("the node is not Ready with the startup taint; kubelet: %s", framework.Tail(c.Kubelet, 20))
 	}
 
+	// image-keeper runs before the holder exists and pulls the list itself; in holder mode
+	// present is not warm: the gate stays shut until the holder's pod mounts every image.
+	keeperConfig := filepath.Join(c.Root, "keeper.yaml")
+	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, b.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartKeeper("--config", keeperConfig, "--kubeconfig", c.cp.AdminKubeconfig, "--node-name", c.Name, "--interval", "2s", "--node-status-heartbeat", "10s",
+		"--holder-daemonset-namespace", "kube-system"); err != nil {
+		t.Fatal(err)
+	}
+	var notHeld string
+	if !framework.Eventually(2*time.Minute, 500*time.Millisecond, func() bool {
+		cond := condition(c.node(t), nodestatus.ConditionType)
+		if cond != nil && cond.Reason == nodestatus.ReasonNotHeld {
+			notHeld = cond.Message
+		}
+		return notHeld != ""
+	}) {
+		t.Fatalf("without a holder, the node's %s never said %s; image-keeper: %s", nodestatus.ConditionType, nodestatus.ReasonNotHeld, framework.Tail(c.Keeper, 20))
+	}
+	if !tainted(c.node(t)) {
+		t.Fatalf("the gate opened before any holder held the images (condition: %s)", notHeld)
+	}
+	t.Logf("before the holder: %s", notHeld)
+
 	// The eviction manager evicts pods while the threshold stays crossed; a critical holder is not
 	// among them (docs/image-keeper.md, "Any kubelet: holder mode").
 	opts := holder.Options{Image: keeperRef, PriorityClassName: "system-node-critical"}
@@ -322,13 +348,6 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.client.AppsV1().DaemonSets(ds.Namespace).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	keeperConfig := filepath.Join(c.Root, "keeper.yaml")
-	if err := framework.WriteKeeperConfig(keeperConfig, a.Ref, b.Ref); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartKeeper("--config", keeperConfig, "--kubeconfig", c.cp.AdminKubeconfig, "--node-name", c.Name, "--interval", "2s", "--node-status-heartbeat", "10s"); err != nil {
 		t.Fatal(err)
 	}
 	holders := func() []corev1.Pod {
@@ -352,6 +371,14 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 		return readyHolder(first) && !tainted(node)
 	}) {
 		t.Fatalf("the holder is not Ready on the node, or the gate did not open; holders %+v\nkubelet: %s", holders(), framework.Tail(c.Kubelet, 20))
+	}
+	if cond := condition(c.node(t), nodestatus.ConditionType); cond == nil || cond.Status != corev1.ConditionTrue || !strings.Contains(cond.Message, "held (DaemonSet pods in namespace kube-system)") {
+		t.Errorf("the open gate's condition: %+v; want True, held by the DaemonSet's pods", cond)
+	}
+	for _, img := range []*framework.Image{a, b} {
+		if got := keeperProtection(t, c.Node, img.Ref); !strings.HasPrefix(got, keeper.HeldByImageVolume+holder.NamePrefix+"-") {
+			t.Errorf("image-keeper says %s is protected by %q; want the holder pod's image volume", img.Ref, got)
+		}
 	}
 	if !waitDeleted(t, c.Node, map[string]string{"junk": junk.Ref}) {
 		t.Fatalf("the stock kubelet did not collect the unheld image; present: %v", keys(present(t, c.Node)))
