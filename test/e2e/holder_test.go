@@ -20,7 +20,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -476,4 +479,65 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// Holder mode with a private registry, as an operator meets it: every image (the held one, the
+// holder's own, pause) needs a login. The kubelet pulls what the holder mounts with the node's
+// credentials (here its root dir's config.json, /var/lib/kubelet/config.json on a node);
+// image-keeper, given no login, cannot pull them itself, yet once the kubelet has, the holder
+// runs, the image stays under an always-crossed imagefs threshold, and image-keeper reports it
+// held and its node warm.
+func TestHolderPrivateRegistry(t *testing.T) {
+	t.Parallel()
+	n := newNodeOn(t, runtimes(t, "containerd-2.4")[0], func(n *framework.Node) {
+		n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
+	})
+	n.KubeletBinary = filepath.Join(binDir, "stock", "kubelet")
+	n.PodNetwork = true
+	private := push(t, n, framework.ImageSpec{Repository: "e2e/private-held", Tag: "1"})
+	junk := push(t, n, framework.ImageSpec{Repository: "e2e/junk", Tag: "1"})
+	keeperRef := pushKeeperImage(t, n)
+	pause := startRuntimeWithPause(t, n)
+	// The runtime pulls its sandbox image with its own configuration, which has no login: the
+	// node's image (as a node image build or kubeadm's pre-pull would) has it already.
+	pull(t, n, pause.Ref, junk.Ref)
+
+	auth := base64.StdEncoding.EncodeToString([]byte(n.RegistryUser + ":" + n.RegistryPassword))
+	if err := os.MkdirAll(n.KubeletRootDir(), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.KubeletRootDir(), "config.json"), []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, n.RegistryAddr, auth)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKubelet(config); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartKeeper("--image", private.Ref, "--holder-static-pod-dir", n.StaticPodDir(), "--holder-image", keeperRef, "--interval", "2s"); err != nil {
+		t.Fatal(err)
+	}
+	pod := staticHolderName(t, keeperRef, private.Ref)
+	waitHolderRunning(t, n, pod)
+	if !waitDeleted(t, n, map[string]string{"junk": junk.Ref}) {
+		t.Fatalf("the stock kubelet did not collect the unheld image; present: %v", keys(present(t, n)))
+	}
+	waitGCPasses(t, n, 2)
+	assertPresent(t, n, private)
+	if got, want := keeperProtection(t, n, private.Ref), keeper.HeldByImageVolume+pod; got != want {
+		t.Errorf("image-keeper says %s is protected by %q; want %q", private.Ref, got, want)
+	}
+	if !framework.Eventually(30*time.Second, time.Second, func() bool {
+		code, _ := getURL("http://" + n.KeeperAddr + "/readyz")
+		return code == http.StatusOK
+	}) {
+		_, body := getURL("http://" + n.KeeperAddr + "/readyz")
+		t.Errorf("image-keeper is not ready with its image present and held: %s", body)
+	}
+	// image-keeper's own pulls were refused: the kubelet, not image-keeper, pulled the image.
+	if log := framework.Tail(n.Keeper, 200); !strings.Contains(log, "no basic auth credentials") {
+		t.Errorf("image-keeper, with no login, did not report a refused pull; it pulled the private image itself?\n%s", log)
+	}
 }

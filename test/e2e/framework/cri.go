@@ -19,6 +19,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	criapi "k8s.io/cri-api/pkg/apis"
@@ -72,7 +73,15 @@ func (n *Node) Pull(ref string) error {
 	if err != nil {
 		return err
 	}
-	_, err = svc.PullImage(context.Background(), &runtimeapi.ImageSpec{Image: ref}, nil, nil)
+	// A test registry started with a login gets it, as its pushes do.
+	var auth *runtimeapi.AuthConfig
+	if host, _, ok := strings.Cut(ref, "/"); ok {
+		if login, ok := registryLogins.Load(host); ok {
+			user := login.([2]string)
+			auth = &runtimeapi.AuthConfig{Username: user[0], Password: user[1]}
+		}
+	}
+	_, err = svc.PullImage(context.Background(), &runtimeapi.ImageSpec{Image: ref}, auth, nil)
 	return err
 }
 

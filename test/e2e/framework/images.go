@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -213,6 +215,52 @@ func do(req *http.Request, want int) error {
 	if resp.StatusCode != want {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, body)
+	}
+	return nil
+}
+
+// PushLayout pushes the one image of an OCI layout (hack/image build's output) to the test
+// registry at addr as repo:tag, with the registry's login when it has one (hack/image push
+// pushes anonymously).
+func PushLayout(addr, layout, repo, tag string) error {
+	blob := func(d string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")))
+	}
+	type descriptor struct {
+		MediaType, Digest string
+	}
+	var index struct{ Manifests []descriptor }
+	data, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &index)
+	}
+	if err != nil || len(index.Manifests) != 1 {
+		return fmt.Errorf("%s: want an OCI layout with one image (%v)", layout, err)
+	}
+	manifest, err := blob(index.Manifests[0].Digest)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		Config descriptor
+		Layers []descriptor
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return err
+	}
+	for _, d := range append(m.Layers, m.Config) {
+		data, err := blob(d.Digest)
+		if err != nil {
+			return err
+		}
+		if err := pushBlob(addr, repo, data); err != nil {
+			return fmt.Errorf("push %s: %w", repo, err)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/v2/%s/manifests/%s", addr, repo, tag), bytes.NewReader(manifest))
+	req.Header.Set("Content-Type", index.Manifests[0].MediaType)
+	if err := do(req, http.StatusCreated); err != nil {
+		return fmt.Errorf("push manifest %s:%s: %w", repo, tag, err)
 	}
 	return nil
 }

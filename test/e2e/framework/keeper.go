@@ -67,15 +67,13 @@ func (n *Node) StartKeeper(args ...string) error {
 func (n *Node) PushKeeperImage(repoRoot string) (string, error) {
 	layout := n.path("image-keeper.oci")
 	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
-	for _, args := range [][]string{
-		{"run", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout},
-		{"run", "./hack/image", "push", "--layout", layout, "--ref", ref, "--plain-http"},
-	} {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+	cmd := exec.Command("go", "run", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout)
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	if err := PushLayout(n.RegistryAddr, layout, "e2e/image-keeper", "e2e"); err != nil {
+		return "", err
 	}
 	return ref, nil
 }

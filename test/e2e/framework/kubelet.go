@@ -235,7 +235,7 @@ func (n *Node) RunKubelet(logName, config string) (*Process, error) {
 	}
 	args := []string{cmp.Or(n.KubeletBinary, filepath.Join(n.Bin, "kubelet")),
 		"--config", config,
-		"--root-dir", n.path("kubelet", "root"),
+		"--root-dir", n.KubeletRootDir(),
 		"--cert-dir", n.path("kubelet", "pki"),
 		"--hostname-override", n.Name,
 		"-v=5",
@@ -251,6 +251,9 @@ func (n *Node) RunKubelet(logName, config string) (*Process, error) {
 	}
 	return Start(n.LogDir, logName, args)
 }
+
+// KubeletRootDir is the kubelet's --root-dir (/var/lib/kubelet on a node).
+func (n *Node) KubeletRootDir() string { return n.path("kubelet", "root") }
 
 // sharedKubeletRoot makes the kubelet's --root-dir a shared mount point, as /var/lib/kubelet is
 // on a node whose root is shared (systemd's default). Otherwise the kubelet bind-mounts it onto
