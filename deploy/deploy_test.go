@@ -28,6 +28,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -249,6 +250,49 @@ func TestRBAC(t *testing.T) {
 	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" ||
 		binding.Subjects[0].Name != sa.Name || binding.Subjects[0].Namespace != sa.Namespace || sa.Namespace != "image-keeper" || sa.Name != "image-keeper" {
 		t.Errorf("the binding %+v does not bind the ClusterRole to image-keeper/image-keeper (%s/%s)", binding, sa.Namespace, sa.Name)
+	}
+}
+
+// admission.yaml decodes strictly, matches image-keeper's service account (the binding's
+// subject in rbac.yaml) and names the keys image-keeper's publisher writes; the API server runs
+// its rules (TestKeeperAdmissionPolicy in test/e2e).
+func TestAdmissionPolicy(t *testing.T) {
+	data, err := os.ReadFile("admission.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy admissionregistrationv1.ValidatingAdmissionPolicy
+	var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for i, doc := range strings.Split(string(data), "\n---\n") {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		var into any = &binding
+		if meta.Kind == "ValidatingAdmissionPolicy" {
+			into = &policy
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+			t.Fatalf("%s: %v", meta.Kind, err)
+		}
+	}
+	if binding.Spec.PolicyName != policy.Name || len(binding.Spec.ValidationActions) != 1 || binding.Spec.ValidationActions[0] != admissionregistrationv1.Deny {
+		t.Errorf("binding %+v does not deny by policy %s", binding.Spec, policy.Name)
+	}
+	if policy.Spec.FailurePolicy == nil || *policy.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Error("the policy must fail closed: an error in a rule refuses the change")
+	}
+	if len(policy.Spec.MatchConditions) != 1 || !strings.Contains(policy.Spec.MatchConditions[0].Expression, `"system:serviceaccount:image-keeper:image-keeper"`) {
+		t.Errorf("match conditions %+v: want image-keeper's service account", policy.Spec.MatchConditions)
+	}
+	vars := map[string]string{}
+	for _, v := range policy.Spec.Variables {
+		vars[v.Name] = v.Expression
+	}
+	for name, want := range map[string]string{"startupTaint": nodestatus.StartupTaintKey, "condition": string(nodestatus.ConditionType), "annotation": nodestatus.WantedHashAnnotation} {
+		if vars[name] != "'"+want+"'" {
+			t.Errorf("variable %s = %s; want '%s', what image-keeper writes", name, vars[name], want)
+		}
 	}
 }
 
