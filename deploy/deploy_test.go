@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +32,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
@@ -296,6 +298,36 @@ func TestAdmissionPolicy(t *testing.T) {
 	}
 }
 
+// networkpolicy.yaml selects the DaemonSet's pods and lets in the port of the probes and metrics
+// only; the DaemonSet serves /status on loopback, tolerates its own startup taint and nothing
+// wider (the DaemonSet controller adds node.kubernetes.io/ tolerations).
+func TestNetworkExposure(t *testing.T) {
+	data, err := os.ReadFile("networkpolicy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var np networkingv1.NetworkPolicy
+	if err := yaml.UnmarshalStrict(data, &np); err != nil {
+		t.Fatal(err)
+	}
+	ds := daemonSet(t)
+	if !reflect.DeepEqual(np.Spec.PodSelector.MatchLabels, ds.Spec.Template.Labels) || np.Namespace != ds.Namespace {
+		t.Errorf("the policy selects %v in %s; the DaemonSet's pods are %v in %s", np.Spec.PodSelector.MatchLabels, np.Namespace, ds.Spec.Template.Labels, ds.Namespace)
+	}
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 10356 {
+		t.Errorf("ingress %+v: want TCP 10356 only", np.Spec.Ingress)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--listen=:10356") || !slices.Contains(c.Args, "--status-listen=127.0.0.1:10357") {
+		t.Errorf("args %v: want probes and metrics on :10356, /status on loopback", c.Args)
+	}
+	for _, tol := range ds.Spec.Template.Spec.Tolerations {
+		if tol.Key != nodestatus.StartupTaintKey {
+			t.Errorf("toleration %+v: the DaemonSet tolerates its own startup taint only", tol)
+		}
+	}
+}
+
 // The warm-node drop-in registers the node with the taint image-keeper removes.
 func TestWarmNodeDropIn(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("kubelet", "60-imagecache-warm.conf"))
@@ -314,4 +346,25 @@ func TestWarmNodeDropIn(t *testing.T) {
 		kc.RegisterWithTaints[0].Key != nodestatus.StartupTaintKey || kc.RegisterWithTaints[0].Effect != corev1.TaintEffectNoSchedule {
 		t.Errorf("60-imagecache-warm.conf = %+v; want registerWithTaints [%s:NoSchedule]", kc, nodestatus.StartupTaintKey)
 	}
+}
+
+// daemonSet is daemonset.yaml's DaemonSet.
+func daemonSet(t *testing.T) *appsv1.DaemonSet {
+	t.Helper()
+	data, err := os.ReadFile("daemonset.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		if !strings.Contains(doc, "\nkind: DaemonSet\n") {
+			continue
+		}
+		var ds appsv1.DaemonSet
+		if err := yaml.UnmarshalStrict([]byte(doc), &ds); err != nil {
+			t.Fatal(err)
+		}
+		return &ds
+	}
+	t.Fatal("daemonset.yaml has no DaemonSet")
+	return nil
 }

@@ -68,6 +68,7 @@ type config struct {
 	holderDir        string // the kubelet's staticPodPath, for the holder static pod
 	holderImage      string
 	holderNamespace  string // the holder DaemonSet's namespace, to read what its pods hold
+	statusListen     string // loopback address of /status (as well as the probes)
 }
 
 // Floors of the duration flags: below them the loop would spin or never finish a pull.
@@ -149,7 +150,8 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.DurationVar(&cfg.options.PullTimeout, "pull-timeout", cfg.options.PullTimeout, "Longest one pull may take.")
 		fs.DurationVar(&cfg.options.BackoffMax, "max-backoff", cfg.options.BackoffMax, "Longest wait before retrying a failed pull.")
 		fs.DurationVar(&cfg.options.UnhealthyAfter, "runtime-unreachable-timeout", cfg.options.UnhealthyAfter, "/healthz fails once the container runtime has been unreachable this long, so that a wedged pod is restarted; 0 never fails. An unreachable registry never does.")
-		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:10356", "Address of /healthz, /readyz, /metrics and /status; empty to serve none.")
+		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:10356", "Address of /healthz, /readyz and /metrics, and of /status when it is a loopback address; empty to serve none.")
+		fs.StringVar(&cfg.statusListen, "status-listen", "", "A loopback address of /status too (and the probes), for when --listen is not loopback, as in a pod: /status names the wanted images, the kubelet's allowlist and runtime errors, so it is never served beyond the host or pod.")
 		fs.BoolVar(&cfg.once, "once", false, "Reconcile once, print the status table and exit; non-zero if a wanted image is still missing.")
 		fs.StringVar(&cfg.providerConfig, "image-credential-provider-config", "", "The kubelet's CredentialProviderConfig file: its exec plugins give registry logins (ECR, GCR, ACR, ...) as they do to the kubelet. Tried after --docker-config.")
 		fs.StringVar(&cfg.providerBinDir, "image-credential-provider-bin-dir", "", "The directory of the credential provider plugin binaries, as on the kubelet.")
@@ -193,6 +195,9 @@ func parseFlags(args []string, status bool) (*config, error) {
 	if cfg.holderDir != "" && cfg.once {
 		return nil, errors.New("--holder-static-pod-dir keeps a static pod current while image-keeper runs; it does nothing with --once")
 	}
+	if cfg.statusListen != "" && !loopback(cfg.statusListen) {
+		return nil, fmt.Errorf("--status-listen %q: not a loopback address; /status is served on loopback only (for example 127.0.0.1:10357)", cfg.statusListen)
+	}
 	if cfg.holderNamespace != "" {
 		if errs := validation.IsDNS1123Label(cfg.holderNamespace); len(errs) > 0 {
 			return nil, fmt.Errorf("--holder-daemonset-namespace %q: not a namespace name: %s", cfg.holderNamespace, strings.Join(errs, "; "))
@@ -230,6 +235,20 @@ func parseFlags(args []string, status bool) (*config, error) {
 		cfg.options.Credentials = creds
 	}
 	return cfg, nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only: an IP of 127.0.0.0/8 or
+// ::1, or "localhost". An empty host (":10356") is every address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // connector gives the keeper the process's one runtime client: its calls fail while the runtime
@@ -295,12 +314,16 @@ func run(ctx context.Context, cfg *config) error {
 	// The HTTP server and the reconcile loop run in one group: when either ends with an error, or
 	// ctx is cancelled (SIGTERM), the group's context stops the other.
 	g, gctx := errgroup.WithContext(ctx)
-	if cfg.listen != "" {
-		ln, err := net.Listen("tcp", cfg.listen)
-		if err != nil {
-			return fmt.Errorf("--listen %s: %w", cfg.listen, err)
+	for _, l := range []struct{ flag, addr string }{{"--listen", cfg.listen}, {"--status-listen", cfg.statusListen}} {
+		if l.addr == "" {
+			continue
 		}
-		srv := keeper.NewHTTPServer(k.Handler())
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", l.flag, l.addr, err)
+		}
+		status := loopback(l.addr)
+		srv := keeper.NewHTTPServer(k.Handler(status))
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("HTTP server on %s: %w", ln.Addr(), err)
@@ -313,7 +336,7 @@ func run(ctx context.Context, cfg *config) error {
 			defer cancel()
 			return srv.Shutdown(shutdownCtx)
 		})
-		logger.Info("Serving /healthz, /readyz, /metrics, /status", "address", ln.Addr().String())
+		logger.Info("Serving /healthz, /readyz, /metrics", "address", ln.Addr().String(), "status", status)
 	}
 
 	reload := make(chan struct{}, 1)

@@ -43,6 +43,8 @@ func TestFlagFloors(t *testing.T) {
 		{[]string{"--image", "nginx:1", "--pull-concurrency", "0"}, "--pull-concurrency 0: must be between 1 and 32"},
 		{[]string{"--image", "nginx:1", "--pull-concurrency", "1000000"}, "--pull-concurrency 1000000: must be between 1 and 32"},
 		{[]string{"--image", "nginx:1", "--node-status-heartbeat", "1s"}, "--node-status-heartbeat 1s: must be at least 10s"},
+		{[]string{"--image", "nginx:1", "--status-listen", ":10357"}, `--status-listen ":10357": not a loopback address`},
+		{[]string{"--image", "nginx:1", "--status-listen", "10.0.0.1:10357"}, `--status-listen "10.0.0.1:10357": not a loopback address`},
 	} {
 		if _, err := parseFlags(tc.args, false); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%q) = %v; want an error containing %q", tc.args, err, tc.want)
@@ -53,6 +55,18 @@ func TestFlagFloors(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--server", "http://127.0.0.1:1", "--timeout", "0s"}, true); err == nil || !strings.Contains(err.Error(), "--timeout 0s: must be positive") {
 		t.Errorf("status --timeout 0s: %v", err)
+	}
+}
+
+// /status is served on loopback addresses only.
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:10356": true, "127.1.2.3:1": true, "[::1]:10357": true, "localhost:10357": true,
+		":10356": false, "0.0.0.0:10356": false, "[::]:10356": false, "10.244.0.5:10356": false, "example.com:80": false, "127.0.0.1": false,
+	} {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %v; want %v", addr, got, want)
+		}
 	}
 }
 

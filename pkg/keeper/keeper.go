@@ -119,20 +119,28 @@ type Keeper struct {
 	// queue holds the due images for the workers of Run; workers says they are running.
 	queue   []pullJob
 	workers bool
+
+	// statusJSON caches /status's encoded answer (statusMu guards it); statusSlots bounds the
+	// answers being written at once (server.go).
+	statusMu    sync.Mutex
+	statusJSON  []byte
+	statusAt    time.Time
+	statusSlots chan struct{}
 }
 
 // New returns a Keeper for the wanted images. connect opens the runtime's image service; it is
 // called again after a failure, so a runtime that is down at start is picked up later.
 func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageService, error), metrics *Metrics) *Keeper {
 	k := &Keeper{
-		opts:    opts,
-		connect: connect,
-		metrics: metrics,
-		states:  map[string]*ImageState{},
-		wake:    make(chan struct{}, 1),
-		pulled:  make(chan struct{}, 1),
-		updated: make(chan struct{}, 1),
-		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), // nodes started together jitter apart
+		opts:        opts,
+		connect:     connect,
+		metrics:     metrics,
+		states:      map[string]*ImageState{},
+		wake:        make(chan struct{}, 1),
+		pulled:      make(chan struct{}, 1),
+		updated:     make(chan struct{}, 1),
+		statusSlots: make(chan struct{}, maxStatusAnswers),
+		rng:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), // nodes started together jitter apart
 	}
 	k.SetWanted(wanted)
 	return k

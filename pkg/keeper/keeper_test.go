@@ -562,13 +562,57 @@ func TestShutdownCancelsInFlightPulls(t *testing.T) {
 	}
 }
 
+// /status is served only where the caller asks (loopback), from an encoding at most a second
+// old, with at most maxStatusAnswers answers in flight.
+func TestStatusEndpointBounds(t *testing.T) {
+	server := newImageServer(t)
+	server.add("nginx:1.27")
+	k := newTestKeeper(t, server, testOptions(), "nginx:1.27")
+	get := func(h http.Handler) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+		return rec
+	}
+	if rec := get(k.Handler(false)); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "loopback only") {
+		t.Errorf("/status on a non-loopback listener = %d %q; want 404 and where to find it", rec.Code, rec.Body.String())
+	}
+
+	now := time.Now()
+	first, err := k.encodedStatus(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Reconcile(context.Background()); err != nil { // the status changes
+		t.Fatal(err)
+	}
+	if again, _ := k.encodedStatus(now.Add(statusFresh / 2)); !bytes.Equal(again, first) {
+		t.Error("an answer within statusFresh was encoded again")
+	}
+	later, _ := k.encodedStatus(now.Add(statusFresh))
+	if bytes.Equal(later, first) || !bytes.Contains(later, []byte(`"present": true`)) {
+		t.Errorf("after statusFresh the old answer is still served:\n%s", later)
+	}
+
+	h := k.Handler(true)
+	for range maxStatusAnswers {
+		k.statusSlots <- struct{}{} // answers in flight
+	}
+	if rec := get(h); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("/status with %d answers in flight = %d; want 503 with Retry-After", maxStatusAnswers, rec.Code)
+	}
+	<-k.statusSlots
+	if rec := get(h); rec.Code != http.StatusOK {
+		t.Errorf("/status with a free slot = %d %q", rec.Code, rec.Body.String())
+	}
+}
+
 func TestHandlerAndStatusTable(t *testing.T) {
 	ctx := context.Background()
 	server := newImageServer(t)
 	server.pullErr = map[string]bool{"example.com/missing:1": true}
 	server.add("nginx:1.27")
 	k := newTestKeeper(t, server, testOptions(), "nginx:1.27", "example.com/missing:1")
-	h := k.Handler()
+	h := k.Handler(true)
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

@@ -28,9 +28,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /healthz (the process is up), /readyz (every wanted image is present),
-// /metrics and /status (JSON of Status).
-func (k *Keeper) Handler() http.Handler {
+// Handler serves /healthz (the process is up), /readyz (every wanted image is present) and
+// /metrics; with status, also /status (JSON of Status). /status names the wanted images, the
+// kubelet's allowlist and the runtime's errors, and costs a few hundred bytes an image: serve it
+// on loopback only (image-keeper's --listen when that is loopback, --status-listen).
+func (k *Keeper) Handler(status bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		// An unreachable registry is not a reason to restart image-keeper; a runtime unreachable
@@ -49,13 +51,57 @@ func (k *Keeper) Handler() http.Handler {
 		fmt.Fprintln(w, reason)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(k.metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(k.Status())
-	})
+	if status {
+		mux.HandleFunc("/status", k.serveStatus)
+	} else {
+		mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "/status is served on loopback only: image-keeper --status-listen (in its pod: kubectl exec ... -- image-keeper status --server http://127.0.0.1:10357)", http.StatusNotFound)
+		})
+	}
 	return mux
+}
+
+const (
+	// maxStatusAnswers bounds the /status answers being written at once: each holds the encoded
+	// status (about 200 bytes an image) until the client has read it.
+	maxStatusAnswers = 4
+	// statusFresh is how long an encoded /status answer is served again: a burst of requests
+	// costs one encoding a second.
+	statusFresh = time.Second
+)
+
+// serveStatus answers /status from an encoding at most statusFresh old, with at most
+// maxStatusAnswers answers in flight; more get 503 at once.
+func (k *Keeper) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case k.statusSlots <- struct{}{}:
+		defer func() { <-k.statusSlots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("%d /status answers in flight already; retry", maxStatusAnswers), http.StatusServiceUnavailable)
+		return
+	}
+	body, err := k.encodedStatus(time.Now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+func (k *Keeper) encodedStatus(now time.Time) ([]byte, error) {
+	k.statusMu.Lock()
+	defer k.statusMu.Unlock()
+	if k.statusJSON != nil && now.Sub(k.statusAt) < statusFresh && !now.Before(k.statusAt) {
+		return k.statusJSON, nil
+	}
+	body, err := json.MarshalIndent(k.Status(), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	k.statusJSON, k.statusAt = append(body, '\n'), now
+	return k.statusJSON, nil
 }
 
 // PrintStatus writes the status table that `image-keeper status` shows.

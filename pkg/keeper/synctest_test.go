@@ -180,7 +180,7 @@ func TestHealthzFailsWhenRuntimeStaysAway(t *testing.T) {
 		opts := testOptions()
 		opts.UnhealthyAfter = 5 * time.Minute
 		k := newSyncKeeper(t, rt, opts, "example.com/app:1")
-		h := k.Handler()
+		h := k.Handler(true)
 		healthz := func() int {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))

@@ -135,6 +135,13 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 	if !ready(2 * time.Minute) {
 		t.Fatalf("the DaemonSet's pod did not become ready; manifest:\n%s\nkubelet: %s", manifest, framework.Tail(n.Kubelet, 30))
 	}
+	// /status, which names the images, the allowlist and the runtime's errors, is on the pod's
+	// loopback only (--status-listen), not on its IP.
+	if ip, err := n.PodIP("image-keeper"); err != nil {
+		t.Error(err)
+	} else if code, body := getURL(fmt.Sprintf("http://%s/status", net.JoinHostPort(ip, strconv.Itoa(int(c.Ports[0].ContainerPort))))); code != http.StatusNotFound || !strings.Contains(body, "loopback only") {
+		t.Errorf("/status on the pod IP = %d %q; want 404, served on loopback only", code, body)
+	}
 	restored := func(what string) {
 		t.Helper()
 		if err := n.RemoveImage(kept.Ref); err != nil {

@@ -212,3 +212,48 @@ func TestKeeperPrivateRegistry(t *testing.T) {
 		}
 	})
 }
+
+// image-keeper needs no root: as user 65532, with the runtime socket's group among its groups (the
+// socket chowned to root:65532, as containerd's [grpc] gid makes it), it pulls and keeps; without
+// that group the runtime refuses it, and it says so and exits non-zero.
+func TestKeeperNonRoot(t *testing.T) {
+	t.Parallel()
+	n := newNodeOn(t, runtimes(t, "containerd-2.4")[0])
+	img := push(t, n, framework.ImageSpec{Repository: "e2e/nonroot", Tag: "1"})
+	startRuntimeWithPause(t, n)
+	socket := strings.TrimPrefix(n.RuntimeEndpoint(), "unix://")
+	if err := os.Chown(socket, 0, 65532); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(socket, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	// The node's directories are root's (0700): let others traverse those above the socket.
+	for dir := filepath.Dir(socket); strings.HasPrefix(dir, n.Root); dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(name string, groups string) (string, error) {
+		p, err := framework.Start(n.LogDir, name, []string{"setpriv", "--reuid=65532", "--regid=65532", "--groups=" + groups, "--inh-caps=-all", "--bounding-set=-all",
+			filepath.Join(n.Bin, "image-keeper"), "--runtime-endpoint", n.RuntimeEndpoint(), "--listen", "127.0.0.1:0", "--once", "--image", img.Ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exited, err := p.Wait(2 * time.Minute); !exited {
+			p.Stop(5 * time.Second)
+			t.Fatalf("image-keeper --once as user 65532 did not exit: %s", framework.Tail(p, 20))
+		} else {
+			return p.LogText(), err
+		}
+		return "", nil
+	}
+	out, err := run("keeper-nogroup", "65533")
+	if err == nil || !strings.Contains(out, "permission denied") {
+		t.Errorf("without the socket's group: %v; want a refusal naming the permission:\n%s", err, out)
+	}
+	out, err = run("keeper-nonroot", "65532")
+	if err != nil || !present(t, n)[img.Ref] {
+		t.Fatalf("as user 65532 with the socket's group, image-keeper did not pull (%v):\n%s", err, out)
+	}
+}
