@@ -234,8 +234,8 @@ func TestKeeperNonRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(name string, groups string) (string, error) {
-		p, err := framework.Start(n.LogDir, name, []string{"setpriv", "--reuid=65532", "--regid=65532", "--groups=" + groups, "--inh-caps=-all", "--bounding-set=-all",
+	run := func(name string, group string) (string, error) {
+		p, err := framework.Start(n.LogDir, name, []string{"setpriv", "--reuid=65532", "--regid=" + group, "--groups=" + group, "--inh-caps=-all", "--bounding-set=-all",
 			filepath.Join(n.Bin, "image-keeper"), "--runtime-endpoint", n.RuntimeEndpoint(), "--listen", "127.0.0.1:0", "--once", "--image", img.Ref})
 		if err != nil {
 			t.Fatal(err)
