@@ -100,7 +100,8 @@ func (k *Keeper) encodedStatus(now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.statusJSON, k.statusAt = append(body, '\n'), now
+	body = append(body, '\n')
+	k.statusJSON, k.statusAt = body, now
 	return k.statusJSON, nil
 }
 
