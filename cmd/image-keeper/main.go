@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -69,6 +70,7 @@ type config struct {
 	holderImage      string
 	holderNamespace  string // the holder DaemonSet's namespace, to read what its pods hold
 	statusListen     string // loopback address of /status (as well as the probes)
+	stateDir         string // where the last good config is kept
 }
 
 // Floors of the duration flags: below them the loop would spin or never finish a pull.
@@ -160,6 +162,7 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.DurationVar(&cfg.heartbeat, "node-status-heartbeat", time.Minute, "How often the condition is published when nothing changed.")
 		fs.StringVar(&cfg.holderDir, "holder-static-pod-dir", "", "Holder mode without an API server: keep a static pod that mounts every wanted image as an image volume in this directory (the kubelet's staticPodPath), so that a kubelet without imageGCExclude never collects them. Replaced make-before-break when the list changes.")
 		fs.StringVar(&cfg.holderImage, "holder-image", "", "The holder container's image (image-keeper's own, make image); required with --holder-static-pod-dir.")
+		fs.StringVar(&cfg.stateDir, "state-dir", "", "A directory image-keeper keeps a copy of the last config that loaded in ("+keeper.LastGoodFile+", 0600). When --config does not load at start, image-keeper starts from that copy, reports the config as stale (/readyz, image_keeper_config_stale, ImageCacheReady=False reason ConfigInvalid) and loads --config again when it changes; without a copy it refuses to start.")
 		fs.StringVar(&cfg.holderNamespace, "holder-daemonset-namespace", "", "Holder mode in a cluster: the namespace of the holder DaemonSet (image-keeper holder-manifest) that mounts the wanted images on this node. image-keeper reads from the runtime which images its running pods mount, reports them as held, and calls the node warm only once every wanted image is held. Use a namespace only cluster administrators write, such as kube-system.")
 		fs.StringVar(&cfg.dockerConfigPath, "docker-config", "", "Registry credentials, in docker config.json form (\"auths\"), matched to images like the kubelet's keyring and read again when the file changes. Never logged.")
 	}
@@ -259,9 +262,21 @@ func connector(svc *keeper.RuntimeImageService) func(context.Context) (keeper.Im
 
 func run(ctx context.Context, cfg *config) error {
 	logger := klog.FromContext(ctx)
-	wanted, err := keeper.Load(cfg.sources)
+	var lastGood *keeper.LastGood
+	if cfg.stateDir != "" {
+		if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+			return fmt.Errorf("--state-dir: %w", err)
+		}
+		lastGood = &keeper.LastGood{Dir: cfg.stateDir}
+	}
+	wanted, stale, err := keeper.LoadLastGood(cfg.sources, lastGood)
 	if err != nil {
 		return err
+	}
+	if stale == nil {
+		if err := lastGood.Save(wanted.ConfigData); err != nil {
+			logger.Error(err, "Could not keep a copy of the config; a config broken while image-keeper is down will stop it")
+		}
 	}
 	if wanted.KubeletConfigMissing != "" {
 		logger.Info("Warning: the kubelet config is not there yet; reading it when it appears", "err", wanted.KubeletConfigMissing)
@@ -292,6 +307,11 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	k := keeper.New(cfg.options, wanted, connector(svc), metrics)
 	wanted.LogWarnings(logger)
+	if stale != nil {
+		stale = fmt.Errorf("%w; image-keeper started from the last good config, %s", stale, filepath.Join(cfg.stateDir, keeper.LastGoodFile))
+		logger.Error(stale, "The config does not load; keeping the images of the last good config until it is fixed")
+		k.SetConfigError(stale)
+	}
 
 	if cfg.once {
 		err := k.Reconcile(ctx)
@@ -376,6 +396,9 @@ func run(ctx context.Context, cfg *config) error {
 			w, err := keeper.Load(cfg.sources)
 			if err == nil {
 				w.LogWarnings(logger)
+				if err := lastGood.Save(w.ConfigData); err != nil {
+					logger.Error(err, "Could not keep a copy of the reloaded config")
+				}
 			}
 			return w, err
 		})

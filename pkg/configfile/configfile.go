@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -53,4 +54,37 @@ func Read(path string) ([]byte, os.FileInfo, error) {
 		return nil, nil, fmt.Errorf("%s: larger than %d bytes", path, MaxSize)
 	}
 	return data, info, nil
+}
+
+// WriteDurable writes data to path, mode 0600, through a hidden temporary file in the same
+// directory (the kubelet ignores static pod manifests whose name starts with a dot), synced,
+// renamed over path, and the directory synced: after a power loss path holds the old data or the
+// new, never a part.
+func WriteDurable(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

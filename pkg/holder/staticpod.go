@@ -32,6 +32,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 )
 
 // Runtime is the part of CRI the syncer asks (keeper.RuntimeImageService has it).
@@ -136,7 +138,7 @@ func (s *StaticPodSyncer) Sync(ctx context.Context, refs []string) State {
 			st.Message = err.Error()
 			return st
 		}
-		if err := writeDurable(filepath.Join(s.Dir, pod.Name+".yaml"), data); err != nil {
+		if err := configfile.WriteDurable(filepath.Join(s.Dir, pod.Name+".yaml"), data); err != nil {
 			st.Message = fmt.Sprintf("write the holder's static pod manifest: %v", err)
 			return st
 		}
@@ -231,37 +233,4 @@ func (s *StaticPodSyncer) running(ctx context.Context) (map[string]bool, error) 
 		}
 	}
 	return out, nil
-}
-
-// writeDurable writes data to path through a hidden temporary file in the same directory (the
-// kubelet ignores names that start with a dot), synced, renamed over path, and the directory
-// synced: the old holder's manifest is removed right after, so the new one must survive a power
-// loss. Mode 0600, as kubeadm writes static pod manifests.
-func writeDurable(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

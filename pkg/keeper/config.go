@@ -101,6 +101,9 @@ type Wanted struct {
 	NotPullable []string
 	// Holder is Sources.Holder.
 	Holder bool
+	// ConfigData is image-keeper's config file as it was read and loaded (nil without one):
+	// what LastGood saves.
+	ConfigData []byte
 }
 
 // names returns the image's reference as the repo tags or repo digests a runtime would report.
@@ -184,10 +187,11 @@ func Load(src Sources) (*Wanted, error) {
 	}
 
 	if src.ConfigFile != "" {
-		f, err := readConfigFile(src.ConfigFile)
+		data, f, err := readConfigFile(src.ConfigFile)
 		if err != nil {
 			return nil, err
 		}
+		w.ConfigData = data
 		if err := add("config", src.ConfigFile+": images", f.Images); err != nil {
 			return nil, err
 		}
@@ -269,19 +273,19 @@ func parseWanted(entry, source string) (WantedImage, error) {
 	return WantedImage{}, fmt.Errorf("a %s pattern cannot be pulled; give a tag or a digest", p.Kind)
 }
 
-func readConfigFile(path string) (*File, error) {
+func readConfigFile(path string) ([]byte, *File, error) {
 	data, _, err := configfile.Read(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	f, err := decodeStrict(data)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	if f.APIVersion != APIVersion || f.Kind != Kind {
-		return nil, fmt.Errorf("config %s: apiVersion %q, kind %q: want apiVersion: %s and kind: %s", path, f.APIVersion, f.Kind, APIVersion, Kind)
+		return nil, nil, fmt.Errorf("config %s: apiVersion %q, kind %q: want apiVersion: %s and kind: %s", path, f.APIVersion, f.Kind, APIVersion, Kind)
 	}
-	return f, nil
+	return data, f, nil
 }
 
 // decodeStrict decodes one YAML document into File the way Kubernetes decodes strictly: field

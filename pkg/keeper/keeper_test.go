@@ -517,7 +517,7 @@ func TestRunReloadKeepsLastGoodConfig(t *testing.T) {
 		t.Errorf("after a bad reload the previous images and their state must stay: %+v", s.Images)
 	}
 	// Stale, and saying so: not ready (/readyz, the node condition) and the metric at 1.
-	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "config reload failed, the previous configuration is in force") {
+	if ready, reason := k.Status().Ready(); ready || !strings.Contains(reason, "the config does not load, the previous configuration is in force") {
 		t.Errorf("ready %v (%s) with a broken config in force", ready, reason)
 	}
 	if v := testutil.ToFloat64(metrics.configStale); v != 1 {

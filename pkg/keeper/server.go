@@ -127,7 +127,7 @@ func PrintStatus(out io.Writer, s Status) {
 		fmt.Fprintf(out, "\nruntime: %s\n", QuoteControl(s.RuntimeError))
 	}
 	if s.ConfigError != "" {
-		fmt.Fprintf(out, "\nconfig reload failed (previous configuration in force): %s\n", QuoteControl(s.ConfigError))
+		fmt.Fprintf(out, "\nthe config does not load (the previous configuration is in force): %s\n", QuoteControl(s.ConfigError))
 	}
 	if len(s.NotPullable) > 0 {
 		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", QuoteControl(strings.Join(s.NotPullable, ", ")))

@@ -87,7 +87,7 @@ func (s Status) Ready() (bool, string) {
 	if s.ConfigError != "" {
 		// The previous configuration still keeps its images, but what the operator asked for
 		// last is not being kept: a rollout of a broken config must not look done.
-		return false, "config reload failed, the previous configuration is in force: " + s.ConfigError
+		return false, "the config does not load, the previous configuration is in force: " + s.ConfigError
 	}
 	if s.LastReconcile.IsZero() {
 		return false, "no reconcile pass has reached the runtime yet"

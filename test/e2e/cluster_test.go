@@ -426,6 +426,7 @@ func TestClusterDaemonSet(t *testing.T) {
 		"/run/containerd":                filepath.Dir(strings.TrimPrefix(c.RuntimeEndpoint(), "unix://")),
 		"/var/lib/kubelet/config.yaml":   config,
 		"/etc/kubernetes/kubelet.conf.d": filepath.Join(c.Root, "kubelet", "conf.d"),
+		"/var/lib/image-keeper":          filepath.Join(c.Root, "image-keeper-state"),
 	}
 	edit := func(list []string) func(kind string, doc []byte) any {
 		return func(kind string, doc []byte) any {

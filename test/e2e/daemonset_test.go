@@ -90,6 +90,7 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 		"/run/containerd":                filepath.Dir(strings.TrimPrefix(n.RuntimeEndpoint(), "unix://")),
 		"/var/lib/kubelet/config.yaml":   config,
 		"/etc/kubernetes/kubelet.conf.d": dropIns,
+		"/var/lib/image-keeper":          filepath.Join(n.Root, "image-keeper-state"),
 	}
 	for i, v := range spec.Volumes {
 		switch {

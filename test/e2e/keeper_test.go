@@ -257,3 +257,76 @@ func TestKeeperNonRoot(t *testing.T) {
 		t.Fatalf("as user 65532 with the socket's group, image-keeper did not pull (%v):\n%s", err, out)
 	}
 }
+
+// A config broken while image-keeper is down (a bad ConfigMap rollout, then a reboot) does not
+// leave the node keeping nothing: with --state-dir image-keeper starts from the last config that
+// loaded, restores its images, and says the config is stale (/readyz, image_keeper_config_stale)
+// until a good one is written, which it then loads by itself.
+func TestKeeperLastGoodConfig(t *testing.T) {
+	t.Parallel()
+	n := newNodeOn(t, runtimes(t, "containerd-2.4")[0])
+	a := push(t, n, framework.ImageSpec{Repository: "e2e/lastgood-a", Tag: "1"})
+	b := push(t, n, framework.ImageSpec{Repository: "e2e/lastgood-b", Tag: "1"})
+	startRuntimeWithPause(t, n)
+	config, state := filepath.Join(n.Root, "keeper.yaml"), filepath.Join(n.Root, "keeper-state")
+	if err := framework.WriteKeeperConfig(config, a.Ref); err != nil {
+		t.Fatal(err)
+	}
+	start := func() {
+		t.Helper()
+		if err := n.StartKeeper("--config", config, "--state-dir", state, "--interval", "2s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readyz := func() (int, string) { return getURL("http://" + n.KeeperAddr + "/readyz") }
+	stale := func() float64 {
+		_, text := getURL("http://" + n.KeeperAddr + "/metrics")
+		v, err := framework.MetricSum(text, "image_keeper_config_stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	start()
+	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool { code, _ := readyz(); return code == http.StatusOK }) {
+		t.Fatalf("image-keeper not ready with a good config: %s", framework.Tail(n.Keeper, 10))
+	}
+	n.Keeper.Stop(5 * time.Second)
+
+	// Down: the config breaks and the cached image goes.
+	if err := os.WriteFile(config, []byte("apiVersion: "+keeper.APIVersion+"\nkind: "+keeper.Kind+"\nimages:\n  - E2E/Typo:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.RemoveImage(a.Ref); err != nil {
+		t.Fatal(err)
+	}
+	start()
+	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool { return present(t, n)[a.Ref] }) {
+		t.Fatalf("image-keeper did not restore %s from the last good config: %s", a.Ref, framework.Tail(n.Keeper, 10))
+	}
+	code, body := readyz()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "the config does not load") || !strings.Contains(body, "E2E/Typo:1") || !strings.Contains(body, "started from the last good config") {
+		t.Errorf("/readyz with a broken config = %d %q; want 503 naming the entry and the last good config", code, body)
+	}
+	if v := stale(); v != 1 {
+		t.Errorf("image_keeper_config_stale = %v with a broken config; want 1", v)
+	}
+
+	// Fixed: the new list loads without a restart.
+	if err := framework.WriteKeeperConfig(config, a.Ref, b.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool {
+		code, _ := readyz()
+		return code == http.StatusOK && present(t, n)[b.Ref]
+	}) {
+		_, body := readyz()
+		t.Fatalf("the fixed config did not load: %s\n%s", body, framework.Tail(n.Keeper, 10))
+	}
+	if v := stale(); v != 0 {
+		t.Errorf("image_keeper_config_stale = %v after the fix; want 0", v)
+	}
+	if saved, err := os.ReadFile(filepath.Join(state, keeper.LastGoodFile)); err != nil || !strings.Contains(string(saved), b.Ref) {
+		t.Errorf("the last good config after the fix: %q, %v; want the new list", saved, err)
+	}
+}
