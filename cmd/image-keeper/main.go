@@ -368,6 +368,12 @@ func run(ctx context.Context, cfg *config) error {
 		watcher.Run(gctx, hupSignals, reload)
 		return nil
 	})
+	// Inotify misses a host file bind-mounted into a pod (the DaemonSet's kubelet config) and
+	// written in place; a look every interval (at most 10 s) does not, and stops image-keeper
+	// when the file was renamed over on the host, which such a mount never shows.
+	g.Go(func() error {
+		return watcher.Poll(gctx, min(cfg.options.Interval, 10*time.Second), reload)
+	})
 
 	if publisher != nil {
 		g.Go(func() error {

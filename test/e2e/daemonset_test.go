@@ -164,4 +164,62 @@ func TestDaemonSetPodOnNode(t *testing.T) {
 	if running, err := n.ContainerRunning("image-keeper"); err != nil || !running {
 		t.Errorf("the image-keeper container is not running: %v", err)
 	}
+
+	// The kubelet config is a hostPath volume of type File, a bind mount of the file. Written in
+	// place on the host (as kubeadm writes it), the pod's image-keeper sees the new allowlist at
+	// its next look (no inotify event reaches it) and pulls the image it adds. Renamed over (as
+	// editors and configuration managers write), the mount keeps the old file: image-keeper stops,
+	// saying why, and the kubelet restarts its container with a mount of the new file.
+	addExclude := func(ref string) []byte {
+		t.Helper()
+		data, err := os.ReadFile(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kc map[string]any
+		if err := yaml.Unmarshal(data, &kc); err != nil {
+			t.Fatal(err)
+		}
+		kc["imageGCExclude"] = append(kc["imageGCExclude"].([]any), ref)
+		out, err := yaml.Marshal(kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	inPlace := push(t, n, framework.ImageSpec{Repository: "e2e/in-place", Tag: "1"})
+	renamed := push(t, n, framework.ImageSpec{Repository: "e2e/renamed", Tag: "1"})
+	withInPlace := addExclude(inPlace.Ref)
+	f, err := os.OpenFile(config, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(withInPlace); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool { return present(t, n)[inPlace.Ref] }) {
+		t.Fatalf("the pod did not follow the kubelet config written in place (%s not pulled)", inPlace.Ref)
+	}
+	next := config + ".new"
+	if err := os.WriteFile(next, addExclude(renamed.Ref), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, config); err != nil {
+		t.Fatal(err)
+	}
+	if !framework.Eventually(2*time.Minute, 500*time.Millisecond, func() bool { return present(t, n)[renamed.Ref] }) {
+		t.Fatalf("the pod did not follow the kubelet config renamed into place (%s not pulled); kubelet: %s", renamed.Ref, framework.Tail(n.Kubelet, 20))
+	}
+	if !ready(time.Minute) {
+		t.Error("the restarted pod is not ready")
+	}
+	// The first container said why it stopped (the kubelet keeps its log as 0.log).
+	logs, _ := filepath.Glob(filepath.Join(n.Root, "kubelet", "pod-logs", "*", "image-keeper", "0.log"))
+	if len(logs) != 1 {
+		t.Fatalf("the first image-keeper container's log: %v", logs)
+	}
+	if data, err := os.ReadFile(logs[0]); err != nil || !strings.Contains(string(data), "renamed over on the host") {
+		t.Errorf("the first container did not say why it stopped (%v):\n%s", err, data)
+	}
 }
