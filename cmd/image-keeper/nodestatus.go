@@ -75,16 +75,29 @@ func newPublisher(cfg *config) (*nodestatus.Publisher, error) {
 	return p, nil
 }
 
-// publishNodeStatus publishes the keeper's state when a pass or a pull ends, and every couple
-// of seconds (heartbeats, retries), until ctx is done; the publisher calls the API server only
-// on a change or a due heartbeat. A failure is logged when it differs from the previous one,
-// and retried on the next tick.
+// minPublishGap is the least time between two looks at the keeper's state: with thousands of
+// images failing, a pull ends every few milliseconds, and each look copies every image's row.
+const minPublishGap = time.Second
+
+// publishNodeStatus publishes the keeper's state when a pass or a pull ends (at most once every
+// minPublishGap), and every couple of seconds (heartbeats, retries), until ctx is done; the
+// publisher calls the API server only on a change or a due heartbeat. A failure is logged when
+// it differs from the previous one, and retried on the next tick.
 func publishNodeStatus(ctx context.Context, p *nodestatus.Publisher, k *keeper.Keeper) {
 	logger := klog.FromContext(ctx)
 	ticker := time.NewTicker(2 * time.Second)
 	defer ticker.Stop()
 	lastErr := ""
+	var last time.Time
 	for {
+		if wait := minPublishGap - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		err := p.Publish(ctx, nodestatus.StateOf(k.Status()))
 		switch {
 		case err != nil && err.Error() != lastErr && ctx.Err() == nil:

@@ -239,7 +239,7 @@ func Load(src Sources) (*Wanted, error) {
 	return finish(w, false)
 }
 
-// MaxWantedImages caps the wanted list: state, status and metrics grow with it (45 MiB RSS at
+// MaxWantedImages caps the wanted list: state, status and metrics grow with it (64 MiB RSS at
 // 20,000, docs/bench/image-keeper-scale.md).
 const MaxWantedImages = 50000
 

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -119,6 +120,14 @@ type Keeper struct {
 	// queue holds the due images for the workers of Run; workers says they are running.
 	queue   []pullJob
 	workers bool
+	// earliestRetry is the earliest retry slot of a missing image, zero when none is set: kept
+	// as failures happen, so that NextDelay need not walk every image after every pull.
+	earliestRetry time.Time
+	// failureLog bounds the failed pulls logged one by one; unloggedFailures counts the others
+	// since lastFailureSummary.
+	failureLog         *rate.Limiter
+	unloggedFailures   int
+	lastFailureSummary time.Time
 
 	// statusJSON caches /status's encoded answer (statusMu guards it); statusSlots bounds the
 	// answers being written at once (server.go).
@@ -140,7 +149,10 @@ func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageServi
 		pulled:      make(chan struct{}, 1),
 		updated:     make(chan struct{}, 1),
 		statusSlots: make(chan struct{}, maxStatusAnswers),
-		rng:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), // nodes started together jitter apart
+		// 5 lines a second at most, 50 at once: about 100 KiB a minute at worst.
+		failureLog:         rate.NewLimiter(5, 50),
+		lastFailureSummary: time.Now(),
+		rng:                rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), // nodes started together jitter apart
 	}
 	k.SetWanted(wanted)
 	return k
@@ -229,6 +241,14 @@ func (k *Keeper) pass(ctx context.Context, pull bool) error {
 			due = append(due, state)
 		}
 	}
+	// The retries still to come; those being pulled set theirs when they fail.
+	k.earliestRetry = time.Time{}
+	for _, state := range k.states {
+		if !state.Present && !state.pulling && state.NextAttempt.After(now) && (k.earliestRetry.IsZero() || state.NextAttempt.Before(k.earliestRetry)) {
+			k.earliestRetry = state.NextAttempt
+		}
+	}
+	k.logFailureSummary(logger, now)
 	k.mu.Unlock()
 
 	// Outside mu: deciding protection may ask the runtime for labels.
@@ -305,10 +325,8 @@ func (k *Keeper) NextDelay() time.Duration {
 	if k.runtimeFailures > 0 && k.runtimeRetry.Before(next) {
 		next = k.runtimeRetry
 	}
-	for _, state := range k.states {
-		if !state.Present && !state.NextAttempt.IsZero() && state.NextAttempt.Before(next) {
-			next = state.NextAttempt
-		}
+	if !k.earliestRetry.IsZero() && k.earliestRetry.Before(next) {
+		next = k.earliestRetry
 	}
 	return max(next.Sub(now), 10*time.Millisecond)
 }

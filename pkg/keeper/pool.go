@@ -41,7 +41,7 @@ func (k *Keeper) pullAll(ctx context.Context, svc ImageService, due []*ImageStat
 		go func() {
 			defer wg.Done()
 			for state := range jobs {
-				k.pull(ctx, svc, state)
+				_ = k.pull(ctx, svc, state)
 			}
 		}()
 	}
@@ -84,11 +84,13 @@ func (k *Keeper) worker(ctx context.Context) {
 		if more {
 			signal(k.wake) // another worker takes the next one
 		}
-		k.pull(ctx, job.svc, job.state)
+		pulled := k.pull(ctx, job.svc, job.state)
 		k.mu.Lock()
 		job.state.pulling = false
 		k.mu.Unlock()
-		k.updatePresentMetric()
+		if pulled {
+			k.updatePresentMetric() // a failure changes nothing it counts
+		}
 		signal(k.pulled)
 		signal(k.updated)
 	}
@@ -102,7 +104,10 @@ func signal(ch chan struct{}) {
 	}
 }
 
-func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) {
+// pull pulls one image and records the result in state; it reports whether the image is now
+// present. A failure backs the image off to a retry slot (retryAt): the loop wakes once per
+// slot, not once per failing image.
+func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) bool {
 	logger := klog.FromContext(ctx)
 	k.mu.Lock()
 	ref := state.Reference
@@ -122,21 +127,69 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if ctx.Err() != nil {
-		return // shutting down: not a registry failure
+		return false // shutting down: not a registry failure
 	}
 	if err != nil {
 		state.Failures++
+		changed := state.LastError != err.Error()
 		state.LastError = err.Error()
 		delay := k.backoff(state.Failures)
-		state.NextAttempt = time.Now().Add(delay)
+		state.NextAttempt = k.retryAt(time.Now().Add(delay))
+		if k.earliestRetry.IsZero() || state.NextAttempt.Before(k.earliestRetry) {
+			k.earliestRetry = state.NextAttempt
+		}
 		k.metrics.observePull("failure", elapsed)
-		logger.Info("Failed to pull image; backing off", "image", ref, "failures", state.Failures, "retryIn", delay.Round(time.Millisecond), "err", err)
-		return
+		// A failure is logged when it is new for the image, within a rate: with a registry down
+		// and thousands of images, one line per retry would be megabytes a minute. The rest are
+		// counted and summed up in a line a minute (logFailureSummary); /status has every one.
+		if changed && k.failureLog.Allow() {
+			logger.Info("Failed to pull image; backing off", "image", ref, "failures", state.Failures, "retryIn", time.Until(state.NextAttempt).Round(time.Second), "err", err)
+		} else {
+			k.unloggedFailures++
+			logger.V(4).Info("Failed to pull image; backing off", "image", ref, "failures", state.Failures, "err", err)
+		}
+		return false
 	}
 	state.Present, state.ImageID = true, imageRef
 	state.LastPull, state.LastError, state.Failures, state.NextAttempt = time.Now(), "", 0, time.Time{}
 	k.metrics.observePull("success", elapsed)
 	logger.Info("Pulled image", "image", ref, "imageRef", imageRef, "duration", elapsed.Round(time.Millisecond))
+	return true
+}
+
+// maxRetrySlot is the coarsest granularity of retries: a retry is due at the end of the slot its
+// backoff ends in, so that the images failing in one slot are retried by one pass. The slot is
+// BackoffBase up to this (1 s by default): a retry comes at most one slot after its backoff.
+const maxRetrySlot = time.Second
+
+func (k *Keeper) retryAt(t time.Time) time.Time {
+	slot := min(k.opts.BackoffBase, maxRetrySlot)
+	if slot <= 0 {
+		return t
+	}
+	if r := t.Truncate(slot); !r.Equal(t) {
+		return r.Add(slot)
+	}
+	return t
+}
+
+// failureLogEvery is how often logFailureSummary sums up the failed pulls not logged one by one.
+const failureLogEvery = time.Minute
+
+// logFailureSummary logs, at most once every failureLogEvery, how many failed pulls were not
+// logged one by one since the last summary, and how many images are failing. The caller holds mu.
+func (k *Keeper) logFailureSummary(logger klog.Logger, now time.Time) {
+	if k.unloggedFailures == 0 || now.Sub(k.lastFailureSummary) < failureLogEvery {
+		return
+	}
+	failing := 0
+	for _, state := range k.states {
+		if !state.Present && state.Failures > 0 {
+			failing++
+		}
+	}
+	logger.Info("Failed pulls not logged one by one (image-keeper status lists every image's last error)", "failedPulls", k.unloggedFailures, "since", k.lastFailureSummary.Round(time.Second), "failingImages", failing)
+	k.unloggedFailures, k.lastFailureSummary = 0, now
 }
 
 // backoff is BackoffBase doubled per failure, capped at BackoffMax, with the upper half jittered

@@ -22,7 +22,9 @@ package keeper
 // be checked (one tick before, at) without sleeping or flaking on a loaded machine.
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,6 +37,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
 )
 
 // inProcess is the fake runtime of fakecri_test.go called directly instead of over gRPC: in a
@@ -95,8 +99,8 @@ func newSyncKeeper(t *testing.T, p *inProcess, opts Options, refs ...string) *Ke
 }
 
 // A failed pull is retried at NextAttempt and not one tick before; the wait doubles per failure
-// within [d/2, d] (jitter over the upper half), is capped at BackoffMax, and resets when a pull
-// succeeds.
+// within [d/2, d] (jitter over the upper half) plus at most one retry slot (BackoffBase here),
+// is capped at BackoffMax, and resets when a pull succeeds.
 func TestBackoffGrowsAndResets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -115,8 +119,8 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 			}
 			wait := time.Until(s.NextAttempt)
 			want := min(opts.BackoffBase<<i, opts.BackoffMax)
-			if wait < want/2 || wait > want {
-				t.Errorf("wait after failure %d = %v; want within [%v, %v]", i+1, wait, want/2, want)
+			if wait < want/2 || wait > want+opts.BackoffBase || s.NextAttempt.UnixNano()%int64(opts.BackoffBase) != 0 {
+				t.Errorf("wait after failure %d = %v (retry at %v); want within [%v, %v], at a multiple of the slot %v", i+1, wait, s.NextAttempt, want/2, want+opts.BackoffBase, opts.BackoffBase)
 			}
 			// One tick before the retry is due, a pass does not pull.
 			time.Sleep(wait - time.Nanosecond)
@@ -227,11 +231,12 @@ func TestRunSchedule(t *testing.T) {
 		if n := rt.pullCount("example.com/flaky:1"); n != 1 {
 			t.Fatalf("%d pulls of the missing image at start; want 1", n)
 		}
-		// Backoffs 20-40, 40-80, 80-160, 160-320 ms: four retries within 600 ms of fake time.
-		time.Sleep(600 * time.Millisecond)
+		// Backoffs 20-40, 40-80, 80-160, 160-320 ms, each up to a 40 ms slot later: four retries
+		// within 800 ms of fake time.
+		time.Sleep(800 * time.Millisecond)
 		synctest.Wait()
 		if n := rt.pullCount("example.com/flaky:1"); n < 5 {
-			t.Errorf("%d pulls in 600 ms with a 40-320 ms backoff; retries wait for the interval", n)
+			t.Errorf("%d pulls in 800 ms with a 40-320 ms backoff; retries wait for the interval", n)
 		}
 
 		rt.remove("example.com/kept:1")
@@ -304,5 +309,43 @@ func TestUpdatedAfterPassAndPull(t *testing.T) {
 			t.Error("the token came before the pulled image was in Status")
 		}
 		stop()
+	})
+}
+
+// With many images failing, a failure is logged one by one only when it is new for its image
+// and within the rate (a burst of 50, then 5 a second); the others are summed up in one line a
+// minute. With the registry down and 20,000 images, one line per retry was 15 MB a minute.
+func TestFailureLogIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		ctx := klog.NewContext(context.Background(), textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(&buf))))
+		rt := newInProcess()
+		rt.pullErr = map[string]bool{"*": true}
+		refs := make([]string, 200)
+		for i := range refs {
+			refs[i] = fmt.Sprintf("example.com/app-%d:1", i)
+		}
+		opts := testOptions()
+		opts.BackoffMax = 40 * time.Millisecond
+		k := newSyncKeeper(t, rt, opts, refs...)
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(buf.String(), `"Failed to pull image; backing off"`); n != 50 {
+			t.Errorf("%d failures logged for 200 first failures at once; want the burst, 50", n)
+		}
+		// The same errors again, a minute later: none one by one, one summary of what was not.
+		buf.Reset()
+		time.Sleep(time.Minute)
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if n := strings.Count(out, `"Failed to pull image; backing off"`); n != 0 {
+			t.Errorf("%d repeated failures logged one by one; want none", n)
+		}
+		if !strings.Contains(out, `"Failed pulls not logged one by one`) || !strings.Contains(out, "failedPulls=150") || !strings.Contains(out, "failingImages=200") {
+			t.Errorf("no summary of the 150 failures not logged:\n%s", out)
+		}
 	})
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package framework
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -49,7 +50,7 @@ func (n *Node) StartKeeper(args ...string) error {
 		return err
 	}
 	n.KeeperAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := Start(n.LogDir, "image-keeper", append([]string{filepath.Join(n.Bin, "image-keeper"),
+	p, err := Start(n.LogDir, "image-keeper", append([]string{cmp.Or(n.KeeperBinary, filepath.Join(n.Bin, "image-keeper")),
 		"--runtime-endpoint", n.RuntimeEndpoint(),
 		"--listen", n.KeeperAddr,
 		"-v=2",

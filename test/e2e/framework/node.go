@@ -40,6 +40,9 @@ type Node struct {
 	// KubeletBinary, when set, is the kubelet to run instead of Bin/kubelet: the upstream tier
 	// alone (Bin/upstream-tier/kubelet) or upstream as released (Bin/stock/kubelet).
 	KubeletBinary string
+	// KeeperBinary, when set, is the image-keeper to run instead of Bin/image-keeper (a
+	// benchmark's baseline build).
+	KeeperBinary string
 	// LogDir collects every component's log.
 	LogDir string
 
