@@ -47,8 +47,10 @@ type imageServer struct {
 	mu sync.Mutex
 	// images by ID.
 	images map[string]*runtimeapi.Image
-	// pullErr, when set, fails pulls of the references it names (true = all).
-	pullErr map[string]bool
+	// pullErr, when set, fails pulls of the references it names (true = all), with the error of a
+	// registry that cannot be reached, or with pullErrFormat (a %q for the reference) when set.
+	pullErr       map[string]bool
+	pullErrFormat string
 	// pullDelay delays every pull.
 	pullDelay time.Duration
 	// inFlight and maxInFlight count concurrent pulls.
@@ -176,7 +178,11 @@ func (s *imageServer) PullImage(ctx context.Context, req *runtimeapi.PullImageRe
 		return nil, ctx.Err()
 	}
 	if fail {
-		return nil, status.Errorf(codes.Unknown, "failed to pull and unpack image %q: dial tcp 127.0.0.1:5000: connect: connection refused", ref)
+		format := "failed to pull and unpack image %q: dial tcp 127.0.0.1:5000: connect: connection refused"
+		if s.pullErrFormat != "" {
+			format = s.pullErrFormat
+		}
+		return nil, status.Errorf(codes.Unknown, format, ref)
 	}
 	s.add(ref)
 	return &runtimeapi.PullImageResponse{ImageRef: imageID(ref)}, nil

@@ -123,6 +123,8 @@ type Keeper struct {
 	// earliestRetry is the earliest retry slot of a missing image, zero when none is set: kept
 	// as failures happen, so that NextDelay need not walk every image after every pull.
 	earliestRetry time.Time
+	// registries are those failing for a reason of their own (registry.go).
+	registries map[string]*registryState
 	// failureLog bounds the failed pulls logged one by one; unloggedFailures counts the others
 	// since lastFailureSummary.
 	failureLog         *rate.Limiter
@@ -149,6 +151,7 @@ func New(opts Options, wanted *Wanted, connect func(context.Context) (ImageServi
 		pulled:      make(chan struct{}, 1),
 		updated:     make(chan struct{}, 1),
 		statusSlots: make(chan struct{}, maxStatusAnswers),
+		registries:  map[string]*registryState{},
 		// 5 lines a second at most, 50 at once: about 100 KiB a minute at worst.
 		failureLog:         rate.NewLimiter(5, 50),
 		lastFailureSummary: time.Now(),
@@ -236,7 +239,7 @@ func (k *Keeper) pass(ctx context.Context, pull bool) error {
 		if found != nil {
 			state.ImageID, state.Size = found.Id, found.GetSize()
 		}
-		if !state.Present && pull && !state.pulling && !now.Before(state.NextAttempt) {
+		if !state.Present && pull && !state.pulling && !now.Before(state.NextAttempt) && !k.registryBackingOff(img.Reference, now) {
 			state.pulling = true
 			due = append(due, state)
 		}
@@ -327,6 +330,9 @@ func (k *Keeper) NextDelay() time.Duration {
 	}
 	if !k.earliestRetry.IsZero() && k.earliestRetry.Before(next) {
 		next = k.earliestRetry
+	}
+	if r := k.registryRetry(); !r.IsZero() && r.Before(next) {
+		next = r
 	}
 	return max(next.Sub(now), 10*time.Millisecond)
 }

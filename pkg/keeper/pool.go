@@ -111,6 +111,11 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 	logger := klog.FromContext(ctx)
 	k.mu.Lock()
 	ref := state.Reference
+	if why := k.registryBlocked(ref, time.Now()); why != "" {
+		state.LastError = why
+		k.mu.Unlock()
+		return false
+	}
 	k.mu.Unlock()
 
 	pullCtx, cancel := context.WithTimeout(ctx, k.opts.PullTimeout)
@@ -127,8 +132,12 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if ctx.Err() != nil {
+		if rs := k.registries[registryOf(ref)]; rs != nil {
+			rs.probing = false
+		}
 		return false // shutting down: not a registry failure
 	}
+	k.registryResult(ref, err, time.Now())
 	if err != nil {
 		state.Failures++
 		changed := state.LastError != err.Error()

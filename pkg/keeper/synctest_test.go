@@ -321,6 +321,9 @@ func TestFailureLogIsBounded(t *testing.T) {
 		ctx := klog.NewContext(context.Background(), textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(&buf))))
 		rt := newInProcess()
 		rt.pullErr = map[string]bool{"*": true}
+		// The image's own failure: a registry that cannot be reached is backed off as a whole
+		// (TestRegistryBackoff).
+		rt.pullErrFormat = `failed to pull and unpack image %q: failed to resolve reference: not found`
 		refs := make([]string, 200)
 		for i := range refs {
 			refs[i] = fmt.Sprintf("example.com/app-%d:1", i)
@@ -346,6 +349,86 @@ func TestFailureLogIsBounded(t *testing.T) {
 		}
 		if !strings.Contains(out, `"Failed pulls not logged one by one`) || !strings.Contains(out, "failedPulls=150") || !strings.Contains(out, "failingImages=200") {
 			t.Errorf("no summary of the 150 failures not logged:\n%s", out)
+		}
+	})
+}
+
+// A registry that cannot be reached is backed off as a whole: after registryTripAfter images fail
+// for a reason of the registry's, its other images are not tried; once the backoff is over one
+// image probes it; when it answers again, every image is pulled at the next pass. A registry
+// whose images fail for their own reasons (not found) is not backed off.
+func TestRegistryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		rt := newInProcess()
+		rt.pullErr = map[string]bool{"*": true} // connection refused
+		refs := make([]string, 200)
+		for i := range refs {
+			refs[i] = fmt.Sprintf("example.com/app-%d:1", i)
+		}
+		opts := testOptions()
+		opts.PullConcurrency = 1
+		k := newSyncKeeper(t, rt, opts, refs...)
+		total := func() int {
+			n := 0
+			for _, ref := range refs {
+				n += rt.pullCount(ref)
+			}
+			return n
+		}
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := total(); n != registryTripAfter {
+			t.Fatalf("%d pulls from a registry that refuses connections; want %d, then none", n, registryTripAfter)
+		}
+		var notTried int
+		for _, s := range k.Status().Images {
+			if strings.HasPrefix(s.LastError, "not tried: registry example.com failed for 3 images in a row") {
+				notTried++
+			}
+		}
+		if notTried != 200-registryTripAfter {
+			t.Errorf("%d images say they were not tried; want %d", notTried, 200-registryTripAfter)
+		}
+		// The loop sleeps until the registry's backoff is over, then one image probes it.
+		if d := k.NextDelay(); d > opts.BackoffBase+opts.BackoffBase {
+			t.Errorf("NextDelay = %v; want the registry's backoff, at most %v", d, 2*opts.BackoffBase)
+		}
+		time.Sleep(opts.BackoffMax + opts.BackoffBase)
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := total(); n != registryTripAfter+1 {
+			t.Errorf("%d pulls after the backoff; want one probe (%d)", n, registryTripAfter+1)
+		}
+		// Back: the probe succeeds and the next pass pulls the rest.
+		rt.pullErr = nil
+		time.Sleep(time.Minute)
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ready, reason := k.Status().Ready(); !ready {
+			t.Errorf("not every image pulled once the registry answered: %s", reason)
+		}
+
+		// Not found is the image's failure: every image is tried.
+		rt2 := newInProcess()
+		rt2.pullErr = map[string]bool{"*": true}
+		rt2.pullErrFormat = `failed to pull and unpack image %q: not found`
+		k2 := newSyncKeeper(t, rt2, opts, refs[:10]...)
+		if err := k2.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ref := range refs[:10] {
+			n += rt2.pullCount(ref)
+		}
+		if n != 10 {
+			t.Errorf("%d pulls of 10 images a registry says it does not have; want 10", n)
 		}
 	})
 }
