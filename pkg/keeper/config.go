@@ -18,6 +18,7 @@ package keeper
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,11 @@ type Wanted struct {
 	NotPullable []string
 	// Holder is Sources.Holder.
 	Holder bool
+	// PullCredentialsPolicy is the kubelet's imagePullCredentialsVerificationPolicy (its default
+	// when unset), "" without a kubelet config.
+	PullCredentialsPolicy string
+	// PreloadedAllowlist is the kubelet's preloadedImagesVerificationAllowlist.
+	PreloadedAllowlist []string
 	// ConfigData is image-keeper's config file as it was read and loaded (nil without one):
 	// what LastGood saves.
 	ConfigData []byte
@@ -221,6 +227,8 @@ func Load(src Sources) (*Wanted, error) {
 		w.Allowlist = matcher
 		w.AllowlistPatterns, w.AllowlistSelectors = kc.ImageGCExclude, kc.ImageGCExcludeSelectors
 		w.AllowlistOff = !matcher.Empty() && !kc.FeatureGates["ImageGCExclusion"]
+		w.PullCredentialsPolicy = cmp.Or(kc.ImagePullCredentialsVerificationPolicy, DefaultPullCredentialsPolicy)
+		w.PreloadedAllowlist = kc.PreloadedImagesVerificationAllowlist
 		var pullable []string
 		for _, entry := range kc.ImageGCExclude {
 			if p, err := allowlist.ParseExtendedPattern(entry); err == nil && p.Pullable() {
@@ -238,6 +246,11 @@ func Load(src Sources) (*Wanted, error) {
 	}
 	return finish(w, false)
 }
+
+// DefaultPullCredentialsPolicy is the kubelet's imagePullCredentialsVerificationPolicy when
+// unset: an image the kubelet did not pull (image-keeper's) counts as preloaded, which any pod
+// may use without pull secrets.
+const DefaultPullCredentialsPolicy = "NeverVerifyPreloadedImages"
 
 // MaxWantedImages caps the wanted list: state, status and metrics grow with it (64 MiB RSS at
 // 20,000, docs/bench/image-keeper-scale.md).

@@ -270,6 +270,39 @@ func TestCredentialsArePassedPerRegistry(t *testing.T) {
 	if len(got) != len(want) || got["localhost:5000/app:1"] != want["localhost:5000/app:1"] || got["docker.io/library/nginx:1"] != want["docker.io/library/nginx:1"] {
 		t.Errorf("credentials sent = %v; want %v (and none for quay.io)", got, want)
 	}
+	// The images pulled with a login are flagged: without --kubelet-config the kubelet's
+	// default policy is assumed, under which any pod may run them.
+	if open := k.Status().OpenPrivate(); strings.Join(open, " ") != "docker.io/library/nginx:1 localhost:5000/app:1" {
+		t.Errorf("OpenPrivate = %v; want the two images pulled with a login", open)
+	}
+	var table bytes.Buffer
+	PrintStatus(&table, k.Status())
+	if !strings.Contains(table.String(), "2 images were pulled with a registry login, not by the kubelet") {
+		t.Errorf("the status table does not flag them:\n%s", table.String())
+	}
+}
+
+// Which images pulled with a login any pod may run, under each
+// imagePullCredentialsVerificationPolicy of the kubelet (KEP-2535).
+func TestOpenPrivate(t *testing.T) {
+	s := Status{Images: []ImageState{
+		{Reference: "registry.example.com/team-a/app:1", Present: true, PulledWithLogin: true},
+		{Reference: "registry.example.com/team-b/app@sha256:" + strings.Repeat("a", 64), Present: true, PulledWithLogin: true},
+		{Reference: "docker.io/library/nginx:1", Present: true},                                  // anonymous
+		{Reference: "registry.example.com/team-a/gone:1", Present: false, PulledWithLogin: true}, // removed since
+	}}
+	for policy, want := range map[string]string{
+		"":                             "registry.example.com/team-a/app:1 registry.example.com/team-b/app@sha256:" + strings.Repeat("a", 64),
+		"NeverVerify":                  "registry.example.com/team-a/app:1 registry.example.com/team-b/app@sha256:" + strings.Repeat("a", 64),
+		"NeverVerifyPreloadedImages":   "registry.example.com/team-a/app:1 registry.example.com/team-b/app@sha256:" + strings.Repeat("a", 64),
+		"NeverVerifyAllowlistedImages": "registry.example.com/team-a/app:1",
+		"AlwaysVerify":                 "",
+	} {
+		s.PullCredentialsPolicy, s.PreloadedAllowlist = policy, []string{"registry.example.com/team-a/*", "registry.example.com/team-c"}
+		if got := strings.Join(s.OpenPrivate(), " "); got != want {
+			t.Errorf("policy %q: %q; want %q", policy, got, want)
+		}
+	}
 }
 
 func TestProtectionDecidedByKubeletAllowlist(t *testing.T) {

@@ -44,6 +44,12 @@ type kubeletConfig struct {
 	ImageGCExcludeSelectors []string        `json:"imageGCExcludeSelectors"`
 	// ImageGCExcludeBudgetPercent is nil when unset (no budget).
 	ImageGCExcludeBudgetPercent *int32 `json:"imageGCExcludeBudgetPercent"`
+	// ImagePullCredentialsVerificationPolicy decides whether a pod may use an image the kubelet
+	// did not pull with that pod's credentials (KEP-2535).
+	ImagePullCredentialsVerificationPolicy string `json:"imagePullCredentialsVerificationPolicy"`
+	// PreloadedImagesVerificationAllowlist names the repositories NeverVerifyAllowlistedImages
+	// lets any pod use ("registry/path", or a prefix "registry/path/*").
+	PreloadedImagesVerificationAllowlist []string `json:"preloadedImagesVerificationAllowlist"`
 }
 
 // KubeletAllowlist is the kubelet's image garbage collection allowlist, as the kubelet reads it

@@ -159,7 +159,7 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 		}
 		return false
 	}
-	state.Present, state.ImageID = true, imageRef
+	state.Present, state.ImageID, state.PulledWithLogin = true, imageRef, auth != nil
 	state.LastPull, state.LastError, state.Failures, state.NextAttempt = time.Now(), "", 0, time.Time{}
 	k.metrics.observePull("success", elapsed)
 	logger.Info("Pulled image", "image", ref, "imageRef", imageRef, "duration", elapsed.Round(time.Millisecond))

@@ -132,6 +132,14 @@ func PrintStatus(out io.Writer, s Status) {
 	if len(s.NotPullable) > 0 {
 		fmt.Fprintf(out, "\nkubelet allowlist entries that protect but cannot be pulled: %s\n", QuoteControl(strings.Join(s.NotPullable, ", ")))
 	}
+	if open := s.OpenPrivate(); len(open) > 0 {
+		policy := s.PullCredentialsPolicy
+		if policy == "" {
+			policy = "unknown: no --kubelet-config; the kubelet's default is " + DefaultPullCredentialsPolicy
+		}
+		fmt.Fprintf(out, "\n%d images were pulled with a registry login, not by the kubelet: under its imagePullCredentialsVerificationPolicy (%s) any pod on this node may run them without pull secrets: %s\n",
+			len(open), QuoteControl(policy), QuoteControl(strings.Join(open, ", ")))
+	}
 	if s.Holder != "" {
 		fmt.Fprintf(out, "\nholder mode: image volumes of the %s keep the images\n", QuoteControl(s.Holder))
 	}

@@ -30,11 +30,14 @@ type ImageState struct {
 	ImageID   string `json:"imageID,omitempty"`
 	Size      uint64 `json:"size,omitempty"`
 	// Protected says whether the kubelet's allowlist keeps the image.
-	Protected   Protection `json:"protected"`
-	LastPull    time.Time  `json:"lastPull,omitzero"`
-	LastError   string     `json:"lastError,omitempty"`
-	Failures    int        `json:"failures,omitempty"`
-	NextAttempt time.Time  `json:"nextAttempt,omitzero"`
+	Protected Protection `json:"protected"`
+	LastPull  time.Time  `json:"lastPull,omitzero"`
+	LastError string     `json:"lastError,omitempty"`
+	// PulledWithLogin says image-keeper pulled the image with registry credentials (since it
+	// started): a private image, which the kubelet did not pull.
+	PulledWithLogin bool      `json:"pulledWithLogin,omitempty"`
+	Failures        int       `json:"failures,omitempty"`
+	NextAttempt     time.Time `json:"nextAttempt,omitzero"`
 
 	// pulling is set while the image is queued for a pull or being pulled: a pass does not
 	// queue it again.
@@ -59,6 +62,57 @@ type Status struct {
 	Holder string `json:"holder,omitempty"`
 	// HolderPending says what the holder waits for or why it cannot hold the list.
 	HolderPending string `json:"holderPending,omitempty"`
+	// PullCredentialsPolicy is the kubelet's imagePullCredentialsVerificationPolicy, "" when
+	// image-keeper does not read the kubelet config.
+	PullCredentialsPolicy string `json:"pullCredentialsPolicy,omitempty"`
+	// PreloadedAllowlist is the kubelet's preloadedImagesVerificationAllowlist.
+	PreloadedAllowlist []string `json:"preloadedAllowlist,omitempty"`
+}
+
+// OpenPrivate lists the present images image-keeper pulled with a login that any pod on the
+// node may run without pull secrets: the kubelet did not pull them, so they count as preloaded
+// (KEP-2535), which NeverVerify and NeverVerifyPreloadedImages (the default) let every pod use,
+// NeverVerifyAllowlistedImages those in its allowlist, and AlwaysVerify none.
+func (s Status) OpenPrivate() []string {
+	var out []string
+	for _, img := range s.Images {
+		if !img.Present || !img.PulledWithLogin {
+			continue
+		}
+		switch s.PullCredentialsPolicy {
+		case "AlwaysVerify":
+			continue
+		case "NeverVerifyAllowlistedImages":
+			if !inPreloadedAllowlist(s.PreloadedAllowlist, img.Reference) {
+				continue
+			}
+		}
+		out = append(out, img.Reference)
+	}
+	return out
+}
+
+// inPreloadedAllowlist reports whether the reference's repository is in the kubelet's
+// preloadedImagesVerificationAllowlist: "registry/path" names one repository, "registry/path/*"
+// every repository under it.
+func inPreloadedAllowlist(allowlist []string, reference string) bool {
+	repo := reference
+	if i := strings.IndexAny(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	for _, entry := range allowlist {
+		if prefix, ok := strings.CutSuffix(entry, "/*"); ok {
+			if strings.HasPrefix(repo, prefix+"/") {
+				return true
+			}
+		} else if repo == entry {
+			return true
+		}
+	}
+	return false
 }
 
 // Unheld lists, in holder mode, the present wanted images that nothing protects yet: neither a
@@ -124,6 +178,7 @@ func (k *Keeper) Status() Status {
 	defer k.mu.Unlock()
 	s := k.status
 	s.Holder, s.HolderPending = holderMode, holderPending
+	s.PullCredentialsPolicy, s.PreloadedAllowlist = k.wanted.PullCredentialsPolicy, k.wanted.PreloadedAllowlist
 	s.KubeletConfigMissing = k.wanted.KubeletConfigMissing
 	s.Images = make([]ImageState, 0, len(k.wanted.Images))
 	for _, img := range k.wanted.Images {

@@ -50,9 +50,9 @@ type clusterNode struct {
 	client kubernetes.Interface
 }
 
-func newClusterNode(t *testing.T) *clusterNode {
+func newClusterNode(t *testing.T, before ...func(*framework.Node)) *clusterNode {
 	t.Helper()
-	n := newNodeOn(t, podRuntime(t))
+	n := newNodeOn(t, podRuntime(t), before...)
 	cp, client, err := n.JoinControlPlane()
 	if cp != nil {
 		t.Cleanup(func() {

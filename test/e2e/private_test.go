@@ -1,0 +1,163 @@
+//go:build e2e
+
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
+)
+
+// Private images image-keeper cached, and the kubelet's imagePullCredentialsVerificationPolicy
+// (KEP-2535): image-keeper pulls with its own login, so the kubelet has no record of the pull and
+// counts the image as preloaded. Under the default policy (NeverVerifyPreloadedImages) a pod
+// without pull secrets runs it, registry up or down, and image-keeper's status says so. Under
+// AlwaysVerify a pod without pull secrets cannot run it; one with a pull secret runs it once the
+// kubelet has checked that secret against the registry, and, after that, also with the registry
+// down; with the registry down nothing else is checked, so no pod without secrets starts.
+func TestPrivateImagesPolicy(t *testing.T) {
+	t.Parallel()
+	c := newClusterNode(t, func(n *framework.Node) {
+		n.RegistryUser, n.RegistryPassword = "e2e", fmt.Sprintf("pw-%d", time.Now().UnixNano())
+	})
+	ctx := context.Background()
+	private := push(t, c.Node, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
+	pause := startRuntimeWithPause(t, c.Node)
+	pull(t, c.Node, pause.Ref) // the runtime has no login for its sandbox image: pre-loaded
+	startKubelet := func(name string, policy kubeletv1beta1.ImagePullCredentialsVerificationPolicy) string {
+		t.Helper()
+		config, err := c.WriteKubeletConfig(name, framework.KubeletConfig{NoPressure: true, Customize: func(kc *kubeletv1beta1.KubeletConfiguration) {
+			kc.ImagePullCredentialsVerificationPolicy = policy
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.StartKubelet(config); err != nil {
+			t.Fatal(err)
+		}
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			ready := framework.NodeCondition(c.node(t), corev1.NodeReady)
+			return ready != nil && ready.Status == corev1.ConditionTrue
+		}) {
+			t.Fatalf("the node is not Ready; kubelet: %s", framework.Tail(c.Kubelet, 20))
+		}
+		return config
+	}
+	config := startKubelet("kubelet", "")
+
+	// image-keeper pulls the private image with its own login and flags it.
+	auth := base64.StdEncoding.EncodeToString([]byte(c.RegistryUser + ":" + c.RegistryPassword))
+	dockerConfig := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, c.RegistryAddr, auth)
+	loginFile := filepath.Join(c.Root, "docker-config.json")
+	if err := os.WriteFile(loginFile, []byte(dockerConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runKeeperOnce(t, c.Node, "keeper-private", "--image", private.Ref, "--docker-config", loginFile, "--kubelet-config", config)
+	if err != nil || !present(t, c.Node)[private.Ref] {
+		t.Fatalf("image-keeper did not pull the private image (%v):\n%s", err, out)
+	}
+	if !strings.Contains(out, "1 images were pulled with a registry login, not by the kubelet: under its imagePullCredentialsVerificationPolicy (NeverVerifyPreloadedImages) any pod on this node may run them without pull secrets") {
+		t.Errorf("image-keeper's status does not flag the private image any pod may run:\n%s", out)
+	}
+
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "default"},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(dockerConfig)},
+	}
+	if _, err := c.client.CoreV1().Secrets("default").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// runs starts a pod of the private image on the node (with the pull secret or none) and
+	// reports whether it runs; false once the kubelet reports it cannot get the image.
+	runs := func(name string, withSecret bool) bool {
+		t.Helper()
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.PodSpec{NodeName: c.Name, TerminationGracePeriodSeconds: new(int64),
+				Containers: []corev1.Container{{Name: "app", Image: private.Ref, ImagePullPolicy: corev1.PullIfNotPresent}}},
+		}
+		if withSecret {
+			pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret.Name}}
+		}
+		if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var result *bool
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			p, err := c.client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			if p.Status.Phase == corev1.PodRunning {
+				result = new(true)
+				return true
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if w := cs.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") {
+					t.Logf("pod %s: %s: %s", name, w.Reason, w.Message)
+					result = new(false)
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Fatalf("pod %s neither runs nor fails to get its image; kubelet: %s", name, framework.Tail(c.Kubelet, 20))
+		}
+		return *result
+	}
+
+	if !runs("default-no-secret", false) {
+		t.Error("default policy: a pod without pull secrets could not run the private image image-keeper cached")
+	}
+	c.StopKubelet()
+	startKubelet("kubelet-always-verify", kubeletv1beta1.AlwaysVerify)
+	if runs("verify-no-secret", false) {
+		t.Error("AlwaysVerify: a pod without pull secrets ran the private image")
+	}
+	if !runs("verify-secret", true) {
+		t.Error("AlwaysVerify: a pod with a valid pull secret could not run the private image")
+	}
+
+	// Offline.
+	c.Registry.Stop(5 * time.Second)
+	if !runs("verify-secret-offline", true) {
+		t.Error("AlwaysVerify, registry down: a pod with the pull secret the kubelet checked before could not run the image")
+	}
+	if runs("verify-no-secret-offline", false) {
+		t.Error("AlwaysVerify, registry down: a pod without pull secrets ran the private image")
+	}
+	c.StopKubelet()
+	startKubelet("kubelet-default-again", "")
+	if !runs("default-no-secret-offline", false) {
+		t.Error("default policy, registry down: a pod without pull secrets could not run the cached image")
+	}
+}
