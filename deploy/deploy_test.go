@@ -287,6 +287,26 @@ func TestAdmissionPolicy(t *testing.T) {
 	if len(policy.Spec.MatchConditions) != 1 || !strings.Contains(policy.Spec.MatchConditions[0].Expression, `"system:serviceaccount:image-keeper:image-keeper"`) {
 		t.Errorf("match conditions %+v: want image-keeper's service account", policy.Spec.MatchConditions)
 	}
+	// Every field of a Node's metadata that a token could use against it, and every field of
+	// its spec and status, is either image-keeper's or checked unchanged: a field a new
+	// Kubernetes adds fails here until the policy names it.
+	var rules strings.Builder
+	for _, v := range policy.Spec.Validations {
+		rules.WriteString(v.Expression)
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[corev1.NodeSpec](), reflect.TypeFor[corev1.NodeStatus]()} {
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !strings.Contains(rules.String(), "."+name) && !strings.Contains(rules.String(), "?"+name) {
+				t.Errorf("admission.yaml does not check %s.%s", typ.Name(), name)
+			}
+		}
+	}
+	for _, name := range []string{"labels", "annotations", "ownerReferences", "finalizers"} {
+		if !strings.Contains(rules.String(), "metadata.?"+name) {
+			t.Errorf("admission.yaml does not check metadata.%s", name)
+		}
+	}
 	vars := map[string]string{}
 	for _, v := range policy.Spec.Variables {
 		vars[v.Name] = v.Expression

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -153,8 +154,12 @@ func (h *staticHolder) run(ctx context.Context, k *keeper.Keeper, interval time.
 		}
 		st := h.syncer.Sync(ctx, refs)
 		h.mu.Lock()
+		changed := !maps.Equal(st.Held, h.state.Held) || st.Message != h.state.Message
 		h.state = st
 		h.mu.Unlock()
+		if changed {
+			_ = k.Observe(ctx) // what protects each image, and the gate, now; not at the next pass
+		}
 		if st.Message != last {
 			if st.Message == "" {
 				logger.Info("The holder static pod holds every wanted image", "pod", st.Wanted, "images", len(refs))
@@ -200,7 +205,7 @@ func (h *daemonSetHolder) Pending() string {
 	return h.pending
 }
 
-func (h *daemonSetHolder) run(ctx context.Context, interval time.Duration) {
+func (h *daemonSetHolder) run(ctx context.Context, k *keeper.Keeper, interval time.Duration) {
 	logger := klog.FromContext(ctx)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -215,11 +220,15 @@ func (h *daemonSetHolder) run(ctx context.Context, interval time.Duration) {
 			pending = "no pod of the holder DaemonSet (" + holder.NamePrefix + ") runs on this node in namespace " + h.namespace + " yet"
 		}
 		h.mu.Lock()
+		changed := pending != h.pending || (err == nil && !maps.Equal(held.ByImageID, h.held.ByImageID))
 		if err == nil {
 			h.held = held
 		}
 		h.pending = pending
 		h.mu.Unlock()
+		if changed {
+			_ = k.Observe(ctx) // what protects each image, and the gate, now; not at the next pass
+		}
 		if err == nil && !slices.Equal(held.Pods, last) {
 			logger.Info("Holder pods on this node", "namespace", h.namespace, "pods", held.Pods, "images", len(held.ByImageID))
 			last = held.Pods

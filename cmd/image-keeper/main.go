@@ -342,7 +342,13 @@ func run(ctx context.Context, cfg *config) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", l.flag, l.addr, err)
 		}
-		status := loopback(l.addr)
+		// Decided on the address listened on, not the one asked for: "localhost" is whatever the
+		// resolver says.
+		status := loopback(ln.Addr().String())
+		if l.flag == "--status-listen" && !status {
+			ln.Close()
+			return fmt.Errorf("--status-listen %s: listens on %s, not a loopback address", l.addr, ln.Addr())
+		}
 		srv := keeper.NewHTTPServer(k.Handler(status))
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -391,7 +397,7 @@ func run(ctx context.Context, cfg *config) error {
 	if dsHolder != nil {
 		logger.Info("Holder mode: the holder DaemonSet's pod mounts the wanted images as image volumes", "namespace", cfg.holderNamespace)
 		g.Go(func() error {
-			dsHolder.run(gctx, cfg.options.Interval)
+			dsHolder.run(gctx, k, cfg.options.Interval)
 			return nil
 		})
 	}

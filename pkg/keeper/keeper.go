@@ -251,6 +251,7 @@ func (k *Keeper) pass(ctx context.Context, pull bool) error {
 			k.earliestRetry = state.NextAttempt
 		}
 	}
+	k.pruneRegistries()
 	k.logFailureSummary(logger, now)
 	k.mu.Unlock()
 
@@ -331,7 +332,7 @@ func (k *Keeper) NextDelay() time.Duration {
 	if !k.earliestRetry.IsZero() && k.earliestRetry.Before(next) {
 		next = k.earliestRetry
 	}
-	if r := k.registryRetry(); !r.IsZero() && r.Before(next) {
+	if r := k.registryRetry(now); !r.IsZero() && r.Before(next) {
 		next = r
 	}
 	return max(next.Sub(now), 10*time.Millisecond)

@@ -786,3 +786,15 @@ func TestRuntimeSocketThroughReadOnlyMount(t *testing.T) {
 		t.Fatalf("ListImages through a read-only mount: %v, %d images", err, len(images))
 	}
 }
+
+// /readyz's reason names at most maxListed missing images, whatever the list.
+func TestReadyReasonIsBounded(t *testing.T) {
+	s := Status{LastReconcile: time.Now()}
+	for i := range 20000 {
+		s.Images = append(s.Images, ImageState{Reference: fmt.Sprintf("example.com/app-%d:1", i), LastError: strings.Repeat("x", 100)})
+	}
+	ready, reason := s.Ready()
+	if ready || !strings.HasPrefix(reason, "20000 of 20000 wanted images missing: [example.com/app-0:1 (") || !strings.HasSuffix(reason, " and 19995 more") || len(reason) > 1000 {
+		t.Errorf("reason (%d bytes): %.300s...", len(reason), reason)
+	}
+}

@@ -17,9 +17,14 @@ limitations under the License.
 package keeper
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 )
 
 // registryTripAfter is how many images of one registry must fail in a row, each for a reason
@@ -37,6 +42,8 @@ type registryState struct {
 	trips   int
 	until   time.Time
 	probing bool
+	// probe is the image that probes the registry while probing is set.
+	probe   string
 	lastErr string
 }
 
@@ -45,8 +52,9 @@ type registryState struct {
 // a pull timeout (a slow, large image) is the image's. The runtime reports these as text only
 // (containerd and CRI-O wrap them in gRPC Unknown), so they are matched by the words Go's network
 // stack and registries use.
-func registryWide(err error) bool {
-	msg := strings.ToLower(err.Error())
+func registryWide(reference string, err error) bool {
+	// The reference is in the message, and a repository may be named "toomanyrequests".
+	msg := strings.ToLower(strings.ReplaceAll(err.Error(), reference, ""))
 	for _, s := range []string{
 		"connection refused", "no such host", "i/o timeout", "network is unreachable", "no route to host",
 		"connection reset by peer", "tls handshake timeout", "server misbehaving",
@@ -80,7 +88,7 @@ func (k *Keeper) registryBlocked(reference string, now time.Time) string {
 	if now.Before(rs.until) {
 		return fmt.Sprintf("not tried: registry %s failed for %d images in a row; it is probed again at %s (last error: %s)", registryOf(reference), len(rs.failing), rs.until.UTC().Format(time.RFC3339), rs.lastErr)
 	}
-	rs.probing = true
+	rs.probing, rs.probe = true, reference
 	return ""
 }
 
@@ -94,30 +102,63 @@ func (k *Keeper) registryBackingOff(reference string, now time.Time) bool {
 // registryResult records a pull's outcome for its registry. The caller holds mu.
 func (k *Keeper) registryResult(reference string, err error, now time.Time) {
 	host := registryOf(reference)
-	if err == nil || !registryWide(err) {
+	rs := k.registries[host]
+	wasProbe := rs != nil && rs.probing && rs.probe == reference
+	if wasProbe {
+		rs.probing, rs.probe = false, ""
+	}
+	timedOut := err != nil && (errors.Is(err, context.DeadlineExceeded) || grpcstatus.Code(err) == codes.DeadlineExceeded)
+	switch {
+	case timedOut:
+		// No answer: a registry that accepts connections and then hangs. It neither trips the
+		// registry nor releases it; a probe that timed out counts as a failed probe.
+		if !wasProbe {
+			return
+		}
+	case err == nil || !registryWide(reference, err):
 		delete(k.registries, host) // the registry answered
 		return
 	}
-	rs := k.registries[host]
 	if rs == nil {
 		rs = &registryState{failing: map[string]bool{}}
 		k.registries[host] = rs
 	}
 	rs.failing[reference] = true
 	rs.lastErr = err.Error()
-	rs.probing = false
-	if len(rs.failing) >= registryTripAfter {
+	// One trip per round: the failures of pulls that were in flight when it tripped do not
+	// double the backoff again; the probe's does.
+	if len(rs.failing) >= registryTripAfter && (wasProbe || !now.Before(rs.until)) {
 		rs.trips++
 		rs.until = k.retryAt(now.Add(k.backoff(rs.trips)))
 	}
 }
 
-// registryRetry is the earliest time a registry that backs off may be probed, zero when none
-// does. The caller holds mu.
-func (k *Keeper) registryRetry() time.Time {
+// pruneRegistries forgets the registries none of whose wanted images is missing: the kubelet
+// pulled them, or they are no longer wanted. The caller holds mu.
+func (k *Keeper) pruneRegistries() {
+	if len(k.registries) == 0 {
+		return
+	}
+	missing := map[string]bool{}
+	for ref, state := range k.states {
+		if !state.Present {
+			missing[registryOf(ref)] = true
+		}
+	}
+	for host := range k.registries {
+		if !missing[host] {
+			delete(k.registries, host)
+		}
+	}
+}
+
+// registryRetry is the earliest end of a registry's backoff still to come, zero when none: a
+// backoff that has ended is the pass's business (its images are due, or have their own retries).
+// The caller holds mu.
+func (k *Keeper) registryRetry(now time.Time) time.Time {
 	var next time.Time
 	for _, rs := range k.registries {
-		if !rs.until.IsZero() && !rs.probing && (next.IsZero() || rs.until.Before(next)) {
+		if !rs.probing && rs.until.After(now) && (next.IsZero() || rs.until.Before(next)) {
 			next = rs.until
 		}
 	}

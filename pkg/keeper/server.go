@@ -55,7 +55,7 @@ func (k *Keeper) Handler(status bool) http.Handler {
 		mux.HandleFunc("/status", k.serveStatus)
 	} else {
 		mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "/status is served on loopback only: image-keeper --status-listen (in its pod: kubectl exec ... -- image-keeper status --server http://127.0.0.1:10357)", http.StatusNotFound)
+			http.Error(w, "/status is served on loopback only, at image-keeper's --status-listen address (the shipped DaemonSet: kubectl exec ... -- image-keeper status --server http://127.0.0.1:10357)", http.StatusNotFound)
 		})
 	}
 	return mux

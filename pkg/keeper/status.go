@@ -146,9 +146,16 @@ func (s Status) Ready() (bool, string) {
 	if s.LastReconcile.IsZero() {
 		return false, "no reconcile pass has reached the runtime yet"
 	}
+	// The first few missing images, each with its last error: /readyz serves this on the pod IP
+	// to every probe, so it stays short whatever the list (image-keeper status has them all).
 	var missing []string
+	n := 0
 	for _, img := range s.Images {
-		if !img.Present {
+		if img.Present {
+			continue
+		}
+		n++
+		if len(missing) < maxListed {
 			reason := img.Reference
 			if img.LastError != "" {
 				reason += " (" + img.LastError + ")"
@@ -156,8 +163,12 @@ func (s Status) Ready() (bool, string) {
 			missing = append(missing, reason)
 		}
 	}
-	if len(missing) > 0 {
-		return false, fmt.Sprintf("%d of %d wanted images missing: %v", len(missing), len(s.Images), missing)
+	if n > 0 {
+		more := ""
+		if n > len(missing) {
+			more = fmt.Sprintf(" and %d more", n-len(missing))
+		}
+		return false, fmt.Sprintf("%d of %d wanted images missing: %v%s", n, len(s.Images), missing, more)
 	}
 	if unheld := s.Unheld(); len(unheld) > 0 {
 		return false, HolderNotReady(len(unheld), len(s.Images), unheld, s.Holder, s.HolderPending)

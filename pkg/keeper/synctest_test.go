@@ -353,6 +353,13 @@ func TestFailureLogIsBounded(t *testing.T) {
 	})
 }
 
+// rt2Down is a runtime whose registry refuses connections.
+func rt2Down() *inProcess {
+	rt := newInProcess()
+	rt.pullErr = map[string]bool{"*": true}
+	return rt
+}
+
 // A registry that cannot be reached is backed off as a whole: after registryTripAfter images fail
 // for a reason of the registry's, its other images are not tried; once the backoff is over one
 // image probes it; when it answers again, every image is pulled at the next pass. A registry
@@ -413,6 +420,51 @@ func TestRegistryBackoff(t *testing.T) {
 		}
 		if ready, reason := k.Status().Ready(); !ready {
 			t.Errorf("not every image pulled once the registry answered: %s", reason)
+		}
+
+		// Tripped again, then the images come by another way (the kubelet pulled them): the
+		// registry is forgotten, and the loop sleeps for the interval, not 10 ms at a time.
+		k3 := newSyncKeeper(t, rt2Down(), opts, refs[:5]...)
+		if err := k3.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(k3.registries) != 1 {
+			t.Fatalf("registries %v; want example.com tripped", k3.registries)
+		}
+		// A timed-out probe neither releases the registry nor trips it twice per round.
+		time.Sleep(opts.BackoffMax + opts.BackoffBase)
+		k3.mu.Lock()
+		k3.registryBlocked("example.com/app-0:1", time.Now()) // the probe
+		trips := k3.registries["example.com"].trips
+		k3.registryResult("example.com/app-0:1", context.DeadlineExceeded, time.Now())
+		k3.registryResult("example.com/app-1:1", status.Error(codes.Unknown, "dial tcp: connect: connection refused"), time.Now()) // in flight
+		rs := k3.registries["example.com"]
+		k3.mu.Unlock()
+		if rs == nil || rs.trips != trips+1 || !rs.until.After(time.Now()) {
+			t.Errorf("after a timed-out probe: %+v (trips were %d); want backing off, one more trip", rs, trips)
+		}
+		p3, _ := k3.connect(ctx)
+		for _, ref := range refs[:5] {
+			p3.(*inProcess).add(ref) // pulled by the kubelet
+		}
+		if err := k3.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := k3.NextDelay(); d < opts.Interval/2 || len(k3.registries) != 0 {
+			t.Errorf("NextDelay = %v, registries %v once every image is present; want the interval, none", d, k3.registries)
+		}
+
+		// A repository named like a registry's error is still the image's failure.
+		rtName := newInProcess()
+		rtName.pullErr = map[string]bool{"*": true}
+		rtName.pullErrFormat = `failed to pull and unpack image %q: not found`
+		named := []string{"example.com/toomanyrequests-a:1", "example.com/toomanyrequests-b:1", "example.com/toomanyrequests-c:1", "example.com/toomanyrequests-d:1"}
+		k4 := newSyncKeeper(t, rtName, opts, named...)
+		if err := k4.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := rtName.pullCount(named[3]); n != 1 || len(k4.registries) != 0 {
+			t.Errorf("images named toomanyrequests-*: %d pulls of the fourth, registries %v; want tried, none backing off", n, k4.registries)
 		}
 
 		// Not found is the image's failure: every image is tried.

@@ -66,6 +66,8 @@ const (
 
 	// maxListed bounds the images named in the condition's message.
 	maxListed = 5
+	// maxMessage bounds the condition's message (deploy/admission.yaml allows 4096).
+	maxMessage = 1024
 )
 
 // State is what the publisher is told after each pass.
@@ -138,6 +140,10 @@ func Condition(s State) corev1.NodeCondition {
 		}
 		c.Status, c.Reason = corev1.ConditionFalse, ReasonMissing
 		c.Message = fmt.Sprintf("%d of %d wanted images missing: %s%s", len(s.Missing), len(s.Wanted), strings.Join(listed, ", "), more)
+	}
+	// deploy/admission.yaml refuses a longer one: every reader of the Node gets it.
+	if len(c.Message) > maxMessage {
+		c.Message = c.Message[:maxMessage-3] + "..."
 	}
 	return c
 }

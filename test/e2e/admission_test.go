@@ -184,6 +184,8 @@ func TestKeeperAdmissionPolicy(t *testing.T) {
 		{"the Ready condition", "node-a", true, status("conditions", []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "Fake"}}), "only its own condition"},
 		{"addresses", "node-a", true, status("addresses", []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "203.0.113.66"}}), "addresses, capacity"},
 		{"capacity", "node-a", true, status("capacity", corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}), "addresses, capacity"},
+		{"a huge condition message", "node-a", true, status("conditions", []corev1.NodeCondition{{Type: nodestatus.ConditionType, Status: corev1.ConditionTrue, Reason: "AllImagesPresent", Message: strings.Repeat("x", 5000)}}), "at most 4096"},
+		{"a huge annotation", "node-a", false, []byte(`{"metadata":{"annotations":{"` + nodestatus.WantedHashAnnotation + `":"` + strings.Repeat("0", 100) + `"}}}`), "a short hash"},
 	} {
 		var err error
 		if tc.status {
