@@ -41,7 +41,10 @@ import (
 // without pull secrets runs it, registry up or down, and image-keeper's status says so. Under
 // AlwaysVerify a pod without pull secrets cannot run it; one with a pull secret runs it once the
 // kubelet has checked that secret against the registry, and, after that, also with the registry
-// down; with the registry down nothing else is checked, so no pod without secrets starts.
+// down; with the registry down nothing else is checked, so no pod without secrets starts. An
+// image the kubelet itself pulled with credentials is no longer preloaded, under any policy:
+// back on the default one, offline, a pod without secrets runs the image the kubelet never
+// pulled and not the one it did.
 func TestPrivateImagesPolicy(t *testing.T) {
 	t.Parallel()
 	c := newClusterNode(t, func(n *framework.Node) {
@@ -49,6 +52,7 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	})
 	ctx := context.Background()
 	private := push(t, c.Node, framework.ImageSpec{Repository: "e2e/private", Tag: "1"})
+	untouched := push(t, c.Node, framework.ImageSpec{Repository: "e2e/private-untouched", Tag: "1"})
 	pause := startRuntimeWithPause(t, c.Node)
 	pull(t, c.Node, pause.Ref) // the runtime has no login for its sandbox image: pre-loaded
 	startKubelet := func(name string, policy kubeletv1beta1.ImagePullCredentialsVerificationPolicy) string {
@@ -63,8 +67,9 @@ func TestPrivateImagesPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-			ready := framework.NodeCondition(c.node(t), corev1.NodeReady)
-			return ready != nil && ready.Status == corev1.ConditionTrue
+			node, err := c.client.CoreV1().Nodes().Get(ctx, c.Name, metav1.GetOptions{})
+			ready := framework.NodeCondition(node, corev1.NodeReady)
+			return err == nil && ready != nil && ready.Status == corev1.ConditionTrue
 		}) {
 			t.Fatalf("the node is not Ready; kubelet: %s", framework.Tail(c.Kubelet, 20))
 		}
@@ -79,11 +84,11 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	if err := os.WriteFile(loginFile, []byte(dockerConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runKeeperOnce(t, c.Node, "keeper-private", "--image", private.Ref, "--docker-config", loginFile, "--kubelet-config", config)
-	if err != nil || !present(t, c.Node)[private.Ref] {
+	out, err := runKeeperOnce(t, c.Node, "keeper-private", "--image", private.Ref, "--image", untouched.Ref, "--docker-config", loginFile, "--kubelet-config", config)
+	if err != nil || !present(t, c.Node)[private.Ref] || !present(t, c.Node)[untouched.Ref] {
 		t.Fatalf("image-keeper did not pull the private image (%v):\n%s", err, out)
 	}
-	if !strings.Contains(out, "1 images were pulled with a registry login, not by the kubelet: under its imagePullCredentialsVerificationPolicy (NeverVerifyPreloadedImages) any pod on this node may run them without pull secrets") {
+	if !strings.Contains(out, "2 images were pulled with a registry login, not by the kubelet: under its imagePullCredentialsVerificationPolicy (NeverVerifyPreloadedImages) any pod on this node may run them without pull secrets") {
 		t.Errorf("image-keeper's status does not flag the private image any pod may run:\n%s", out)
 	}
 
@@ -97,12 +102,12 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	}
 	// runs starts a pod of the private image on the node (with the pull secret or none) and
 	// reports whether it runs; false once the kubelet reports it cannot get the image.
-	runs := func(name string, withSecret bool) bool {
+	runs := func(name string, image *framework.Image, withSecret bool) bool {
 		t.Helper()
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: corev1.PodSpec{NodeName: c.Name, TerminationGracePeriodSeconds: new(int64),
-				Containers: []corev1.Container{{Name: "app", Image: private.Ref, ImagePullPolicy: corev1.PullIfNotPresent}}},
+				Containers: []corev1.Container{{Name: "app", Image: image.Ref, ImagePullPolicy: corev1.PullIfNotPresent}}},
 		}
 		if withSecret {
 			pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret.Name}}
@@ -134,29 +139,35 @@ func TestPrivateImagesPolicy(t *testing.T) {
 		return *result
 	}
 
-	if !runs("default-no-secret", false) {
+	if !runs("default-no-secret", private, false) {
 		t.Error("default policy: a pod without pull secrets could not run the private image image-keeper cached")
 	}
 	c.StopKubelet()
 	startKubelet("kubelet-always-verify", kubeletv1beta1.AlwaysVerify)
-	if runs("verify-no-secret", false) {
+	if runs("verify-no-secret", private, false) {
 		t.Error("AlwaysVerify: a pod without pull secrets ran the private image")
 	}
-	if !runs("verify-secret", true) {
+	if !runs("verify-secret", private, true) {
 		t.Error("AlwaysVerify: a pod with a valid pull secret could not run the private image")
 	}
 
 	// Offline.
 	c.Registry.Stop(5 * time.Second)
-	if !runs("verify-secret-offline", true) {
+	if !runs("verify-secret-offline", private, true) {
 		t.Error("AlwaysVerify, registry down: a pod with the pull secret the kubelet checked before could not run the image")
 	}
-	if runs("verify-no-secret-offline", false) {
+	if runs("verify-no-secret-offline", private, false) {
 		t.Error("AlwaysVerify, registry down: a pod without pull secrets ran the private image")
 	}
+	// Back to the default policy, still offline: the image the kubelet never pulled is still
+	// preloaded, and runs without secrets; the one it pulled with a secret (under AlwaysVerify)
+	// is no longer preloaded, and a pod without secrets needs the registry to be checked.
 	c.StopKubelet()
 	startKubelet("kubelet-default-again", "")
-	if !runs("default-no-secret-offline", false) {
+	if !runs("default-no-secret-offline", untouched, false) {
 		t.Error("default policy, registry down: a pod without pull secrets could not run the cached image")
+	}
+	if runs("default-no-secret-offline-pulled", private, false) {
+		t.Error("default policy, registry down: a pod without pull secrets ran an image the kubelet had pulled with credentials")
 	}
 }
