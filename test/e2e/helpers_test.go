@@ -203,8 +203,20 @@ func keys(m map[string]bool) []string {
 func waitGCPasses(t *testing.T, n *framework.Node, more int) {
 	t.Helper()
 	target := n.GCPasses() + more
-	if !framework.Eventually(time.Duration(more)*30*time.Second, time.Second, func() bool { return n.GCPasses() >= target }) {
+	if !framework.Eventually(time.Duration(more)*30*time.Second, time.Second, func() bool {
+		kubeletRuns(t, n, "its image GC passes")
+		return n.GCPasses() >= target
+	}) {
 		t.Fatalf("the kubelet ran %d image GC passes; waited for %d", n.GCPasses(), target)
+	}
+}
+
+// kubeletRuns fails the test at once when the kubelet a wait depends on has exited, instead of
+// letting the wait run out minutes later with a misleading message.
+func kubeletRuns(t *testing.T, n *framework.Node, waitingFor string) {
+	t.Helper()
+	if n.Kubelet != nil && n.Kubelet.Exited() {
+		t.Fatalf("the kubelet exited while the test waited for %s; its log:\n%s", waitingFor, framework.Tail(n.Kubelet, 20))
 	}
 }
 
@@ -212,6 +224,7 @@ func waitGCPasses(t *testing.T, n *framework.Node, more int) {
 func waitDeleted(t *testing.T, n *framework.Node, refs map[string]string) bool {
 	t.Helper()
 	return framework.Eventually(2*time.Minute, time.Second, func() bool {
+		kubeletRuns(t, n, "its image GC to delete images")
 		p := present(t, n)
 		for _, ref := range refs {
 			if p[ref] {
