@@ -64,7 +64,7 @@ demo-cluster: build control-plane ## Build, then show the warm-node gate on a th
 
 E2E_RUN ?= .
 # Scenarios and their runtime legs run side by side, each on a node of its own (test/e2e/README.md).
-E2E_PARALLEL ?= 3
+E2E_PARALLEL ?= 4
 kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream as released, for the e2e tests' tier and downgrade scenarios
 	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
 	@$(STAGE) kubelet-stock env SERIES=none cmd/kubelet/build.sh
