@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 )
@@ -71,6 +72,10 @@ func LoadLastGood(src Sources, l *LastGood) (w *Wanted, stale, err error) {
 	fallback.ConfigFile = l.path()
 	w, fallbackErr := Load(fallback)
 	if fallbackErr != nil {
+		// The same error from both is not the config's (a broken kubelet config): say it once.
+		if strings.ReplaceAll(fallbackErr.Error(), l.path(), src.ConfigFile) == err.Error() {
+			return nil, nil, err
+		}
 		return nil, nil, fmt.Errorf("%w (the last good config does not load either: %w)", err, fallbackErr)
 	}
 	return w, err, nil

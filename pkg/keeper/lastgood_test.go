@@ -71,8 +71,14 @@ func TestLoadLastGood(t *testing.T) {
 	kubelet := filepath.Join(dir, "kubelet.yaml")
 	writeFile(t, kubelet, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nimageGCExclude: [\"*\"]\n")
 	if _, _, err := LoadLastGood(Sources{ConfigFile: config, KubeletConfigFile: kubelet}, l); err == nil || !strings.Contains(err.Error(), "the last good config does not load either") {
-		t.Errorf("broken kubelet config: %v; want both errors", err)
+		t.Errorf("broken config and kubelet config: %v; want both errors", err)
 	}
+	// Only the kubelet config broken: its error, once.
+	writeFile(t, config, good)
+	if _, _, err := LoadLastGood(Sources{ConfigFile: config, KubeletConfigFile: kubelet}, l); err == nil || strings.Contains(err.Error(), "does not load either") || strings.Count(err.Error(), kubelet) != 1 {
+		t.Errorf("broken kubelet config: %v; want its error once", err)
+	}
+	writeFile(t, config, broken)
 	// Without a state directory, a broken config is refused as before.
 	if _, _, err := LoadLastGood(src, nil); err == nil {
 		t.Error("no state directory: a broken config loaded")
