@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/holder"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/pullslots"
 )
 
 // config is everything the flags say.
@@ -71,6 +73,14 @@ type config struct {
 	holderNamespace  string // the holder DaemonSet's namespace, to read what its pods hold
 	statusListen     string // loopback address of /status (as well as the probes)
 	stateDir         string // where the last good config is kept
+	// The cluster's pull slots: how many, the namespace of their Leases, the Leases' duration.
+	pullSlots         int
+	pullSlotNamespace string
+	pullSlotLease     time.Duration
+	// The readiness conventions: the condition's type, the startup taint's key and mode.
+	conditionType string
+	taintKey      string
+	taintMode     string
 }
 
 // Floors of the duration flags: below them the loop would spin or never finish a pull.
@@ -79,6 +89,33 @@ const (
 	minMaxBackoff  = time.Second
 	minPullTimeout = 10 * time.Second
 )
+
+// defaultPullSlots is --pull-slots' default: with --pull-concurrency 2, at most 20 pulls of
+// image-keeper's in flight against the registries of a whole cluster, what one registry
+// replica (distribution, Harbor) serves without queueing, while a cluster of up to 10 nodes
+// never waits for a slot. A fleet that warms faster from a pull-through or peer-to-peer mirror
+// raises it (docs/image-keeper.md, "Many nodes").
+const defaultPullSlots = 10
+
+// The bounds of --pull-slot-lease-duration: renewed every third of it, a shorter one would be
+// lost to one slow API request; a longer one keeps a dead node's slot for too long.
+const (
+	minPullSlotLease = 5 * time.Second
+	maxPullSlotLease = 10 * time.Minute
+)
+
+// defaultNamespace is the pod's namespace (POD_NAMESPACE from the downward API), else
+// image-keeper's usual one.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "image-keeper"
+}
+
+// kubeletConditions are the node conditions the kubelet owns: image-keeper publishing one would
+// fight it.
+var kubeletConditions = []string{"Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"}
 
 // maxPullConcurrency caps --pull-concurrency: each pull holds a worker, a CRI call and a
 // registry connection, and a node has no use for more at once than a registry serves one
@@ -160,6 +197,12 @@ func parseFlags(args []string, status bool) (*config, error) {
 		fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "A kubeconfig of the API server on which to publish the node's image cache state (condition ImageCacheReady, removal of the startup taint "+nodestatus.StartupTaintKey+", annotation "+nodestatus.WantedHashAnnotation+"). In a pod with a service account token, the in-cluster config is used without it; with neither, nothing is published.")
 		fs.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "This node's name, as the kubelet registered it (default $NODE_NAME, from the downward API).")
 		fs.DurationVar(&cfg.heartbeat, "node-status-heartbeat", time.Minute, "How often the condition is published when nothing changed.")
+		fs.StringVar(&cfg.conditionType, "node-condition-type", string(nodestatus.ConditionType), "The type of the node condition image-keeper publishes.")
+		fs.StringVar(&cfg.taintKey, "startup-taint-key", nodestatus.StartupTaintKey, "The key of the node's startup taint (NoSchedule), for --startup-taint-mode. Register the node with it (kubelet --register-with-taints).")
+		fs.StringVar(&cfg.taintMode, "startup-taint-mode", string(nodestatus.TaintRemoveOnce), "What image-keeper does with the startup taint: remove-once (removed the first time every wanted image is present, never added back), none (left to another controller, such as node-readiness-controller, that reads the condition), rearm (removed while the cache is warm, added back as NoSchedule while a wanted image is missing; running pods stay).")
+		fs.IntVar(&cfg.pullSlots, "pull-slots", defaultPullSlots, "With an API server: pull only while holding one of this many coordination.k8s.io Leases shared by every node, so that at most this many nodes pull from registries at once when a new image list reaches them all (each with --pull-concurrency pulls). 0 for no slots.")
+		fs.StringVar(&cfg.pullSlotNamespace, "pull-slot-namespace", defaultNamespace(), "The namespace of the pull slots' Leases (default $POD_NAMESPACE, from the downward API, else image-keeper).")
+		fs.DurationVar(&cfg.pullSlotLease, "pull-slot-lease-duration", 30*time.Second, "How long a pull slot stays taken after its holder stops renewing it (it died): the longest other nodes wait for a dead node's slot.")
 		fs.StringVar(&cfg.holderDir, "holder-static-pod-dir", "", "Holder mode without an API server: keep a static pod that mounts every wanted image as an image volume in this directory (the kubelet's staticPodPath), so that a kubelet without imageGCExclude never collects them. Replaced make-before-break when the list changes.")
 		fs.StringVar(&cfg.holderImage, "holder-image", "", "The holder container's image (image-keeper's own, make image); required with --holder-static-pod-dir.")
 		fs.StringVar(&cfg.stateDir, "state-dir", "", "A directory image-keeper keeps a copy of the last config that loaded in ("+keeper.LastGoodFile+", 0600). When --config does not load at start, image-keeper starts from that copy, reports the config as stale (/readyz, image_keeper_config_stale, ImageCacheReady=False reason ConfigInvalid) and loads --config again when it changes; without a copy it refuses to start.")
@@ -188,6 +231,29 @@ func parseFlags(args []string, status bool) (*config, error) {
 	}
 	if !status && cfg.heartbeat < 10*time.Second {
 		return nil, fmt.Errorf("--node-status-heartbeat %v: must be at least 10s", cfg.heartbeat)
+	}
+	if !status {
+		if n := cfg.pullSlots; n < 0 || n > pullslots.MaxCount {
+			return nil, fmt.Errorf("--pull-slots %d: must be between 0 (no slots) and %d", n, pullslots.MaxCount)
+		}
+		if errs := validation.IsDNS1123Label(cfg.pullSlotNamespace); cfg.pullSlots > 0 && len(errs) > 0 {
+			return nil, fmt.Errorf("--pull-slot-namespace %q: not a namespace name: %s", cfg.pullSlotNamespace, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsQualifiedName(cfg.conditionType); len(errs) > 0 {
+			return nil, fmt.Errorf("--node-condition-type %q: not a condition type: %s", cfg.conditionType, strings.Join(errs, "; "))
+		}
+		if slices.Contains(kubeletConditions, cfg.conditionType) {
+			return nil, fmt.Errorf("--node-condition-type %q: the kubelet owns that condition; choose a type of image-keeper's own, such as %s", cfg.conditionType, nodestatus.ConditionType)
+		}
+		if errs := validation.IsQualifiedName(cfg.taintKey); len(errs) > 0 {
+			return nil, fmt.Errorf("--startup-taint-key %q: not a taint key: %s", cfg.taintKey, strings.Join(errs, "; "))
+		}
+		if !slices.Contains(nodestatus.TaintModes, nodestatus.TaintMode(cfg.taintMode)) {
+			return nil, fmt.Errorf("--startup-taint-mode %q: want one of %v", cfg.taintMode, nodestatus.TaintModes)
+		}
+		if d := cfg.pullSlotLease; d < minPullSlotLease || d > maxPullSlotLease {
+			return nil, fmt.Errorf("--pull-slot-lease-duration %v: must be between %v and %v", d, minPullSlotLease, maxPullSlotLease)
+		}
 	}
 	if c := cfg.options.PullConcurrency; c < 1 || c > maxPullConcurrency {
 		return nil, fmt.Errorf("--pull-concurrency %d: must be between 1 and %d", c, maxPullConcurrency)
@@ -305,7 +371,22 @@ func run(ctx context.Context, cfg *config) error {
 		dsHolder = &daemonSetHolder{runtime: svc, namespace: cfg.holderNamespace, pending: "not looked for yet"}
 		cfg.options.Holder = dsHolder
 	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	if client != nil {
+		slots, err := newPullSlots(cfg, client)
+		if err != nil {
+			return err
+		}
+		if slots != nil {
+			cfg.options.PullSlots = slots
+			logger.Info("Pulling only while holding one of the cluster's pull slots", "slots", slots.Describe())
+		}
+	}
 	k := keeper.New(cfg.options, wanted, connector(svc), metrics)
+	defer k.ReleaseSlot()
 	wanted.LogWarnings(logger)
 	if stale != nil {
 		stale = fmt.Errorf("%w; image-keeper started from the last good config, %s", stale, filepath.Join(cfg.stateDir, keeper.LastGoodFile))
@@ -326,9 +407,9 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 
-	publisher, err := newPublisher(cfg)
-	if err != nil {
-		return err
+	var publisher *nodestatus.Publisher
+	if client != nil {
+		publisher = newPublisher(cfg, client)
 	}
 
 	// The HTTP server and the reconcile loop run in one group: when either ends with an error, or

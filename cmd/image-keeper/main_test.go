@@ -126,23 +126,24 @@ func TestSIGHUPBeforeRun(t *testing.T) {
 	}
 }
 
-// Without an API server image-keeper publishes nothing; with one, it needs the node's name.
-func TestNewPublisher(t *testing.T) {
+// Without an API server image-keeper publishes nothing and takes no pull slots; with one, it
+// needs the node's name.
+func TestNewClient(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	if p, err := newPublisher(&config{}); p != nil || err != nil {
+	if p, err := newClient(&config{}); p != nil || err != nil {
 		t.Errorf("no API server: %v, %v; want nothing published and no error", p, err)
 	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: https://127.0.0.1:6443}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newPublisher(&config{kubeconfig: kubeconfig}); err == nil || !strings.Contains(err.Error(), "--node-name") || !strings.Contains(err.Error(), "NODE_NAME") {
+	if _, err := newClient(&config{kubeconfig: kubeconfig}); err == nil || !strings.Contains(err.Error(), "--node-name") || !strings.Contains(err.Error(), "NODE_NAME") {
 		t.Errorf("no node name: %v; want an error naming --node-name and NODE_NAME", err)
 	}
-	if p, err := newPublisher(&config{kubeconfig: kubeconfig, nodeName: "node-1", heartbeat: time.Minute}); p == nil || err != nil {
+	if p, err := newClient(&config{kubeconfig: kubeconfig, nodeName: "node-1", heartbeat: time.Minute}); p == nil || err != nil {
 		t.Errorf("kubeconfig and node name: %v, %v", p, err)
 	}
-	if _, err := newPublisher(&config{kubeconfig: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
+	if _, err := newClient(&config{kubeconfig: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
 		t.Errorf("missing kubeconfig: %v; want an error naming --kubeconfig", err)
 	}
 	// Not a regular file, or too large: refused before clientcmd reads it (it would read
@@ -156,7 +157,7 @@ func TestNewPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{"/dev/zero": "not a regular file", fifo: "not a regular file", huge: "larger than"} {
-		if _, err := newPublisher(&config{kubeconfig: path, nodeName: "node-1"}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") || !strings.Contains(err.Error(), want) {
+		if _, err := newClient(&config{kubeconfig: path, nodeName: "node-1"}); err == nil || !strings.Contains(err.Error(), "--kubeconfig") || !strings.Contains(err.Error(), want) {
 			t.Errorf("--kubeconfig %s: %v; want an error containing %q", path, err, want)
 		}
 	}

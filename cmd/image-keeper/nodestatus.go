@@ -23,6 +23,7 @@ import (
 	"os"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,14 +32,15 @@ import (
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/configfile"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/pullslots"
 )
 
 const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-// newPublisher returns the node status publisher, or nil when there is no API server: no
-// --kubeconfig, and no service account token (outside a pod, or automountServiceAccountToken:
-// false).
-func newPublisher(cfg *config) (*nodestatus.Publisher, error) {
+// newClient returns a client of the API server, or nil when there is none: no --kubeconfig, and
+// no service account token (outside a pod, or automountServiceAccountToken: false). With one,
+// image-keeper publishes its node's image cache state and takes the cluster's pull slots.
+func newClient(cfg *config) (kubernetes.Interface, error) {
 	var restConfig *rest.Config
 	var err error
 	switch {
@@ -63,16 +65,31 @@ func newPublisher(cfg *config) (*nodestatus.Publisher, error) {
 		}
 	}
 	if cfg.nodeName == "" {
-		return nil, errors.New("publishing the node's image cache state needs the node's name: set --node-name, or NODE_NAME from the downward API (fieldRef: spec.nodeName)")
+		return nil, errors.New("publishing the node's image cache state and taking pull slots need the node's name: set --node-name, or NODE_NAME from the downward API (fieldRef: spec.nodeName)")
 	}
 	restConfig.UserAgent = "image-keeper"
-	client, err := kubernetes.NewForConfig(restConfig)
+	return kubernetes.NewForConfig(restConfig)
+}
+
+// newPublisher returns the node status publisher on client.
+func newPublisher(cfg *config, client kubernetes.Interface) *nodestatus.Publisher {
+	p := nodestatus.NewPublisher(client, cfg.nodeName)
+	p.Heartbeat = cfg.heartbeat
+	p.ConditionType, p.TaintKey, p.TaintMode = corev1.NodeConditionType(cfg.conditionType), cfg.taintKey, nodestatus.TaintMode(cfg.taintMode)
+	return p
+}
+
+// newPullSlots returns the cluster's pull slots on client, nil when --pull-slots is 0.
+func newPullSlots(cfg *config, client kubernetes.Interface) (*pullslots.Slots, error) {
+	if cfg.pullSlots == 0 {
+		return nil, nil
+	}
+	s, err := pullslots.New(client, cfg.pullSlotNamespace, cfg.nodeName, cfg.pullSlots)
 	if err != nil {
 		return nil, err
 	}
-	p := nodestatus.NewPublisher(client, cfg.nodeName)
-	p.Heartbeat = cfg.heartbeat
-	return p, nil
+	s.LeaseDuration = cfg.pullSlotLease
+	return s, nil
 }
 
 // minPublishGap is the least time between two looks at the keeper's state: with thousands of

@@ -63,6 +63,8 @@ type Options struct {
 	// a wedged pod (a stale socket mount, a broken network namespace) is restarted. 0 never
 	// fails. An unreachable registry never makes image-keeper unhealthy.
 	UnhealthyAfter time.Duration
+	// PullSlots, when set, bound the nodes of the cluster pulling at once (slots.go).
+	PullSlots PullSlots
 }
 
 // Holder is what image-keeper knows of the holder pods on its node (package holder).
@@ -137,6 +139,15 @@ type Keeper struct {
 	statusJSON  []byte
 	statusAt    time.Time
 	statusSlots chan struct{}
+
+	// slotMu guards the pull slot (slots.go): the pulls using it, what gives it back, the
+	// timer that will, and, while one of the node's pulls waits for a slot, a channel closed
+	// when it has one.
+	slotMu      sync.Mutex
+	slotUsers   int
+	slotRelease func()
+	slotTimer   *time.Timer
+	slotTaking  chan struct{}
 }
 
 // New returns a Keeper for the wanted images. connect opens the runtime's image service; it is

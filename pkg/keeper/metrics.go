@@ -32,6 +32,7 @@ type Metrics struct {
 	pullDuration  *prometheus.HistogramVec
 	lastReconcile prometheus.Gauge
 	configStale   prometheus.Gauge
+	slotWait      prometheus.Histogram
 }
 
 // NewMetrics registers image-keeper's metrics, and Go and process metrics, in a new registry.
@@ -63,8 +64,13 @@ func NewMetrics() *Metrics {
 			Name: "image_keeper_config_stale",
 			Help: "1 while the last configuration reload failed and the previous configuration is in force, else 0.",
 		}),
+		slotWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "image_keeper_pull_slot_wait_seconds",
+			Help:    "Time waited for one of the cluster's pull slots (--pull-slots) before pulling.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18), // 10 ms .. ~22 min
+		}),
 	}
-	m.Registry.MustRegister(m.wanted, m.present, m.pulls, m.pullDuration, m.lastReconcile, m.configStale,
+	m.Registry.MustRegister(m.wanted, m.present, m.pulls, m.pullDuration, m.lastReconcile, m.configStale, m.slotWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Both results exist from the start, so a rate() over them is defined before the first pull.
 	for _, result := range []string{"success", "failure"} {

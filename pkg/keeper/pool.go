@@ -118,6 +118,12 @@ func (k *Keeper) pull(ctx context.Context, svc ImageService, state *ImageState) 
 	}
 	k.mu.Unlock()
 
+	// A cluster's pull slot first: waiting for one is not part of the pull's time or timeout.
+	done, err := k.takeSlot(ctx)
+	if err != nil {
+		return false // shutting down
+	}
+	defer done()
 	pullCtx, cancel := context.WithTimeout(ctx, k.opts.PullTimeout)
 	defer cancel()
 	start := time.Now()

@@ -67,6 +67,9 @@ type Status struct {
 	PullCredentialsPolicy string `json:"pullCredentialsPolicy,omitempty"`
 	// PreloadedAllowlist is the kubelet's preloadedImagesVerificationAllowlist.
 	PreloadedAllowlist []string `json:"preloadedAllowlist,omitempty"`
+	// PullSlot says what the node does with the cluster's pull slots (Options.PullSlots):
+	// holding one, or waiting for one; "" when neither or without slots.
+	PullSlot string `json:"pullSlot,omitempty"`
 }
 
 // OpenPrivate lists the present images image-keeper pulled with a login that any pod on the
@@ -181,14 +184,17 @@ func (s Status) Ready() (bool, string) {
 
 // Status returns a copy of the current state, images sorted by reference.
 func (k *Keeper) Status() Status {
-	var holderMode, holderPending string
+	var holderMode, holderPending, slot string
 	if k.opts.Holder != nil {
 		holderMode, holderPending = k.opts.Holder.Mode(), k.opts.Holder.Pending()
+	}
+	if k.opts.PullSlots != nil {
+		slot = k.opts.PullSlots.State()
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.status
-	s.Holder, s.HolderPending = holderMode, holderPending
+	s.Holder, s.HolderPending, s.PullSlot = holderMode, holderPending, slot
 	s.PullCredentialsPolicy, s.PreloadedAllowlist = k.wanted.PullCredentialsPolicy, k.wanted.PreloadedAllowlist
 	s.KubeletConfigMissing = k.wanted.KubeletConfigMissing
 	s.Images = make([]ImageState, 0, len(k.wanted.Images))

@@ -22,7 +22,9 @@ limitations under the License.
 //     way node-problem-detector publishes its conditions;
 //   - the removal of the startup taint StartupTaintKey (NoSchedule), which the kubelet registers
 //     the node with (--register-with-taints), once the cache is warm for the first time, the way
-//     CNI agents remove their not-ready taint; it is never added back;
+//     CNI agents remove their not-ready taint (TaintRemoveOnce); or nothing, when another
+//     controller owns the taint (TaintNone, for node-readiness-controller); or its removal and
+//     its return while wanted images are missing again (TaintRearm);
 //   - the wanted set's hash in the annotation WantedHashAnnotation, so that a rollout of a new
 //     image list can be followed node by node.
 package nodestatus
@@ -64,6 +66,10 @@ const (
 	ReasonConfigInvalid  = "ConfigInvalid"
 	ReasonNotHeld        = "ImagesNotHeld"
 
+	// waitingForSlot ends the ImagesMissing message while the node waits for one of the
+	// cluster's pull slots.
+	waitingForSlot = "; waiting for one of the cluster's pull slots"
+
 	// maxListed bounds the images named in the condition's message.
 	maxListed = 5
 	// maxMessage bounds the condition's message (deploy/admission.yaml allows 4096).
@@ -86,13 +92,40 @@ type State struct {
 	// images no running holder pod protects yet, HolderPending what the holder waits for.
 	Holder, HolderPending string
 	Unheld                []string
+	// WaitingForSlot says the node waits for one of the cluster's pull slots.
+	WaitingForSlot bool
 }
+
+// ImagesMissing says a pass found wanted images missing, or, in holder mode, not held: what a
+// re-arming gate taints the node for.
+func (s State) ImagesMissing() bool {
+	return s.Reconciled && s.KubeletConfigMissing == "" && (len(s.Missing) > 0 || len(s.Unheld) > 0)
+}
+
+// TaintMode is what image-keeper does with the startup taint.
+type TaintMode string
+
+const (
+	// TaintRemoveOnce removes the taint the first time the cache is warm and never adds it back
+	// (the default; node-readiness-controller calls this bootstrap-only).
+	TaintRemoveOnce TaintMode = "remove-once"
+	// TaintNone leaves the taint alone: another controller (node-readiness-controller) removes
+	// it from the condition. image-keeper only publishes the condition and the annotation.
+	TaintNone TaintMode = "none"
+	// TaintRearm removes the taint while the cache is warm and adds it back (NoSchedule, never
+	// NoExecute: running pods stay) while wanted images are missing (node-readiness-controller's
+	// continuous mode).
+	TaintRearm TaintMode = "rearm"
+)
+
+// TaintModes are the valid TaintMode values, for flag help and errors.
+var TaintModes = []TaintMode{TaintRemoveOnce, TaintNone, TaintRearm}
 
 // StateOf is the state of a keeper's status. A runtime that is unreachable now does not change
 // it: the images found by the last pass that reached it are still on disk.
 func StateOf(s keeper.Status) State {
 	st := State{Reconciled: !s.LastReconcile.IsZero(), KubeletConfigMissing: s.KubeletConfigMissing, ConfigInvalid: s.ConfigError,
-		Holder: s.Holder, HolderPending: s.HolderPending, Unheld: s.Unheld()}
+		Holder: s.Holder, HolderPending: s.HolderPending, Unheld: s.Unheld(), WaitingForSlot: strings.HasPrefix(s.PullSlot, "waiting")}
 	for _, img := range s.Images {
 		st.Wanted = append(st.Wanted, img.Reference)
 		if !img.Present {
@@ -140,6 +173,9 @@ func Condition(s State) corev1.NodeCondition {
 		}
 		c.Status, c.Reason = corev1.ConditionFalse, ReasonMissing
 		c.Message = fmt.Sprintf("%d of %d wanted images missing: %s%s", len(s.Missing), len(s.Wanted), strings.Join(listed, ", "), more)
+		if s.WaitingForSlot {
+			c.Message += waitingForSlot
+		}
 	}
 	// deploy/admission.yaml refuses a longer one: every reader of the Node gets it.
 	if len(c.Message) > maxMessage {
@@ -154,16 +190,26 @@ type Publisher struct {
 	node   string
 	// Heartbeat is how often the condition is patched when nothing changed.
 	Heartbeat time.Duration
+	// ConditionType is the condition's type (ConditionType), TaintKey the startup taint's key
+	// (StartupTaintKey), TaintMode what is done with it (TaintRemoveOnce): other readiness
+	// conventions (node-readiness-controller's readiness.k8s.io/<name> taints) set them.
+	ConditionType corev1.NodeConditionType
+	TaintKey      string
+	TaintMode     TaintMode
 
 	last          *corev1.NodeCondition // as last published
 	lastHeartbeat time.Time
 	lastHash      string
-	untainted     bool
+	// tainted is what the node's startup taint was left as by the last change image-keeper made
+	// or checked (nil: not known yet).
+	tainted *bool
 }
 
-// NewPublisher publishes on node through client.
+// NewPublisher publishes on node through client, with the default condition type, taint key and
+// taint mode.
 func NewPublisher(client kubernetes.Interface, node string) *Publisher {
-	return &Publisher{client: client, node: node, Heartbeat: time.Minute}
+	return &Publisher{client: client, node: node, Heartbeat: time.Minute,
+		ConditionType: ConditionType, TaintKey: StartupTaintKey, TaintMode: TaintRemoveOnce}
 }
 
 // Publish patches the condition when it changed or a heartbeat is due, the annotation when the
@@ -180,7 +226,7 @@ func (p *Publisher) Publish(ctx context.Context, s State) error {
 			return fmt.Errorf("node %s: %w", p.node, err)
 		}
 		for _, c := range node.Status.Conditions {
-			if c.Type == ConditionType {
+			if c.Type == p.ConditionType {
 				p.last, p.lastHeartbeat = &c, c.LastHeartbeatTime.Time
 			}
 		}
@@ -192,6 +238,7 @@ func (p *Publisher) Publish(ctx context.Context, s State) error {
 	}
 	now := time.Now()
 	c := Condition(s)
+	c.Type = p.ConditionType
 	changed := p.last == nil || p.last.Status != c.Status || p.last.Reason != c.Reason || p.last.Message != c.Message
 	if changed || now.Sub(p.lastHeartbeat) >= p.Heartbeat {
 		c.LastHeartbeatTime = metav1.NewTime(now)
@@ -205,10 +252,10 @@ func (p *Publisher) Publish(ctx context.Context, s State) error {
 			return err
 		}
 		if _, err := p.client.CoreV1().Nodes().PatchStatus(ctx, p.node, patch); err != nil {
-			return fmt.Errorf("node %s: patch condition %s: %w", p.node, ConditionType, err)
+			return fmt.Errorf("node %s: patch condition %s: %w", p.node, p.ConditionType, err)
 		}
 		if changed {
-			logger.Info("Published node condition", "node", p.node, "type", ConditionType, "status", c.Status, "reason", c.Reason, "message", c.Message)
+			logger.Info("Published node condition", "node", p.node, "type", p.ConditionType, "status", c.Status, "reason", c.Reason, "message", c.Message)
 		}
 		p.last, p.lastHeartbeat = &c, now
 	}
@@ -224,51 +271,84 @@ func (p *Publisher) Publish(ctx context.Context, s State) error {
 		p.lastHash = hash
 	}
 
-	if c.Status == corev1.ConditionTrue && !p.untainted {
-		removed, err := p.removeStartupTaint(ctx)
-		if err != nil {
-			return err
-		}
-		if removed {
-			logger.Info("Image cache warm: removed the startup taint", "node", p.node, "taint", StartupTaintKey)
-		}
-		p.untainted = true
+	return p.publishTaint(ctx, c.Status == corev1.ConditionTrue, s.ImagesMissing())
+}
+
+// publishTaint removes the startup taint when the cache is warm (once, in TaintRemoveOnce; every
+// time it is back, in TaintRearm) and, in TaintRearm, adds it back while images are missing.
+func (p *Publisher) publishTaint(ctx context.Context, warm, missing bool) error {
+	logger := klog.FromContext(ctx)
+	var want bool
+	switch {
+	case p.TaintMode == TaintNone:
+		return nil
+	case warm:
+		want = false
+	case missing && p.TaintMode == TaintRearm:
+		want = true
+	default:
+		return nil
 	}
+	if p.tainted != nil && *p.tainted == want {
+		return nil
+	}
+	if p.TaintMode == TaintRemoveOnce && p.tainted != nil {
+		return nil // removed once; never looked at again
+	}
+	changed, err := p.setTaint(ctx, want)
+	if err != nil {
+		return err
+	}
+	switch {
+	case changed && want:
+		logger.Info("Wanted images missing: added the startup taint back (NoSchedule; running pods stay)", "node", p.node, "taint", p.TaintKey)
+	case changed:
+		logger.Info("Image cache warm: removed the startup taint", "node", p.node, "taint", p.TaintKey)
+	}
+	p.tainted = &want
 	return nil
 }
 
-// removeStartupTaint removes StartupTaintKey from the node's taints with a merge patch that
-// carries the node's resourceVersion, so that a concurrent change to the taints is not lost
-// (the patch then conflicts, and is made again from the new taints).
-func (p *Publisher) removeStartupTaint(ctx context.Context) (removed bool, err error) {
+// setTaint adds (NoSchedule) or removes TaintKey with a merge patch that carries the node's
+// resourceVersion, so that a concurrent change to the taints is not lost (the patch then
+// conflicts, and is made again from the new taints). changed says the taints changed.
+func (p *Publisher) setTaint(ctx context.Context, want bool) (changed bool, err error) {
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		node, err := p.client.CoreV1().Nodes().Get(ctx, p.node, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		kept := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool { return t.Key == StartupTaintKey })
-		if len(kept) == len(node.Spec.Taints) {
-			removed = false
+		taints := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool { return t.Key == p.TaintKey })
+		had := len(taints) != len(node.Spec.Taints)
+		if had == want {
+			changed = false
 			return nil
 		}
-		if kept == nil {
-			kept = []corev1.Taint{}
+		if want {
+			taints = append(taints, corev1.Taint{Key: p.TaintKey, Effect: corev1.TaintEffectNoSchedule})
+		}
+		if taints == nil {
+			taints = []corev1.Taint{}
 		}
 		patch, err := json.Marshal(map[string]any{
 			"metadata": map[string]any{"resourceVersion": node.ResourceVersion},
-			"spec":     map[string]any{"taints": kept},
+			"spec":     map[string]any{"taints": taints},
 		})
 		if err != nil {
 			return err
 		}
 		_, err = p.client.CoreV1().Nodes().Patch(ctx, p.node, types.MergePatchType, patch, metav1.PatchOptions{})
-		removed = err == nil
+		changed = err == nil
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("node %s: remove taint %s: %w", p.node, StartupTaintKey, err)
+		verb := "remove"
+		if want {
+			verb = "add"
+		}
+		return false, fmt.Errorf("node %s: %s taint %s: %w", p.node, verb, p.TaintKey, err)
 	}
-	return removed, nil
+	return changed, nil
 }
 
 // bounded cuts an error for a condition message, which every reader of the Node gets.

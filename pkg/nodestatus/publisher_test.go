@@ -18,6 +18,7 @@ package nodestatus
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -202,5 +203,105 @@ func TestPublisherTaintConflict(t *testing.T) {
 	}
 	if len(keys) != 2 || keys[0] != otherTaint.Key || keys[1] != "example.com/late" {
 		t.Errorf("taints after a conflicting removal: %v; want %s and example.com/late", keys, otherTaint.Key)
+	}
+}
+
+func taintKeys(node *corev1.Node) []string {
+	var keys []string
+	for _, taint := range node.Spec.Taints {
+		keys = append(keys, taint.Key+":"+string(taint.Effect))
+	}
+	return keys
+}
+
+// The readiness conventions of node-readiness-controller: another condition type and taint key;
+// TaintNone publishes the condition and never touches a taint; TaintRearm removes the taint when
+// warm, adds it back (NoSchedule) when wanted images go missing, removes it again when warm, and
+// leaves the other taints alone.
+func TestPublisherTaintModes(t *testing.T) {
+	ctx := context.Background()
+	const key, typ = "readiness.k8s.io/image-cache", "example.com/ImageCacheReady"
+	wanted := []string{"registry.example.com/a:1"}
+	warm := State{Wanted: wanted, Reconciled: true}
+	missing := State{Wanted: wanted, Missing: wanted, Reconciled: true}
+	newNode := func() *fake.Clientset {
+		return fake.NewClientset(&corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: testNode},
+			Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: key, Value: "pending", Effect: corev1.TaintEffectNoSchedule}, otherTaint}},
+		})
+	}
+
+	t.Run("none", func(t *testing.T) {
+		client := newNode()
+		p := NewPublisher(client, testNode)
+		p.ConditionType, p.TaintKey, p.TaintMode = typ, key, TaintNone
+		for _, s := range []State{missing, warm, missing, warm} {
+			if err := p.Publish(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		node := getNode(t, client)
+		if got := taintKeys(node); len(got) != 2 || got[0] != key+":NoSchedule" {
+			t.Errorf("TaintNone changed the taints: %v", got)
+		}
+		var found bool
+		for _, c := range node.Status.Conditions {
+			found = found || (c.Type == typ && c.Status == corev1.ConditionTrue)
+			if c.Type == ConditionType {
+				t.Errorf("published the default condition type too: %+v", c)
+			}
+		}
+		if !found {
+			t.Errorf("no %s=True condition: %+v", typ, node.Status.Conditions)
+		}
+	})
+
+	t.Run("rearm", func(t *testing.T) {
+		client := newNode()
+		p := NewPublisher(client, testNode)
+		p.ConditionType, p.TaintKey, p.TaintMode = typ, key, TaintRearm
+		for i, step := range []struct {
+			state   State
+			tainted bool
+		}{
+			{State{Wanted: wanted}, true}, // not reconciled yet: nothing
+			{missing, true},               // registered with it, still missing
+			{warm, false},
+			{warm, false},
+			{missing, true}, // an image went: back, NoSchedule
+			{missing, true},
+			{warm, false},
+		} {
+			if err := p.Publish(ctx, step.state); err != nil {
+				t.Fatal(err)
+			}
+			got := taintKeys(getNode(t, client))
+			has := slices.Contains(got, key+":NoSchedule")
+			if has != step.tainted || !slices.Contains(got, otherTaint.Key+":NoSchedule") || len(got) > 2 {
+				t.Errorf("step %d (%d missing): taints %v; want %s: %v and %s kept", i, len(step.state.Missing), got, key, step.tainted, otherTaint.Key)
+			}
+		}
+	})
+
+	t.Run("remove-once", func(t *testing.T) {
+		client := newNode()
+		p := NewPublisher(client, testNode)
+		p.ConditionType, p.TaintKey = typ, key
+		for _, s := range []State{missing, warm, missing} {
+			if err := p.Publish(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := taintKeys(getNode(t, client)); len(got) != 1 || got[0] != otherTaint.Key+":NoSchedule" {
+			t.Errorf("remove-once: taints %v after warm then missing; want only %s", got, otherTaint.Key)
+		}
+	})
+}
+
+// While the node waits for a cluster pull slot, the condition says so.
+func TestConditionWaitingForSlot(t *testing.T) {
+	c := Condition(State{Wanted: []string{"a:1"}, Missing: []string{"a:1"}, Reconciled: true, WaitingForSlot: true})
+	if c.Reason != ReasonMissing || c.Message != "1 of 1 wanted images missing: a:1; waiting for one of the cluster's pull slots" {
+		t.Errorf("waiting for a slot: %+v", c)
 	}
 }

@@ -1,0 +1,424 @@
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package pullslots bounds how many nodes of a cluster pull from registries at once, so that a
+// new image list reaching every node does not make a thousand nodes pull the same image
+// together. A node pulls only while it holds one of Count coordination.k8s.io Leases, named
+// <prefix>-0 … <prefix>-<Count-1> in one namespace, with the node's name as the holder.
+//
+// A holder renews its Lease every LeaseDuration/3 while it pulls and clears it when done. A
+// holder that dies frees its slot by expiry: a Lease held by another node is free once its
+// resourceVersion has not changed for the Lease's duration, measured on the local clock from
+// when this node first saw that version (as client-go's leader election does, so that clock
+// skew between nodes does not matter). Taking a slot is an update with the Lease's
+// resourceVersion: of the nodes that race for a freed slot, one wins and the others conflict.
+// Waiters watch the Leases and look again, after a random delay, when one changes.
+package pullslots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+)
+
+const (
+	// Prefix names the Leases: image-keeper-pull-slot-0, -1, ...
+	Prefix = "image-keeper-pull-slot"
+	// ComponentLabel marks them (value ComponentValue), so that waiters watch only them.
+	ComponentLabel = "app.kubernetes.io/component"
+	ComponentValue = "pull-slot"
+	// MaxCount bounds --pull-slots: a waiter lists and may try every slot.
+	MaxCount = 1000
+)
+
+// Slots are the pull slots of a cluster as one node sees them.
+type Slots struct {
+	client    kubernetes.Interface
+	namespace string
+	identity  string
+	count     int
+
+	// LeaseDuration is how long a slot stays held without a renewal (30 s).
+	LeaseDuration time.Duration
+	// MaxWait is the longest a waiter waits for a watch event before it looks again (10 s);
+	// Jitter the longest random delay before it does (1 s), so that the waiters of a freed slot
+	// do not all try it in the same instant.
+	MaxWait, Jitter time.Duration
+
+	mu   sync.Mutex
+	rng  *rand.Rand
+	seen map[string]observed // by Lease name: the version last seen and since when
+	// state is what this node is doing with the slots, for its status.
+	state string
+}
+
+type observed struct {
+	resourceVersion string
+	since           time.Time
+}
+
+// New returns count slots in namespace, taken in identity's name (the node's name). It checks
+// the arguments only; the Leases are created when first taken.
+func New(client kubernetes.Interface, namespace, identity string, count int) (*Slots, error) {
+	if count < 1 || count > MaxCount {
+		return nil, fmt.Errorf("--pull-slots=%d: want 1 to %d (or 0 for no slots)", count, MaxCount)
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("--pull-slot-namespace=%q: %s", namespace, strings.Join(errs, "; "))
+	}
+	if identity == "" {
+		return nil, errors.New("pull slots need the node's name: set --node-name, or NODE_NAME from the downward API (fieldRef: spec.nodeName)")
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(identity))
+	return &Slots{
+		client: client, namespace: namespace, identity: identity, count: count,
+		LeaseDuration: 30 * time.Second, MaxWait: 10 * time.Second, Jitter: time.Second,
+		rng:  rand.New(rand.NewPCG(h.Sum64(), uint64(time.Now().UnixNano()))),
+		seen: map[string]observed{},
+	}, nil
+}
+
+// Describe says what the slots are, for logs.
+func (s *Slots) Describe() string {
+	return fmt.Sprintf("%d pull slots (Leases %s-N in namespace %s)", s.count, Prefix, s.namespace)
+}
+
+// State says what this node is doing with the slots: holding one, waiting, or neither ("").
+func (s *Slots) State() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *Slots) setState(state string) {
+	s.mu.Lock()
+	s.state = state
+	s.mu.Unlock()
+}
+
+// Acquire waits until this node holds a slot, and returns the function that gives it back.
+// It fails only when ctx is done.
+func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
+	logger := klog.FromContext(ctx)
+	start := time.Now()
+	waitingLogged := false
+	for {
+		name, list, err := s.tryAll(ctx)
+		if err != nil && ctx.Err() != nil {
+			s.setState("")
+			return nil, ctx.Err()
+		}
+		if name != "" {
+			s.setState("holding " + name)
+			if waitingLogged {
+				logger.Info("Took a pull slot", "lease", name, "waited", time.Since(start).Round(time.Millisecond))
+			} else {
+				logger.V(2).Info("Took a pull slot", "lease", name)
+			}
+			return s.holding(ctx, name), nil
+		}
+		why := fmt.Sprintf("waiting for one of %d pull slots", s.count)
+		if err != nil {
+			why += fmt.Sprintf(" (the API server: %v)", err)
+		} else if holders := holdersOf(list); len(holders) > 0 {
+			why += fmt.Sprintf(" (held by %s)", listed(holders))
+		}
+		s.setState(why)
+		if !waitingLogged {
+			logger.Info("All pull slots are taken; waiting", "slots", s.count, "why", why)
+			waitingLogged = true
+		}
+		s.wait(ctx, list)
+		if ctx.Err() != nil {
+			s.setState("")
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// tryAll lists the slots and tries to take a free one, starting from one picked by the node's
+// name so that nodes spread over the slots. It returns the name of the slot taken ("" when
+// none) and the list, for waiting on.
+func (s *Slots) tryAll(ctx context.Context) (string, *coordinationv1.LeaseList, error) {
+	// From the API server's watch cache (resourceVersion 0): cheap at a thousand waiters; a
+	// stale entry only makes an update conflict.
+	list, err := s.client.CoordinationV1().Leases(s.namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: ComponentLabel + "=" + ComponentValue, ResourceVersion: "0",
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	byName := map[string]*coordinationv1.Lease{}
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	now := time.Now()
+	s.mu.Lock()
+	first := s.rng.IntN(s.count)
+	s.mu.Unlock()
+	var lastErr error
+	for i := range s.count {
+		name := fmt.Sprintf("%s-%d", Prefix, (first+i)%s.count)
+		lease, ok := byName[name]
+		var taken bool
+		switch {
+		case !ok:
+			taken, err = s.create(ctx, name, now)
+		case s.free(lease, now):
+			taken, err = s.take(ctx, lease, now)
+		default:
+			continue
+		}
+		if taken {
+			return name, list, nil
+		}
+		if err != nil {
+			lastErr = err
+		}
+	}
+	return "", list, lastErr
+}
+
+// free says whether a Lease may be taken: unheld, held by this node (a restarted
+// image-keeper), or unchanged for its duration since this node first saw its version.
+func (s *Slots) free(lease *coordinationv1.Lease, now time.Time) bool {
+	holder := ptr.Deref(lease.Spec.HolderIdentity, "")
+	if holder == "" || holder == s.identity {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen, ok := s.seen[lease.Name]
+	if !ok || seen.resourceVersion != lease.ResourceVersion {
+		s.seen[lease.Name] = observed{resourceVersion: lease.ResourceVersion, since: now}
+		return false
+	}
+	duration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, int32(s.LeaseDuration/time.Second))) * time.Second
+	return now.Sub(seen.since) >= duration
+}
+
+func (s *Slots) spec(now time.Time, transitions int32) coordinationv1.LeaseSpec {
+	t := metav1.NewMicroTime(now)
+	return coordinationv1.LeaseSpec{
+		HolderIdentity:       ptr.To(s.identity),
+		LeaseDurationSeconds: ptr.To(int32(s.LeaseDuration / time.Second)),
+		AcquireTime:          &t,
+		RenewTime:            &t,
+		LeaseTransitions:     ptr.To(transitions),
+	}
+}
+
+// create makes a slot's Lease, held by this node; another node creating it first is no error.
+func (s *Slots) create(ctx context.Context, name string, now time.Time) (bool, error) {
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace, Labels: map[string]string{
+			"app.kubernetes.io/name": "image-keeper", ComponentLabel: ComponentValue,
+		}},
+		Spec: s.spec(now, 0),
+	}
+	_, err := s.client.CoordinationV1().Leases(s.namespace).Create(ctx, lease, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsAlreadyExists(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("create Lease %s/%s: %w", s.namespace, name, err)
+	}
+}
+
+// take updates a free Lease to this node, with its resourceVersion: a conflict means another
+// node took it first.
+func (s *Slots) take(ctx context.Context, lease *coordinationv1.Lease, now time.Time) (bool, error) {
+	updated := lease.DeepCopy()
+	transitions := ptr.Deref(lease.Spec.LeaseTransitions, 0)
+	if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity {
+		transitions++
+	}
+	updated.Spec = s.spec(now, transitions)
+	_, err := s.client.CoordinationV1().Leases(s.namespace).Update(ctx, updated, metav1.UpdateOptions{})
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("take Lease %s/%s: %w", s.namespace, lease.Name, err)
+	}
+}
+
+// wait returns when a slot changed (a watch event), when a Lease it saw may have expired, after
+// MaxWait, or when ctx is done; then after a random delay up to Jitter.
+func (s *Slots) wait(ctx context.Context, list *coordinationv1.LeaseList) {
+	wait := s.MaxWait
+	if list != nil {
+		// The soonest a held Lease can have expired, as this node counts.
+		s.mu.Lock()
+		now := time.Now()
+		for _, lease := range list.Items {
+			if seen, ok := s.seen[lease.Name]; ok && seen.resourceVersion == lease.ResourceVersion {
+				duration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 0)) * time.Second
+				wait = min(wait, max(0, seen.since.Add(duration).Sub(now)))
+			}
+		}
+		s.mu.Unlock()
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var events <-chan watch.Event
+	if list != nil {
+		w, err := s.client.CoordinationV1().Leases(s.namespace).Watch(ctx, metav1.ListOptions{
+			LabelSelector: ComponentLabel + "=" + ComponentValue, ResourceVersion: list.ResourceVersion,
+			AllowWatchBookmarks: false,
+		})
+		if err == nil {
+			defer w.Stop()
+			events = w.ResultChan()
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-timer.C:
+	case <-events:
+	}
+	s.mu.Lock()
+	jitter := time.Duration(s.rng.Int64N(int64(s.Jitter) + 1))
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-time.After(jitter):
+	}
+}
+
+// holding renews the slot every LeaseDuration/3 until ctx is done or the returned function is
+// called, which clears the Lease's holder (also after ctx is done) so that a waiter takes it
+// at once.
+func (s *Slots) holding(ctx context.Context, name string) func() {
+	logger := klog.FromContext(ctx)
+	renewCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(max(time.Second, s.LeaseDuration/3))
+		defer ticker.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-ticker.C:
+			}
+			if lost, err := s.renew(renewCtx, name); lost {
+				logger.Info("Lost the pull slot: another node took it after it expired (this node did not renew it in time)", "lease", name)
+				s.setState("")
+				return
+			} else if err != nil && renewCtx.Err() == nil {
+				logger.Error(err, "Renewing the pull slot failed; retrying", "lease", name)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := s.clear(releaseCtx, name); err != nil {
+				logger.Error(err, "Giving back the pull slot failed; it frees itself when the Lease expires", "lease", name, "leaseDuration", s.LeaseDuration)
+			} else {
+				logger.V(2).Info("Gave back the pull slot", "lease", name)
+			}
+			s.setState("")
+		})
+	}
+}
+
+// renew moves the Lease's renewTime; lost says another node holds it now.
+func (s *Slots) renew(ctx context.Context, name string) (lost bool, err error) {
+	leases := s.client.CoordinationV1().Leases(s.namespace)
+	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return apierrors.IsNotFound(err), err
+	}
+	if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity {
+		return true, nil
+	}
+	lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
+	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+	return false, err
+}
+
+// clear gives the slot back, if this node still holds it.
+func (s *Slots) clear(ctx context.Context, name string) error {
+	leases := s.client.CoordinationV1().Leases(s.namespace)
+	for range 3 {
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity {
+			return nil
+		}
+		lease.Spec.HolderIdentity, lease.Spec.AcquireTime = nil, nil
+		lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
+		if _, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("Lease %s/%s kept changing", s.namespace, name)
+}
+
+func holdersOf(list *coordinationv1.LeaseList) []string {
+	if list == nil {
+		return nil
+	}
+	var holders []string
+	for _, lease := range list.Items {
+		if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != "" {
+			holders = append(holders, h)
+		}
+	}
+	slices.Sort(holders)
+	return holders
+}
+
+// listed names at most 5 holders.
+func listed(names []string) string {
+	if len(names) <= 5 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
+}
