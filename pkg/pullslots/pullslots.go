@@ -72,6 +72,11 @@ type Slots struct {
 	// Jitter the longest random delay before it does (1 s), so that the waiters of a freed slot
 	// do not all try it in the same instant.
 	MaxWait, Jitter time.Duration
+	// FailOpenAfter is how long the API server may fail to answer before the node pulls without
+	// a slot (1 min): the slots spread a fleet's pulls, they must not stop an edge node that
+	// lost its control plane from warming from a local mirror. A refusal (no RBAC for Leases,
+	// no such namespace) fails open at once: it does not heal by waiting.
+	FailOpenAfter time.Duration
 
 	mu   sync.Mutex
 	rng  *rand.Rand
@@ -101,7 +106,7 @@ func New(client kubernetes.Interface, namespace, identity string, count int) (*S
 	_, _ = h.Write([]byte(identity))
 	return &Slots{
 		client: client, namespace: namespace, identity: identity, count: count,
-		LeaseDuration: 30 * time.Second, MaxWait: 10 * time.Second, Jitter: time.Second,
+		LeaseDuration: 30 * time.Second, MaxWait: 10 * time.Second, Jitter: time.Second, FailOpenAfter: time.Minute,
 		rng:  rand.New(rand.NewPCG(h.Sum64(), uint64(time.Now().UnixNano()))),
 		seen: map[string]observed{},
 	}, nil
@@ -126,16 +131,34 @@ func (s *Slots) setState(state string) {
 }
 
 // Acquire waits until this node holds a slot, and returns the function that gives it back.
-// It fails only when ctx is done.
+// When the API server refuses the slots or does not answer for FailOpenAfter, it returns at
+// once with nothing to give back: the node pulls without a slot (State says so). It fails
+// only when ctx is done.
 func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 	logger := klog.FromContext(ctx)
 	start := time.Now()
 	waitingLogged := false
+	var failingSince time.Time
 	for {
 		name, list, err := s.tryAll(ctx)
 		if err != nil && ctx.Err() != nil {
 			s.setState("")
 			return nil, ctx.Err()
+		}
+		if err != nil {
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if refused(err) || time.Since(failingSince) >= s.FailOpenAfter {
+				state := fmt.Sprintf("pulling without a slot: the API server: %v", err)
+				if s.State() != state {
+					logger.Error(err, "Pull slots unavailable; pulling without one", "slots", s.Describe(), "failingFor", time.Since(failingSince).Round(time.Second))
+				}
+				s.setState(state)
+				return func() {}, nil
+			}
+		} else {
+			failingSince = time.Time{}
 		}
 		if name != "" {
 			s.setState("holding " + name)
@@ -399,6 +422,11 @@ func (s *Slots) clear(ctx context.Context, name string) error {
 		}
 	}
 	return fmt.Errorf("Lease %s/%s kept changing", s.namespace, name)
+}
+
+// refused says the API server refused the slots for a reason waiting does not heal.
+func refused(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
 }
 
 func holdersOf(list *coordinationv1.LeaseList) []string {

@@ -18,6 +18,7 @@ package pullslots
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -246,4 +247,36 @@ func TestNewRefuses(t *testing.T) {
 			t.Errorf("New(%q, %q, %d): %v; want an error containing %q", tc.namespace, tc.node, tc.count, err, tc.want)
 		}
 	}
+}
+
+// The slots spread a fleet's pulls; they never stop a node from pulling for good. A refusal (no
+// RBAC for Leases) lets the node pull at once without a slot; an API server that does not answer
+// does after FailOpenAfter. The state says so.
+func TestFailOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			err  error
+			wait func(*Slots) time.Duration
+		}{
+			{"forbidden", apierrors.NewForbidden(coordinationv1.Resource("leases"), "", errors.New("RBAC: not allowed")), func(*Slots) time.Duration { return 0 }},
+			{"unavailable", apierrors.NewServiceUnavailable("etcd is down"), func(s *Slots) time.Duration { return s.FailOpenAfter }},
+		} {
+			client := newClient()
+			client.PrependReactor("list", "leases", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err })
+			s := newSlots(t, client, "node-a", 1)
+			start := time.Now()
+			release, err := s.Acquire(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+			if waited, want := time.Since(start), tc.wait(s); waited < want || waited > want+s.MaxWait+s.Jitter {
+				t.Errorf("%s: pulled without a slot after %v; want %v", tc.name, waited, want)
+			}
+			if !strings.HasPrefix(s.State(), "pulling without a slot: the API server: ") {
+				t.Errorf("%s: state %q", tc.name, s.State())
+			}
+		}
+	})
 }

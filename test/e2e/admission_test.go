@@ -29,14 +29,18 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/pullslots"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
@@ -202,6 +206,49 @@ func TestKeeperAdmissionPolicy(t *testing.T) {
 	}
 	if err := nodestatus.NewPublisher(unbound, "node-a").Publish(ctx, nodestatus.State{Wanted: []string{"example.com/other:1"}, Reconciled: true}); err == nil || !strings.Contains(err.Error(), "the token names no node") {
 		t.Errorf("a token bound to no pod: %v; want refused, naming the missing node claim", err)
+	}
+
+	// The pull slots: image-keeper takes and gives back a slot in its node's name; it may not
+	// write another Lease, hold a slot in another node's name, give back another node's slot or
+	// delete one.
+	slots, err := pullslots.New(keeperClient, "image-keeper", "node-a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slotCtx, cancelSlot := context.WithTimeout(ctx, time.Minute)
+	defer cancelSlot()
+	release, err := slots.Acquire(slotCtx)
+	if err != nil || !strings.HasPrefix(slots.State(), "holding "+pullslots.Prefix+"-0") {
+		t.Fatalf("image-keeper could not take a pull slot under the policy: %v, %s", err, slots.State())
+	}
+	release()
+	leases := keeperClient.CoordinationV1().Leases("image-keeper")
+	slot, err := leases.Get(ctx, pullslots.Prefix+"-0", metav1.GetOptions{})
+	if err != nil || slot.Spec.HolderIdentity != nil {
+		t.Fatalf("the slot after image-keeper gave it back: %+v, %v", slot, err)
+	}
+	other := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "kube-scheduler", Namespace: "image-keeper"}}
+	if _, err := leases.Create(ctx, other, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "only the Leases of its pull slots") {
+		t.Errorf("creating another Lease: %v; want refused", err)
+	}
+	impersonate := slot.DeepCopy()
+	impersonate.Spec.HolderIdentity = ptr.To("node-b")
+	if _, err := leases.Update(ctx, impersonate, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "in its own node's name only") {
+		t.Errorf("holding a slot in node-b's name: %v; want refused", err)
+	}
+	// RBAC grants no delete; the policy would refuse it too.
+	if err := leases.Delete(ctx, slot.Name, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("deleting a slot: %v; want forbidden", err)
+	}
+	held := slot.DeepCopy()
+	held.Spec.HolderIdentity = ptr.To("node-b")
+	if held, err = admin.CoordinationV1().Leases("image-keeper").Update(ctx, held, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	steal := held.DeepCopy()
+	steal.Spec.HolderIdentity = nil
+	if _, err := leases.Update(ctx, steal, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "give back only a pull slot its node holds") {
+		t.Errorf("giving back node-b's slot: %v; want refused", err)
 	}
 
 	// Nothing the refusals tried is on the Nodes.

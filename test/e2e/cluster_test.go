@@ -20,7 +20,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -322,46 +321,109 @@ func shellQuote(args []string) string {
 	return strings.Join(quoted, " ")
 }
 
-// deployCopy writes deploy/*.yaml into dir/deploy/, each document passed through edit (which
-// returns the object to write instead, or nil to keep the document), for `kubectl apply -f`.
-func deployCopy(t *testing.T, dir string, edit func(kind string, doc []byte) any) string {
+// overlay is a kustomize overlay of deploy/, as docs/image-keeper.md's "Rollout with
+// kustomize" shows: the image, the ConfigMap's list, flags appended to image-keeper's args,
+// environment variables, a node selector, and the DaemonSet's hostPaths (a throwaway node's
+// live under its root).
+type overlay struct {
+	image        string
+	list         []string
+	args         []string
+	env          map[string]string
+	nodeSelector map[string]string
+	hostPaths    map[string]string // by the path in deploy/daemonset.yaml
+}
+
+// write writes dir/kustomization.yaml and returns dir, for `kubectl apply -k dir`.
+func (o overlay) write(t *testing.T, dir string) string {
 	t.Helper()
-	out := filepath.Join(dir, "deploy")
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("deploy/*.yaml: %v", err)
+	base, err := filepath.Rel(dir, filepath.Join(repoRoot, "deploy"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
+	name, tag := o.image, ""
+	if i := strings.LastIndex(o.image, ":"); i > strings.LastIndex(o.image, "/") {
+		name, tag = o.image[:i], o.image[i+1:]
+	}
+	var volumes []map[string]any
+	for _, v := range shippedDaemonSet(t).Spec.Template.Spec.Volumes {
+		if v.HostPath == nil {
+			continue
 		}
-		docs := strings.Split(string(data), "\n---\n")
-		for i, doc := range docs {
-			var meta struct{ Kind string }
-			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-				t.Fatalf("%s document %d: %v", file, i, err)
-			}
-			js, err := yaml.YAMLToJSON([]byte(doc))
-			if err != nil {
+		path, ok := o.hostPaths[v.HostPath.Path]
+		if !ok {
+			t.Fatalf("volume %q: hostPath %s has no node path in this test", v.Name, v.HostPath.Path)
+		}
+		volumes = append(volumes, map[string]any{"name": v.Name, "hostPath": map[string]any{"path": path}})
+	}
+	var env []map[string]any
+	for k, v := range o.env {
+		env = append(env, map[string]any{"name": k, "value": v})
+	}
+	ds := map[string]any{
+		"apiVersion": "apps/v1", "kind": "DaemonSet",
+		"metadata": map[string]any{"name": "image-keeper", "namespace": "image-keeper"},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+			"nodeSelector": o.nodeSelector,
+			"volumes":      volumes,
+			"containers":   []map[string]any{{"name": "image-keeper", "env": env}},
+		}}},
+	}
+	cm := map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "image-keeper", "namespace": "image-keeper"},
+		"data":     map[string]any{"config.yaml": string(framework.KeeperConfig(o.list...))},
+	}
+	var ops []map[string]any
+	for _, a := range o.args {
+		ops = append(ops, map[string]any{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": a})
+	}
+	patches := []map[string]any{{"patch": mustYAML(t, ds)}, {"patch": mustYAML(t, cm)}}
+	if len(ops) > 0 {
+		patches = append(patches, map[string]any{"target": map[string]any{"kind": "DaemonSet", "name": "image-keeper"}, "patch": mustYAML(t, ops)})
+	}
+	k := map[string]any{
+		"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+		"resources": []string{base},
+		"images":    []map[string]any{{"name": "ghcr.io/kubelet-imagecache/image-keeper", "newName": name, "newTag": tag}},
+		"patches":   patches,
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(mustYAML(t, k)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func mustYAML(t *testing.T, v any) string {
+	t.Helper()
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// shippedDaemonSet is deploy/daemonset.yaml's DaemonSet.
+func shippedDaemonSet(t *testing.T) *appsv1.DaemonSet {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		if strings.Contains(doc, "\nkind: DaemonSet\n") {
+			var ds appsv1.DaemonSet
+			if err := yaml.UnmarshalStrict([]byte(doc), &ds); err != nil {
 				t.Fatal(err)
 			}
-			if changed := edit(meta.Kind, js); changed != nil {
-				y, err := yaml.Marshal(changed)
-				if err != nil {
-					t.Fatal(err)
-				}
-				docs[i] = string(y)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(out, filepath.Base(file)), []byte(strings.Join(docs, "\n---\n")), 0o644); err != nil {
-			t.Fatal(err)
+			return &ds
 		}
 	}
-	return out
+	t.Fatal("deploy/daemonset.yaml has no DaemonSet")
+	return nil
 }
 
 // pushKeeperImage builds image-keeper's OCI image (`make image`'s builder) and pushes it to the
@@ -415,55 +477,24 @@ func TestClusterDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	configMap := func(refs ...string) string {
-		return string(framework.KeeperConfig(refs...))
-	}
 	host, port, err := net.SplitHostPort(strings.TrimPrefix(c.cp.Server, "https://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostPaths := map[string]string{
-		"/run/containerd":                filepath.Dir(strings.TrimPrefix(c.RuntimeEndpoint(), "unix://")),
-		"/var/lib/kubelet/config.yaml":   config,
-		"/etc/kubernetes/kubelet.conf.d": filepath.Join(c.Root, "kubelet", "conf.d"),
-		"/var/lib/image-keeper":          filepath.Join(c.Root, "image-keeper-state"),
+	o := overlay{
+		image: keeperRef,
+		list:  []string{app.Ref},
+		args:  []string{"--interval=2s", "--node-status-heartbeat=10s"},
+		env:   map[string]string{"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port},
+		hostPaths: map[string]string{
+			"/run/containerd":                filepath.Dir(strings.TrimPrefix(c.RuntimeEndpoint(), "unix://")),
+			"/var/lib/kubelet/config.yaml":   config,
+			"/etc/kubernetes/kubelet.conf.d": filepath.Join(c.Root, "kubelet", "conf.d"),
+			"/var/lib/image-keeper":          filepath.Join(c.Root, "image-keeper-state"),
+		},
 	}
-	edit := func(list []string) func(kind string, doc []byte) any {
-		return func(kind string, doc []byte) any {
-			switch kind {
-			case "ConfigMap":
-				var cm corev1.ConfigMap
-				if err := json.Unmarshal(doc, &cm); err != nil {
-					t.Fatal(err)
-				}
-				cm.Data["config.yaml"] = configMap(list...)
-				return &cm
-			case "DaemonSet":
-				var ds appsv1.DaemonSet
-				if err := json.Unmarshal(doc, &ds); err != nil {
-					t.Fatal(err)
-				}
-				spec := &ds.Spec.Template.Spec
-				for i, v := range spec.Volumes {
-					if v.HostPath != nil {
-						path, ok := hostPaths[v.HostPath.Path]
-						if !ok {
-							t.Fatalf("volume %q: hostPath %s has no node path in this test", v.Name, v.HostPath.Path)
-						}
-						spec.Volumes[i].HostPath.Path = path
-					}
-				}
-				c := &spec.Containers[0]
-				c.Image = keeperRef
-				c.Args = append(c.Args, "--interval=2s", "--node-status-heartbeat=10s")
-				c.Env = append(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: host}, corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: port})
-				return &ds
-			}
-			return nil
-		}
-	}
-	// docs/warm-nodes.md's command, on the edited copies.
-	c.kubectl(t, "apply", "--server-side", "-f", deployCopy(t, filepath.Join(c.Root, "v1"), edit([]string{app.Ref})))
+	// docs/image-keeper.md's command, on an overlay of deploy/.
+	c.kubectl(t, "apply", "--server-side", "-k", o.write(t, filepath.Join(c.Root, "v1")))
 	applied := time.Now()
 
 	var warmHash string
@@ -491,7 +522,8 @@ func TestClusterDaemonSet(t *testing.T) {
 	}
 
 	// Roll out a longer list: the annotation follows, the new image arrives.
-	c.kubectl(t, "apply", "--server-side", "-f", deployCopy(t, filepath.Join(c.Root, "v2"), edit([]string{app.Ref, next.Ref})))
+	o.list = []string{app.Ref, next.Ref}
+	c.kubectl(t, "apply", "--server-side", "-k", o.write(t, filepath.Join(c.Root, "v2")))
 	rollout := time.Now()
 	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
 		node := c.node(t)

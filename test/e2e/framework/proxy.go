@@ -25,6 +25,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -36,6 +38,32 @@ type ShapingProxy struct {
 	Latency        time.Duration
 	BytesPerSecond int64
 	server         *http.Server
+
+	mu       sync.Mutex
+	requests []Request
+}
+
+// Request is one request the proxy served: the registry's request log.
+type Request struct {
+	Method, Path string
+	// Start is when it reached the proxy, End when its response was delivered.
+	Start, End time.Time
+}
+
+// Requests returns the requests served so far.
+func (p *ShapingProxy) Requests() []Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.requests)
+}
+
+// RouteRegistryThrough makes the node's runtime pull from its registry (RegistryAddr) through
+// p: image references stay the registry's, so that every node of a cluster wants the same
+// list, and each node's pulls show in its own proxy's log. containerd reads the hosts.toml at
+// every pull.
+func (n *Node) RouteRegistryThrough(p *ShapingProxy) error {
+	hosts := "server = \"http://" + p.Addr + "\"\n\n[host.\"http://" + p.Addr + "\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+	return os.WriteFile(filepath.Join(n.path("containerd", "certs.d", n.RegistryAddr), "hosts.toml"), []byte(hosts), 0o644)
 }
 
 // StartShapingProxy serves on a free loopback port, forwarding to the node's registry, and
@@ -53,12 +81,16 @@ func (n *Node) StartShapingProxy(latency time.Duration, bytesPerSecond int64) (*
 		return nil
 	}
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		select {
 		case <-time.After(latency):
 		case <-r.Context().Done():
 			return
 		}
 		rp.ServeHTTP(w, r)
+		p.mu.Lock()
+		p.requests = append(p.requests, Request{Method: r.Method, Path: r.URL.Path, Start: start, End: time.Now()})
+		p.mu.Unlock()
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = p.server.Serve(ln) }()
 

@@ -1,0 +1,271 @@
+//go:build e2e
+
+/*
+Copyright 2026 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
+	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
+)
+
+// fleetGroup is the group of the fleet's image-keeper users, bound to deploy/rbac.yaml's roles.
+const fleetGroup = "image-keeper-e2e-fleet"
+
+// A fleet of three nodes on one control plane and one registry, each node's pulls through a
+// shaped proxy of its own (4 MiB/s, 20 ms: the registry's request log, per node). image-keeper
+// runs on each with deploy/rbac.yaml's rights. With one pull slot, a list of two 4 MiB images
+// reaches the three nodes and they pull one node at a time: no two nodes' pulls overlap in the
+// registry's log. Then a new list rolls out with three slots, and is followed node by node
+// through the wanted-hash annotation and docs/warm-nodes.md's `kubectl get nodes` columns. The
+// timings of both are logged (docs/bench/pull-slots.md).
+func TestFleetPullSlots(t *testing.T) {
+	t.Parallel()
+	nodes := newCluster(t, 3)
+	ctx := context.Background()
+	first := nodes[0]
+	pause := push(t, first.Node, framework.ImageSpec{Repository: "e2e/pause", Tag: "1"})
+	var refs []string
+	for _, name := range []string{"a", "b", "c", "d"} {
+		refs = append(refs, push(t, first.Node, framework.ImageSpec{Repository: "e2e/fleet-" + name, Tag: "1", PadBytes: 4 << 20}).Ref)
+	}
+	list1, list2 := refs[:2], refs[2:]
+
+	// deploy/rbac.yaml as shipped, bound to the fleet's users.
+	if _, err := first.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "image-keeper"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	first.kubectl(t, "apply", "--server-side", "-f", filepath.Join(repoRoot, "deploy", "rbac.yaml"))
+	group := []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: fleetGroup}}
+	if _, err := first.client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "image-keeper-fleet"}, Subjects: group,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "image-keeper"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.client.RbacV1().RoleBindings("image-keeper").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "image-keeper-fleet", Namespace: "image-keeper"}, Subjects: group,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "image-keeper-pull-slots"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	proxies := map[string]*framework.ShapingProxy{}
+	for _, n := range nodes {
+		startRuntime(t, n.Node, pause)
+		proxy, err := n.StartShapingProxy(20*time.Millisecond, 4<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Stop)
+		if err := n.RouteRegistryThrough(proxy); err != nil {
+			t.Fatal(err)
+		}
+		proxies[n.Name] = proxy
+		n.RegisterWithTaints = []string{nodestatus.StartupTaintKey + "=:NoSchedule"}
+		config, err := n.WriteKubeletConfig("kubelet", framework.KubeletConfig{Gate: true, Exclude: []string{n.RegistryAddr + "/e2e/*"}, NoPressure: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.StartKubelet(config); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			node, err := first.client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			ready := framework.NodeCondition(node, corev1.NodeReady)
+			return err == nil && ready != nil && ready.Status == corev1.ConditionTrue
+		}) {
+			t.Fatalf("node %s is not Ready; kubelet: %s", n.Name, framework.Tail(n.Kubelet, 20))
+		}
+	}
+
+	// startKeepers (re)starts image-keeper on every node, all at once as a DaemonSet rollout
+	// would, with the list and the number of slots.
+	startKeepers := func(slots int, list []string) {
+		t.Helper()
+		for _, n := range nodes {
+			if n.Keeper != nil {
+				n.Keeper.Stop(10 * time.Second)
+			}
+			kubeconfig, err := n.cp.UserKubeconfig("image-keeper-"+n.Name, []string{fleetGroup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			config := filepath.Join(n.Root, "image-keeper.yaml")
+			if err := framework.WriteKeeperConfig(config, list...); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.StartKeeper("--config", config, "--kubeconfig", kubeconfig, "--node-name", n.Name,
+				"--interval", "2s", "--node-status-heartbeat", "10s", "--pull-slots", strconv.Itoa(slots),
+				"--pull-slot-namespace", "image-keeper", "--pull-slot-lease-duration", "10s"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// rollout waits until every node is warm on the list, and returns when each got there.
+	rollout := func(list []string) map[string]time.Duration {
+		t.Helper()
+		hash := nodestatus.WantedHash(list)
+		start := time.Now()
+		warm := map[string]time.Duration{}
+		if !framework.Eventually(3*time.Minute, 200*time.Millisecond, func() bool {
+			for _, n := range nodes {
+				if _, ok := warm[n.Name]; ok {
+					continue
+				}
+				node, err := first.client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				c := framework.NodeCondition(node, nodestatus.ConditionType)
+				if node.Annotations[nodestatus.WantedHashAnnotation] == hash && c != nil && c.Status == corev1.ConditionTrue && !tainted(node) {
+					warm[n.Name] = time.Since(start)
+				}
+			}
+			return len(warm) == len(nodes)
+		}) {
+			for _, n := range nodes {
+				t.Logf("%s: image-keeper: %s", n.Name, framework.Tail(n.Keeper, 15))
+			}
+			t.Fatalf("not every node warm on list %s: %v", hash, warm)
+		}
+		return warm
+	}
+
+	// One slot.
+	start := time.Now()
+	startKeepers(1, list1)
+	warm1 := rollout(list1)
+	pulls1 := pullWindows(proxies, list1, start)
+	if most := mostAtOnce(pulls1); most != 1 {
+		t.Errorf("with one pull slot, %d nodes pulled from the registry at once; want 1: %v", most, pulls1)
+	}
+	t.Logf("1 slot: %d nodes warm on 2 x 4 MiB images; per node (registry log): %s; last node warm %v after start", len(nodes), pulls1, slices.Max(slices.Collect(maps.Values(warm1))).Round(10*time.Millisecond))
+	checkFleetWatchCommand(t, first, nodes, nodestatus.WantedHash(list1))
+
+	// A new list, three slots.
+	start = time.Now()
+	startKeepers(3, list2)
+	warm2 := rollout(list2)
+	pulls2 := pullWindows(proxies, list2, start)
+	if most := mostAtOnce(pulls2); most > 3 {
+		t.Errorf("with three pull slots, %d nodes pulled at once", most)
+	}
+	for _, n := range nodes {
+		t.Logf("rollout of list %s: %s warm after %v", nodestatus.WantedHash(list2), n.Name, warm2[n.Name].Round(10*time.Millisecond))
+	}
+	t.Logf("3 slots: per node (registry log): %s; at most %d nodes at once; last node warm %v after start", pulls2, mostAtOnce(pulls2), slices.Max(slices.Collect(maps.Values(warm2))).Round(10*time.Millisecond))
+	checkFleetWatchCommand(t, first, nodes, nodestatus.WantedHash(list2))
+}
+
+// window is when a node pulled, from its proxy's log: the first blob request's start to the
+// last one's end.
+type window struct {
+	node       string
+	start, end time.Time
+}
+
+type windows []window
+
+func (ws windows) String() string {
+	var parts []string
+	origin := slices.MinFunc(ws, func(a, b window) int { return a.start.Compare(b.start) }).start
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("%s %.2f-%.2fs", w.node, w.start.Sub(origin).Seconds(), w.end.Sub(origin).Seconds()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pullWindows are the nodes' pull windows of the list's blobs since start.
+func pullWindows(proxies map[string]*framework.ShapingProxy, list []string, start time.Time) windows {
+	var ws windows
+	for node, p := range proxies {
+		w := window{node: node}
+		for _, r := range p.Requests() {
+			if r.Start.Before(start) || !strings.Contains(r.Path, "/blobs/") || !slices.ContainsFunc(list, func(ref string) bool {
+				return strings.Contains(r.Path, "/"+strings.TrimSuffix(strings.SplitN(ref, "/", 2)[1], ":1")+"/")
+			}) {
+				continue
+			}
+			if w.start.IsZero() || r.Start.Before(w.start) {
+				w.start = r.Start
+			}
+			if r.End.After(w.end) {
+				w.end = r.End
+			}
+		}
+		if !w.start.IsZero() {
+			ws = append(ws, w)
+		}
+	}
+	slices.SortFunc(ws, func(a, b window) int { return a.start.Compare(b.start) })
+	return ws
+}
+
+// mostAtOnce is the most windows open at one time.
+func mostAtOnce(ws windows) int {
+	most := 0
+	for _, w := range ws {
+		open := 0
+		for _, o := range ws {
+			if !o.start.After(w.start) && o.end.After(w.start) {
+				open++
+			}
+		}
+		most = max(most, open)
+	}
+	return most
+}
+
+// checkFleetWatchCommand runs docs/warm-nodes.md's "What to watch" command on the fleet: its
+// header is the doc's, and each node's row says it is warm on hash, with no taint left.
+func checkFleetWatchCommand(t *testing.T, c *clusterNode, nodes []*clusterNode, hash string) {
+	t.Helper()
+	block, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "warm-nodes.md"), "<!-- warm-nodes-watch -->", "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(block, "\n")
+	command, wantHeader := strings.TrimPrefix(lines[0], "$ "), lines[1]
+	out := strings.Split(strings.TrimSpace(c.shell(t, command)), "\n")
+	if len(out) != len(nodes)+1 || strings.Join(strings.Fields(out[0]), " ") != strings.Join(strings.Fields(wantHeader), " ") {
+		t.Fatalf("%s printed:\n%s\nwant the header %q and %d nodes", command, strings.Join(out, "\n"), wantHeader, len(nodes))
+	}
+	rows := out[1:]
+	for _, n := range nodes {
+		want := n.Name + " True " + nodestatus.ReasonWarm + " " + hash + " <none>"
+		if !slices.ContainsFunc(rows, func(row string) bool { return strings.Join(strings.Fields(row), " ") == want }) {
+			t.Errorf("no row %q in:\n%s", want, strings.Join(out, "\n"))
+		}
+	}
+}
