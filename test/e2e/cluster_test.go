@@ -20,6 +20,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -533,6 +534,40 @@ func TestClusterDaemonSet(t *testing.T) {
 		t.Fatalf("the new image list did not roll out to the node: annotation %q (was %q), condition %+v", c.node(t).Annotations[nodestatus.WantedHashAnnotation], warmHash, condition(c.node(t), nodestatus.ConditionType))
 	}
 	t.Logf("ConfigMap changed → new hash, new image present, condition True: %v", time.Since(rollout).Round(time.Second))
+
+	// docs/image-keeper.md's canary overlay, on a base that is this test's overlay: after the
+	// apply, the node keeps its pod and list (OnDelete); the doc's delete command, on the node
+	// labelled pool=canary, replaces the pod, which publishes the new list warm.
+	v3 := filepath.Join(c.Root, "v3")
+	o.write(t, filepath.Join(v3, "base"))
+	third := push(t, c.Node, framework.ImageSpec{Repository: "e2e/third", Tag: "1"})
+	canaryList := []string{app.Ref, next.Ref, third.Ref}
+	writeCanaryOverlay(t, v3, canaryList)
+	c.kubectl(t, "label", "node", framework.NodeName, "pool=canary")
+	block, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "image-keeper.md"), "<!-- kustomize-canary-rollout -->", "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commands := strings.Split(strings.TrimSpace(block), "\n")
+	if len(commands) != 2 {
+		t.Fatalf("the rollout block has %d commands; want apply, then delete", len(commands))
+	}
+	c.shell(t, "cd "+shellQuote([]string{v3})+" && "+strings.TrimPrefix(commands[0], "$ "))
+	v2Hash := nodestatus.WantedHash([]string{app.Ref, next.Ref})
+	time.Sleep(6 * time.Second) // three passes of image-keeper's, were it replaced
+	if got := c.node(t).Annotations[nodestatus.WantedHashAnnotation]; got != v2Hash || present(t, c.Node)[third.Ref] {
+		t.Fatalf("after applying the canary overlay (OnDelete) the node moved to hash %q (third image present: %v) before its pod was deleted; want it to stay on %q", got, present(t, c.Node)[third.Ref], v2Hash)
+	}
+	c.shell(t, "cd "+shellQuote([]string{v3})+" && "+strings.TrimPrefix(commands[1], "$ "))
+	canaryStart := time.Now()
+	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
+		node := c.node(t)
+		cond := condition(node, nodestatus.ConditionType)
+		return node.Annotations[nodestatus.WantedHashAnnotation] == nodestatus.WantedHash(canaryList) && cond != nil && cond.Status == corev1.ConditionTrue && present(t, c.Node)[third.Ref]
+	}) {
+		t.Fatalf("the canary node did not move to the canary list: annotation %q, condition %+v", c.node(t).Annotations[nodestatus.WantedHashAnnotation], condition(c.node(t), nodestatus.ConditionType))
+	}
+	t.Logf("canary pod deleted → new pod warm on the canary list: %v", time.Since(canaryStart).Round(time.Second))
 }
 
 // waitTaintedReady waits for the node to be Ready with the startup taint as its only taint.
@@ -644,4 +679,100 @@ func TestClusterGCEvents(t *testing.T) {
 		!strings.Contains(event.Message, "exceed imageGCExcludeBudgetPercent (10% of 256.0 MiB)") {
 		t.Errorf("event %s %s/%s: %q", event.Type, event.InvolvedObject.Kind, event.InvolvedObject.Name, event.Message)
 	}
+}
+
+// docs/image-keeper.md's canary overlay, as written, renders with the release's kubectl against
+// deploy/: the new image, the list in a ConfigMap named by its hash and mounted by the DaemonSet,
+// OnDelete, the flag appended, and the rest of deploy/ unchanged.
+func TestKustomizeCanaryOverlay(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "base"), os.DirFS(filepath.Join(repoRoot, "deploy"))); err != nil {
+		t.Fatal(err)
+	}
+	canary := writeCanaryOverlay(t, dir, nil)
+	out, err := exec.Command(filepath.Join(binDir, "kubectl"), "kustomize", canary).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+	}
+	var ds *appsv1.DaemonSet
+	kinds := map[string]int{}
+	var list *corev1.ConfigMap
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatal(err)
+		}
+		kinds[meta.Kind]++
+		switch meta.Kind {
+		case "DaemonSet":
+			ds = &appsv1.DaemonSet{}
+			if err := yaml.UnmarshalStrict([]byte(doc), ds); err != nil {
+				t.Fatal(err)
+			}
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			if err := yaml.UnmarshalStrict([]byte(doc), &cm); err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(cm.Name, "image-keeper-list-") {
+				list = &cm
+			}
+		}
+	}
+	if ds == nil || list == nil {
+		t.Fatalf("no DaemonSet or hashed list ConfigMap in:\n%s", out)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	var volume string
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.Name == "config" && v.ConfigMap != nil {
+			volume = v.ConfigMap.Name
+		}
+	}
+	switch {
+	case c.Image != "ghcr.io/kubelet-imagecache/image-keeper:v0.2.0":
+		t.Errorf("image %s", c.Image)
+	case ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType || ds.Spec.UpdateStrategy.RollingUpdate != nil:
+		t.Errorf("update strategy %+v", ds.Spec.UpdateStrategy)
+	case volume != list.Name:
+		t.Errorf("the config volume mounts %q, not the list %q", volume, list.Name)
+	case !strings.Contains(list.Data["config.yaml"], "registry.example.com/edge/agent:2.5"):
+		t.Errorf("the list: %q", list.Data["config.yaml"])
+	case c.Args[len(c.Args)-1] != "--pull-slots=3":
+		t.Errorf("args %v", c.Args)
+	}
+	if want := map[string]int{"Namespace": 1, "ServiceAccount": 1, "ConfigMap": 2, "DaemonSet": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "NetworkPolicy": 1}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("rendered %v; want %v", kinds, want)
+	}
+}
+
+// writeCanaryOverlay writes docs/image-keeper.md's canary overlay into dir/overlays/canary, its
+// list file with images (the doc's own when nil), and returns the overlay's directory.
+func writeCanaryOverlay(t *testing.T, dir string, images []string) string {
+	t.Helper()
+	doc := filepath.Join(repoRoot, "docs", "image-keeper.md")
+	kustomization, err := framework.DocBlock(doc, "<!-- kustomize-canary -->", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := framework.DocBlock(doc, "<!-- kustomize-canary-list -->", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if images != nil {
+		list = string(framework.KeeperConfig(images...))
+	}
+	canary := filepath.Join(dir, "overlays", "canary")
+	if err := os.MkdirAll(canary, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(canary, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(canary, "config.yaml"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return canary
 }

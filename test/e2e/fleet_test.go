@@ -41,7 +41,8 @@ import (
 const fleetGroup = "image-keeper-e2e-fleet"
 
 // A fleet of three nodes on one control plane and one registry, each node's pulls through a
-// shaped proxy of its own (4 MiB/s, 20 ms: the registry's request log, per node). image-keeper
+// shaped proxy of its own (4 MiB/s, 20 ms: the registry's request log, per node), set as the
+// registry's mirror with docs/image-keeper.md's hosts.toml. image-keeper
 // runs on each with deploy/rbac.yaml's rights. With one pull slot, a list of two 4 MiB images
 // reaches the three nodes and they pull one node at a time: no two nodes' pulls overlap in the
 // registry's log. Then a new list rolls out with three slots, and is followed node by node
@@ -78,6 +79,12 @@ func TestFleetPullSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// docs/image-keeper.md's mirror hosts.toml, each node's proxy as the mirror.
+	mirror, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "image-keeper.md"), "<!-- mirror-hosts -->", "toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror = strings.NewReplacer("https://registry.example.com", "REGISTRY", "http://mirror.example.internal:5000", "MIRROR").Replace(mirror)
 	proxies := map[string]*framework.ShapingProxy{}
 	for _, n := range nodes {
 		startRuntime(t, n.Node, pause)
@@ -86,7 +93,7 @@ func TestFleetPullSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(proxy.Stop)
-		if err := n.RouteRegistryThrough(proxy); err != nil {
+		if err := n.RouteRegistryThrough(proxy, mirror); err != nil {
 			t.Fatal(err)
 		}
 		proxies[n.Name] = proxy
@@ -167,6 +174,9 @@ func TestFleetPullSlots(t *testing.T) {
 	startKeepers(1, list1)
 	warm1 := rollout(list1)
 	pulls1 := pullWindows(proxies, list1, start)
+	if len(pulls1) != len(nodes) {
+		t.Errorf("%d of %d nodes pulled through their mirror (the proxy): %v", len(pulls1), len(nodes), pulls1)
+	}
 	if most := mostAtOnce(pulls1); most != 1 {
 		t.Errorf("with one pull slot, %d nodes pulled from the registry at once; want 1: %v", most, pulls1)
 	}

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,11 +59,12 @@ func (p *ShapingProxy) Requests() []Request {
 }
 
 // RouteRegistryThrough makes the node's runtime pull from its registry (RegistryAddr) through
-// p: image references stay the registry's, so that every node of a cluster wants the same
-// list, and each node's pulls show in its own proxy's log. containerd reads the hosts.toml at
-// every pull.
-func (n *Node) RouteRegistryThrough(p *ShapingProxy) error {
-	hosts := "server = \"http://" + p.Addr + "\"\n\n[host.\"http://" + p.Addr + "\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+// p, as a mirror: hostsTOML is the registry's hosts.toml with the registry's URL and the
+// mirror's given as REGISTRY and MIRROR. Image references stay the registry's, so that every
+// node of a cluster wants the same list, and each node's pulls show in its own proxy's log.
+// containerd reads the hosts.toml at every pull.
+func (n *Node) RouteRegistryThrough(p *ShapingProxy, hostsTOML string) error {
+	hosts := strings.NewReplacer("REGISTRY", "http://"+n.RegistryAddr, "MIRROR", "http://"+p.Addr).Replace(hostsTOML)
 	return os.WriteFile(filepath.Join(n.path("containerd", "certs.d", n.RegistryAddr), "hosts.toml"), []byte(hosts), 0o644)
 }
 
