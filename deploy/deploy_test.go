@@ -19,6 +19,8 @@ limitations under the License.
 package deploy
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +40,7 @@ import (
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/keeper"
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
+	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/pullslots"
 )
 
 func TestDaemonSetManifest(t *testing.T) {
@@ -249,6 +252,27 @@ func TestRBAC(t *testing.T) {
 	if want := map[string]string{"nodes": "get,patch", "nodes/status": "patch"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ClusterRole grants %v; want exactly %v", got, want)
 	}
+	// The pull slots: Leases, in image-keeper's namespace only, no delete.
+	var slotRole rbacv1.Role
+	var slotBinding rbacv1.RoleBinding
+	for _, doc := range strings.Split(string(rbac), "\n---\n") {
+		switch {
+		case strings.Contains(doc, "\nkind: Role\n"):
+			if err := yaml.UnmarshalStrict([]byte(doc), &slotRole); err != nil {
+				t.Fatal(err)
+			}
+		case strings.Contains(doc, "\nkind: RoleBinding\n"):
+			if err := yaml.UnmarshalStrict([]byte(doc), &slotBinding); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if slotRole.Namespace != "image-keeper" || len(slotRole.Rules) != 1 || fmt.Sprint(slotRole.Rules[0].APIGroups, slotRole.Rules[0].Resources, slotRole.Rules[0].Verbs) != "[coordination.k8s.io] [leases] [get list watch create update]" {
+		t.Errorf("the pull slots' Role %+v; want get, list, watch, create, update of leases in image-keeper", slotRole)
+	}
+	if slotBinding.Namespace != "image-keeper" || slotBinding.RoleRef.Name != slotRole.Name || len(slotBinding.Subjects) != 1 || slotBinding.Subjects[0].Name != sa.Name || slotBinding.Subjects[0].Namespace != sa.Namespace {
+		t.Errorf("the pull slots' RoleBinding %+v does not bind the Role to image-keeper/image-keeper", slotBinding)
+	}
 	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" ||
 		binding.Subjects[0].Name != sa.Name || binding.Subjects[0].Namespace != sa.Namespace || sa.Namespace != "image-keeper" || sa.Name != "image-keeper" {
 		t.Errorf("the binding %+v does not bind the ClusterRole to image-keeper/image-keeper (%s/%s)", binding, sa.Namespace, sa.Name)
@@ -263,30 +287,54 @@ func TestAdmissionPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var policy admissionregistrationv1.ValidatingAdmissionPolicy
-	var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	policies := map[string]admissionregistrationv1.ValidatingAdmissionPolicy{}
+	bindings := map[string]admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
 	for i, doc := range strings.Split(string(data), "\n---\n") {
 		var meta struct{ Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
 			t.Fatalf("document %d: %v", i, err)
 		}
-		var into any = &binding
-		if meta.Kind == "ValidatingAdmissionPolicy" {
-			into = &policy
+		switch meta.Kind {
+		case "ValidatingAdmissionPolicy":
+			var p admissionregistrationv1.ValidatingAdmissionPolicy
+			if err := yaml.UnmarshalStrict([]byte(doc), &p); err != nil {
+				t.Fatalf("%s: %v", meta.Kind, err)
+			}
+			policies[p.Name] = p
+		case "ValidatingAdmissionPolicyBinding":
+			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+			if err := yaml.UnmarshalStrict([]byte(doc), &b); err != nil {
+				t.Fatalf("%s: %v", meta.Kind, err)
+			}
+			bindings[b.Spec.PolicyName] = b
+		default:
+			t.Errorf("document %d: a %s in admission.yaml", i, meta.Kind)
 		}
-		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
-			t.Fatalf("%s: %v", meta.Kind, err)
+	}
+	if len(policies) != 2 {
+		t.Fatalf("policies %v; want image-keeper-own-node and image-keeper-pull-slots", slices.Collect(maps.Keys(policies)))
+	}
+	for name, policy := range policies {
+		binding := bindings[name]
+		if len(binding.Spec.ValidationActions) != 1 || binding.Spec.ValidationActions[0] != admissionregistrationv1.Deny {
+			t.Errorf("%s: binding %+v does not deny by the policy", name, binding.Spec)
+		}
+		if policy.Spec.FailurePolicy == nil || *policy.Spec.FailurePolicy != admissionregistrationv1.Fail {
+			t.Errorf("%s must fail closed: an error in a rule refuses the change", name)
+		}
+		if len(policy.Spec.MatchConditions) != 1 || !strings.Contains(policy.Spec.MatchConditions[0].Expression, `"system:serviceaccount:image-keeper:image-keeper"`) {
+			t.Errorf("%s: match conditions %+v: want image-keeper's service account", name, policy.Spec.MatchConditions)
 		}
 	}
-	if binding.Spec.PolicyName != policy.Name || len(binding.Spec.ValidationActions) != 1 || binding.Spec.ValidationActions[0] != admissionregistrationv1.Deny {
-		t.Errorf("binding %+v does not deny by policy %s", binding.Spec, policy.Name)
+	slots := policies["image-keeper-pull-slots"]
+	var slotRules strings.Builder
+	for _, v := range slots.Spec.Validations {
+		slotRules.WriteString(v.Expression)
 	}
-	if policy.Spec.FailurePolicy == nil || *policy.Spec.FailurePolicy != admissionregistrationv1.Fail {
-		t.Error("the policy must fail closed: an error in a rule refuses the change")
+	if !strings.Contains(slotRules.String(), "'^"+pullslots.Prefix+"-[0-9]+$'") {
+		t.Errorf("image-keeper-pull-slots does not hold image-keeper to its Leases, %s-N", pullslots.Prefix)
 	}
-	if len(policy.Spec.MatchConditions) != 1 || !strings.Contains(policy.Spec.MatchConditions[0].Expression, `"system:serviceaccount:image-keeper:image-keeper"`) {
-		t.Errorf("match conditions %+v: want image-keeper's service account", policy.Spec.MatchConditions)
-	}
+	policy := policies["image-keeper-own-node"]
 	// Every field of a Node's metadata that a token could use against it, and every field of
 	// its spec and status, is either image-keeper's or checked unchanged: a field a new
 	// Kubernetes adds fails here until the policy names it.

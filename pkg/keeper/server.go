@@ -140,6 +140,9 @@ func PrintStatus(out io.Writer, s Status) {
 		fmt.Fprintf(out, "\n%d images were pulled with a registry login, not by the kubelet: under its imagePullCredentialsVerificationPolicy (%s) any pod on this node may run them without pull secrets: %s\n",
 			len(open), QuoteControl(policy), QuoteControl(strings.Join(open, ", ")))
 	}
+	if s.PullSlot != "" {
+		fmt.Fprintf(out, "\npull slot: %s\n", QuoteControl(s.PullSlot))
+	}
 	if s.Holder != "" {
 		fmt.Fprintf(out, "\nholder mode: image volumes of the %s keep the images\n", QuoteControl(s.Holder))
 	}

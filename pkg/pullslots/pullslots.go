@@ -25,7 +25,13 @@ limitations under the License.
 // when this node first saw that version (as client-go's leader election does, so that clock
 // skew between nodes does not matter). Taking a slot is an update with the Lease's
 // resourceVersion: of the nodes that race for a freed slot, one wins and the others conflict.
-// Waiters watch the Leases and look again, after a random delay, when one changes.
+//
+// Waiters look again after a delay that starts at MinWait and doubles up to MaxWait, fully
+// jittered, and not later than a Lease they saw may expire. They do not watch: with a watch,
+// every change of a slot would reach every waiting node, and each would look at once, so a
+// rollout on N nodes would cost O(N) requests per change, O(N^2) in all. Polling costs each
+// waiting node one List from the API server's watch cache per MaxWait once it has waited long,
+// however many slots change (docs/bench/pull-slots.md measures both).
 package pullslots
 
 import (
@@ -43,7 +49,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -68,10 +73,10 @@ type Slots struct {
 
 	// LeaseDuration is how long a slot stays held without a renewal (30 s).
 	LeaseDuration time.Duration
-	// MaxWait is the longest a waiter waits for a watch event before it looks again (10 s);
-	// Jitter the longest random delay before it does (1 s), so that the waiters of a freed slot
-	// do not all try it in the same instant.
-	MaxWait, Jitter time.Duration
+	// MinWait and MaxWait bound a waiter's delay between two looks (1 s and 30 s): it starts at
+	// MinWait and doubles per look, and is drawn at random up to that bound, so that waiters
+	// spread out.
+	MinWait, MaxWait time.Duration
 	// FailOpenAfter is how long the API server may fail to answer before the node pulls without
 	// a slot (1 min): the slots spread a fleet's pulls, they must not stop an edge node that
 	// lost its control plane from warming from a local mirror. A refusal (no RBAC for Leases,
@@ -106,7 +111,7 @@ func New(client kubernetes.Interface, namespace, identity string, count int) (*S
 	_, _ = h.Write([]byte(identity))
 	return &Slots{
 		client: client, namespace: namespace, identity: identity, count: count,
-		LeaseDuration: 30 * time.Second, MaxWait: 10 * time.Second, Jitter: time.Second, FailOpenAfter: time.Minute,
+		LeaseDuration: 30 * time.Second, MinWait: time.Second, MaxWait: 30 * time.Second, FailOpenAfter: time.Minute,
 		rng:  rand.New(rand.NewPCG(h.Sum64(), uint64(time.Now().UnixNano()))),
 		seen: map[string]observed{},
 	}, nil
@@ -139,6 +144,7 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 	start := time.Now()
 	waitingLogged := false
 	var failingSince time.Time
+	bound := s.MinWait
 	for {
 		name, list, err := s.tryAll(ctx)
 		if err != nil && ctx.Err() != nil {
@@ -180,7 +186,8 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 			logger.Info("All pull slots are taken; waiting", "slots", s.count, "why", why)
 			waitingLogged = true
 		}
-		s.wait(ctx, list)
+		s.wait(ctx, list, bound)
+		bound = min(2*bound, s.MaxWait)
 		if ctx.Err() != nil {
 			s.setState("")
 			return nil, ctx.Err()
@@ -299,13 +306,12 @@ func (s *Slots) take(ctx context.Context, lease *coordinationv1.Lease, now time.
 	}
 }
 
-// wait returns when a slot changed (a watch event), when a Lease it saw may have expired, after
-// MaxWait, or when ctx is done; then after a random delay up to Jitter.
-func (s *Slots) wait(ctx context.Context, list *coordinationv1.LeaseList) {
-	wait := s.MaxWait
+// wait sleeps a random time up to bound, and not past the soonest moment a held Lease it saw
+// may have expired, or until ctx is done.
+func (s *Slots) wait(ctx context.Context, list *coordinationv1.LeaseList, bound time.Duration) {
+	s.mu.Lock()
+	wait := time.Duration(s.rng.Int64N(int64(bound) + 1))
 	if list != nil {
-		// The soonest a held Lease can have expired, as this node counts.
-		s.mu.Lock()
 		now := time.Now()
 		for _, lease := range list.Items {
 			if seen, ok := s.seen[lease.Name]; ok && seen.resourceVersion == lease.ResourceVersion {
@@ -313,33 +319,13 @@ func (s *Slots) wait(ctx context.Context, list *coordinationv1.LeaseList) {
 				wait = min(wait, max(0, seen.since.Add(duration).Sub(now)))
 			}
 		}
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	var events <-chan watch.Event
-	if list != nil {
-		w, err := s.client.CoordinationV1().Leases(s.namespace).Watch(ctx, metav1.ListOptions{
-			LabelSelector: ComponentLabel + "=" + ComponentValue, ResourceVersion: list.ResourceVersion,
-			AllowWatchBookmarks: false,
-		})
-		if err == nil {
-			defer w.Stop()
-			events = w.ResultChan()
-		}
-	}
 	select {
 	case <-ctx.Done():
-		return
 	case <-timer.C:
-	case <-events:
-	}
-	s.mu.Lock()
-	jitter := time.Duration(s.rng.Int64N(int64(s.Jitter) + 1))
-	s.mu.Unlock()
-	select {
-	case <-ctx.Done():
-	case <-time.After(jitter):
 	}
 }
 

@@ -57,7 +57,10 @@ func TestClusterRearm(t *testing.T) {
 	}
 	hasTaint := func(node *corev1.Node) bool { return framework.HasTaint(node, taintKey) }
 	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-		node := c.node(t)
+		node, err := c.client.CoreV1().Nodes().Get(ctx, framework.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return false // not registered yet
+		}
 		ready := condition(node, corev1.NodeReady)
 		return ready != nil && ready.Status == corev1.ConditionTrue && hasTaint(node)
 	}) {

@@ -49,7 +49,7 @@ func main() {
 	repo := flag.String("repo", ".", "repository root")
 	bin := flag.String("bin", "_output/bin", "directory with kubelet and image-keeper")
 	out := flag.String("out", "docs/bench", "where results are written")
-	what := flag.String("what", "pod-start,keeper,keeper-scale,warm-node,holder", "benchmarks to run")
+	what := flag.String("what", "pod-start,keeper,keeper-scale,warm-node,holder,fleet-api", "benchmarks to run")
 	runs := flag.Int("runs", 5, "pod-start runs per case")
 	baseline := flag.String("keeper-baseline", "", "keeper-scale: another image-keeper binary (a build of an earlier commit) to measure side by side")
 	flag.Parse()
@@ -66,6 +66,8 @@ func main() {
 			err = warmNode(*repo, *bin, *out, *runs)
 		case "holder":
 			err = holderBench(*repo, *bin, *out, *runs)
+		case "fleet-api":
+			err = fleetAPI(*repo, *bin, *out, []int{100, 300, 1000})
 		default:
 			err = fmt.Errorf("unknown benchmark %q", w)
 		}
