@@ -223,8 +223,19 @@ func (s *Slots) tryAll(ctx context.Context) (string, *coordinationv1.LeaseList, 
 		switch {
 		case !ok:
 			taken, err = s.create(ctx, name, now)
+			if !taken && err == nil {
+				// Created by another node since the list: the list is stale, and so is what it
+				// says of the other slots. Look again later rather than try each.
+				return "", list, nil
+			}
 		case s.free(lease, now):
 			taken, err = s.take(ctx, lease, now)
+			if !taken && err == nil {
+				// Taken by another node since the list (a conflict): the list is stale. One
+				// write a look at most, so that the waiters of a freed slot cost one conflict
+				// each, not one per slot the stale list shows free.
+				return "", list, nil
+			}
 		default:
 			continue
 		}
@@ -407,7 +418,7 @@ func (s *Slots) clear(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	return fmt.Errorf("Lease %s/%s kept changing", s.namespace, name)
+	return fmt.Errorf("lease %s/%s kept changing", s.namespace, name)
 }
 
 // refused says the API server refused the slots for a reason waiting does not heal.

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,6 +334,8 @@ type overlay struct {
 	env          map[string]string
 	nodeSelector map[string]string
 	hostPaths    map[string]string // by the path in deploy/daemonset.yaml
+	// ops are further JSON patch operations on the DaemonSet.
+	ops []map[string]any
 }
 
 // write writes dir/kustomization.yaml and returns dir, for `kubectl apply -k dir`.
@@ -351,7 +354,7 @@ func (o overlay) write(t *testing.T, dir string) string {
 	}
 	var volumes []map[string]any
 	for _, v := range shippedDaemonSet(t).Spec.Template.Spec.Volumes {
-		if v.HostPath == nil {
+		if v.HostPath == nil || o.hostPaths == nil {
 			continue
 		}
 		path, ok := o.hostPaths[v.HostPath.Path]
@@ -364,21 +367,24 @@ func (o overlay) write(t *testing.T, dir string) string {
 	for k, v := range o.env {
 		env = append(env, map[string]any{"name": k, "value": v})
 	}
+	podSpec := map[string]any{"containers": []map[string]any{{"name": "image-keeper", "env": env}}}
+	if o.nodeSelector != nil {
+		podSpec["nodeSelector"] = o.nodeSelector
+	}
+	if volumes != nil {
+		podSpec["volumes"] = volumes
+	}
 	ds := map[string]any{
 		"apiVersion": "apps/v1", "kind": "DaemonSet",
 		"metadata": map[string]any{"name": "image-keeper", "namespace": "image-keeper"},
-		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-			"nodeSelector": o.nodeSelector,
-			"volumes":      volumes,
-			"containers":   []map[string]any{{"name": "image-keeper", "env": env}},
-		}}},
+		"spec":     map[string]any{"template": map[string]any{"spec": podSpec}},
 	}
 	cm := map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "image-keeper", "namespace": "image-keeper"},
 		"data":     map[string]any{"config.yaml": string(framework.KeeperConfig(o.list...))},
 	}
-	var ops []map[string]any
+	ops := slices.Clone(o.ops)
 	for _, a := range o.args {
 		ops = append(ops, map[string]any{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": a})
 	}

@@ -22,6 +22,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,24 +32,22 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/nodestatus"
 	"github.com/kubelet-imagecache/kubelet-imagecache/test/e2e/framework"
 )
 
-// fleetGroup is the group of the fleet's image-keeper users, bound to deploy/rbac.yaml's roles.
-const fleetGroup = "image-keeper-e2e-fleet"
-
 // A fleet of three nodes on one control plane and one registry, each node's pulls through a
 // shaped proxy of its own (4 MiB/s, 20 ms: the registry's request log, per node), set as the
-// registry's mirror with docs/image-keeper.md's hosts.toml. image-keeper
-// runs on each with deploy/rbac.yaml's rights. With one pull slot, a list of two 4 MiB images
-// reaches the three nodes and they pull one node at a time: no two nodes' pulls overlap in the
-// registry's log. Then a new list rolls out with three slots, and is followed node by node
-// through the wanted-hash annotation and docs/warm-nodes.md's `kubectl get nodes` columns. The
-// timings of both are logged (docs/bench/pull-slots.md).
+// registry's mirror with docs/image-keeper.md's hosts.toml. image-keeper runs as deploy/'s
+// DaemonSet, applied with kubectl apply -k as an overlay, RBAC and admission policies as shipped
+// (each pod's token names its node), on the three nodes registered with the startup taint. With
+// one pull slot, a list of two 4 MiB images reaches the three nodes and they pull one node at a
+// time: no two nodes' pulls overlap in the registry's log. Then the DaemonSet is replaced by one
+// with three slots and a new list, and the rollout is followed node by node through the
+// wanted-hash annotation and docs/warm-nodes.md's `kubectl get nodes` columns. The timings of
+// both are logged (docs/bench/pull-slots.md).
 func TestFleetPullSlots(t *testing.T) {
 	t.Parallel()
 	nodes := newCluster(t, 3)
@@ -60,25 +60,7 @@ func TestFleetPullSlots(t *testing.T) {
 	}
 	list1, list2 := refs[:2], refs[2:]
 
-	// deploy/rbac.yaml as shipped, bound to the fleet's users.
-	if _, err := first.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "image-keeper"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	first.kubectl(t, "apply", "--server-side", "-f", filepath.Join(repoRoot, "deploy", "rbac.yaml"))
-	group := []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: fleetGroup}}
-	if _, err := first.client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "image-keeper-fleet"}, Subjects: group,
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "image-keeper"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := first.client.RbacV1().RoleBindings("image-keeper").Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "image-keeper-fleet", Namespace: "image-keeper"}, Subjects: group,
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "image-keeper-pull-slots"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
+	keeperRef := pushKeeperImage(t, first.Node)
 	// docs/image-keeper.md's mirror hosts.toml, each node's proxy as the mirror.
 	mirror, err := framework.DocBlock(filepath.Join(repoRoot, "docs", "image-keeper.md"), "<!-- mirror-hosts -->", "toml")
 	if err != nil {
@@ -86,6 +68,7 @@ func TestFleetPullSlots(t *testing.T) {
 	}
 	mirror = strings.NewReplacer("https://registry.example.com", "REGISTRY", "http://mirror.example.internal:5000", "MIRROR").Replace(mirror)
 	proxies := map[string]*framework.ShapingProxy{}
+	kubeletConfigs := map[string]string{}
 	for _, n := range nodes {
 		startRuntime(t, n.Node, pause)
 		proxy, err := n.StartShapingProxy(20*time.Millisecond, 4<<20)
@@ -105,6 +88,7 @@ func TestFleetPullSlots(t *testing.T) {
 		if err := n.StartKubelet(config); err != nil {
 			t.Fatal(err)
 		}
+		kubeletConfigs[n.Name] = config
 	}
 	for _, n := range nodes {
 		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
@@ -116,28 +100,66 @@ func TestFleetPullSlots(t *testing.T) {
 		}
 	}
 
-	// startKeepers (re)starts image-keeper on every node, all at once as a DaemonSet rollout
-	// would, with the list and the number of slots.
-	startKeepers := func(slots int, list []string) {
-		t.Helper()
-		for _, n := range nodes {
-			if n.Keeper != nil {
-				n.Keeper.Stop(10 * time.Second)
-			}
-			kubeconfig, err := n.cp.UserKubeconfig("image-keeper-"+n.Name, []string{fleetGroup})
-			if err != nil {
-				t.Fatal(err)
-			}
-			config := filepath.Join(n.Root, "image-keeper.yaml")
-			if err := framework.WriteKeeperConfig(config, list...); err != nil {
-				t.Fatal(err)
-			}
-			if err := n.StartKeeper("--config", config, "--kubeconfig", kubeconfig, "--node-name", n.Name,
-				"--interval", "2s", "--node-status-heartbeat", "10s", "--pull-slots", strconv.Itoa(slots),
-				"--pull-slot-namespace", "image-keeper", "--pull-slot-lease-duration", "10s"); err != nil {
+	// The DaemonSet's host paths differ per node: each node's are symlinked under
+	// links/<node name>/, the temp directory is mounted at its own path, and the args name the
+	// node's with $(NODE_NAME), which the kubelet expands from the pod's env.
+	links, err := os.MkdirTemp("", "imagecache-fleet-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(links) })
+	var socket string
+	for _, n := range nodes {
+		dir := filepath.Join(links, n.Name)
+		endpoint := strings.TrimPrefix(n.RuntimeEndpoint(), "unix://")
+		socket = filepath.Base(endpoint)
+		if err := os.MkdirAll(filepath.Join(dir, "state"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dropIns := filepath.Join(n.Root, "kubelet", "conf.d")
+		if err := os.MkdirAll(dropIns, 0o755); err != nil { // what the shipped hostPath's DirectoryOrCreate does
+			t.Fatal(err)
+		}
+		for name, target := range map[string]string{"run": filepath.Dir(endpoint), "kubelet.yaml": kubeletConfigs[n.Name], "conf.d": dropIns} {
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	tmp := os.TempDir()
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(first.cp.Server, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy := func(name string, slots int, list []string) {
+		t.Helper()
+		node := filepath.Join(links, "$(NODE_NAME)")
+		o := overlay{
+			image: keeperRef,
+			list:  list,
+			env:   map[string]string{"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port},
+			ops: []map[string]any{
+				{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": []string{
+					"--runtime-endpoint=unix://" + filepath.Join(node, "run", socket),
+					"--config=/etc/image-keeper/config.yaml",
+					"--kubelet-config=" + filepath.Join(node, "kubelet.yaml"),
+					"--kubelet-config-dir=" + filepath.Join(node, "conf.d"),
+					"--listen=:10356", "--status-listen=127.0.0.1:10357",
+					"--state-dir=" + filepath.Join(node, "state"),
+					"--interval=2s", "--node-status-heartbeat=10s",
+					"--pull-slots=" + strconv.Itoa(slots), "--pull-slot-lease-duration=10s",
+				}},
+				{"op": "replace", "path": "/spec/template/spec/volumes", "value": []map[string]any{
+					{"name": "config", "configMap": map[string]any{"name": "image-keeper"}},
+					{"name": "tmp", "hostPath": map[string]any{"path": tmp, "type": "Directory"}},
+				}},
+				{"op": "replace", "path": "/spec/template/spec/containers/0/volumeMounts", "value": []map[string]any{
+					{"name": "config", "mountPath": "/etc/image-keeper", "readOnly": true},
+					{"name": "tmp", "mountPath": tmp},
+				}},
+			},
+		}
+		first.kubectl(t, "apply", "--server-side", "-k", o.write(t, filepath.Join(first.Root, name)))
 	}
 	// rollout waits until every node is warm on the list, and returns when each got there.
 	rollout := func(list []string) map[string]time.Duration {
@@ -162,16 +184,29 @@ func TestFleetPullSlots(t *testing.T) {
 			return len(warm) == len(nodes)
 		}) {
 			for _, n := range nodes {
-				t.Logf("%s: image-keeper: %s", n.Name, framework.Tail(n.Keeper, 15))
+				// The pods' logs, where this node's kubelet keeps them (kubectl logs would need
+				// the node's name to resolve).
+				logs, _ := filepath.Glob(filepath.Join(n.Root, "kubelet", "pod-logs", "image-keeper_*", "image-keeper", "*.log"))
+				for _, l := range logs {
+					data, _ := os.ReadFile(l)
+					lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+					t.Logf("%s: %s:\n%s", n.Name, l, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+				}
 			}
 			t.Fatalf("not every node warm on list %s: %v", hash, warm)
 		}
 		return warm
 	}
 
+	// image-keeper's own image on every node first: the kubelet pulls it for the pods, not
+	// image-keeper, and its pull is not what is measured.
+	for _, n := range nodes {
+		pull(t, n.Node, keeperRef)
+	}
+
 	// One slot.
 	start := time.Now()
-	startKeepers(1, list1)
+	deploy("v1", 1, list1)
 	warm1 := rollout(list1)
 	pulls1 := pullWindows(proxies, list1, start)
 	if len(pulls1) != len(nodes) {
@@ -183,9 +218,16 @@ func TestFleetPullSlots(t *testing.T) {
 	t.Logf("1 slot: %d nodes warm on 2 x 4 MiB images; per node (registry log): %s; last node warm %v after start", len(nodes), pulls1, slices.Max(slices.Collect(maps.Values(warm1))).Round(10*time.Millisecond))
 	checkFleetWatchCommand(t, first, nodes, nodestatus.WantedHash(list1))
 
-	// A new list, three slots.
+	// A new list, three slots: the DaemonSet replaced, its three pods started together.
+	first.kubectl(t, "delete", "daemonset", "-n", "image-keeper", "image-keeper", "--wait=true")
+	if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+		pods, err := first.client.CoreV1().Pods("image-keeper").List(ctx, metav1.ListOptions{})
+		return err == nil && len(pods.Items) == 0
+	}) {
+		t.Fatal("the DaemonSet's pods did not go")
+	}
 	start = time.Now()
-	startKeepers(3, list2)
+	deploy("v2", 3, list2)
 	warm2 := rollout(list2)
 	pulls2 := pullWindows(proxies, list2, start)
 	if most := mostAtOnce(pulls2); most > 3 {

@@ -219,7 +219,10 @@ func fleetRun(ctx context.Context, admin kubernetes.Interface, restConfig *rest.
 				var release func()
 				if release, err = slots.Acquire(ctx); err == nil {
 					h := holding.Add(1)
-					for m := most.Load(); h > m && !most.CompareAndSwap(m, h); m = most.Load() {
+					for m := most.Load(); h > m; m = most.Load() {
+						if most.CompareAndSwap(m, h) {
+							break
+						}
 					}
 					time.Sleep(fleetPull)
 					holding.Add(-1)

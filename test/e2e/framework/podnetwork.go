@@ -102,6 +102,9 @@ func newPodNetwork(root string) (podNetwork, error) {
 }
 
 var (
+	// podNetworksCIDR holds every node's pod network subnet.
+	podNetworksCIDR = "10.213.0.0/16"
+
 	subnetsMu    sync.Mutex
 	subnetsGiven = map[int]bool{}
 )
@@ -155,6 +158,10 @@ func (n *Node) setupPodNetwork() error {
 				"ipam": map[string]any{
 					"type":    "host-local",
 					"ranges":  [][]map[string]string{{{"subnet": pn.Subnet, "gateway": pn.Gateway}}},
+					// Every node's pod network through this node's gateway: the host owns every
+					// bridge's address, so a pod on any node of a cluster reaches the API server
+					// advertised on the first node's bridge.
+					"routes": []map[string]string{{"dst": podNetworksCIDR}},
 					"dataDir": n.path("cni", "ipam"),
 				},
 			},
