@@ -156,12 +156,12 @@ func (n *Node) setupPodNetwork() error {
 				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": pn.Subnet, "gateway": pn.Gateway}}},
+					"type":   "host-local",
+					"ranges": [][]map[string]string{{{"subnet": pn.Subnet, "gateway": pn.Gateway}}},
 					// Every node's pod network through this node's gateway: the host owns every
 					// bridge's address, so a pod on any node of a cluster reaches the API server
 					// advertised on the first node's bridge.
-					"routes": []map[string]string{{"dst": podNetworksCIDR}},
+					"routes":  []map[string]string{{"dst": podNetworksCIDR}},
 					"dataDir": n.path("cni", "ipam"),
 				},
 			},
