@@ -146,6 +146,7 @@ type Keeper struct {
 	slotMu      sync.Mutex
 	slotUsers   int
 	slotRelease func()
+	slotLost    <-chan struct{}
 	slotTimer   *time.Timer
 	slotTaking  chan struct{}
 }

@@ -67,7 +67,7 @@ func NewMetrics() *Metrics {
 		slotWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "image_keeper_pull_slot_wait_seconds",
 			Help:    "Time waited for one of the cluster's pull slots (--pull-slots) before pulling.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18), // 10 ms .. ~22 min
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 20), // 10 ms .. ~87 min (GiveUpAfter is 1 h)
 		}),
 	}
 	m.Registry.MustRegister(m.wanted, m.present, m.pulls, m.pullDuration, m.lastReconcile, m.configStale, m.slotWait,

@@ -24,9 +24,9 @@ import (
 // PullSlots bound how many nodes of a cluster pull at once (package pullslots): a node pulls
 // only while it holds a slot.
 type PullSlots interface {
-	// Acquire waits until the node holds a slot and returns what gives it back; it fails only
-	// when ctx is done.
-	Acquire(ctx context.Context) (release func(), err error)
+	// Acquire waits until the node holds a slot and returns what gives it back and a channel
+	// closed if the node loses it before (nil when it cannot); it fails only when ctx is done.
+	Acquire(ctx context.Context) (release func(), lost <-chan struct{}, err error)
 	// State says what the node does with the slots ("holding ...", "waiting for ..."), "" when
 	// neither.
 	State() string
@@ -50,6 +50,15 @@ func (k *Keeper) takeSlot(ctx context.Context) (done func(), err error) {
 			k.slotTimer.Stop()
 			k.slotTimer = nil
 		}
+		if k.slotRelease != nil && lostSlot(k.slotLost) {
+			// Lost while held (renewals failed, another node took it): pulls in flight go on,
+			// new ones wait for a slot again.
+			release := k.slotRelease
+			k.slotRelease, k.slotLost = nil, nil
+			k.slotMu.Unlock()
+			release()
+			continue
+		}
 		if k.slotRelease != nil {
 			k.slotUsers++
 			k.slotMu.Unlock()
@@ -70,7 +79,7 @@ func (k *Keeper) takeSlot(ctx context.Context) (done func(), err error) {
 		k.slotMu.Unlock()
 
 		start := time.Now()
-		release, err := k.opts.PullSlots.Acquire(ctx)
+		release, lost, err := k.opts.PullSlots.Acquire(ctx)
 		k.slotMu.Lock()
 		k.slotTaking = nil
 		close(taking)
@@ -78,11 +87,21 @@ func (k *Keeper) takeSlot(ctx context.Context) (done func(), err error) {
 			k.slotMu.Unlock()
 			return nil, err
 		}
-		k.slotRelease = release
+		k.slotRelease, k.slotLost = release, lost
 		k.slotUsers++
 		k.slotMu.Unlock()
 		k.metrics.slotWait.Observe(time.Since(start).Seconds())
 		return k.putSlot, nil
+	}
+}
+
+// lostSlot says the slot was lost (its channel closed).
+func lostSlot(lost <-chan struct{}) bool {
+	select {
+	case <-lost:
+		return true
+	default:
+		return false // open, or nil: never lost
 	}
 }
 
@@ -98,12 +117,13 @@ func (k *Keeper) putSlot() {
 	var timer *time.Timer
 	timer = time.AfterFunc(slotGrace, func() {
 		k.slotMu.Lock()
-		defer k.slotMu.Unlock()
 		if k.slotTimer != timer || k.slotUsers > 0 {
+			k.slotMu.Unlock()
 			return // taken again in the meantime
 		}
-		k.slotTimer, k.slotRelease = nil, nil
-		release()
+		k.slotTimer, k.slotRelease, k.slotLost = nil, nil, nil
+		k.slotMu.Unlock()
+		release() // an API call: not under slotMu, which the node's pulls take
 	})
 	k.slotTimer = timer
 }
@@ -112,13 +132,16 @@ func (k *Keeper) putSlot() {
 // node need not wait for the Lease to expire.
 func (k *Keeper) ReleaseSlot() {
 	k.slotMu.Lock()
-	defer k.slotMu.Unlock()
 	if k.slotTimer != nil {
 		k.slotTimer.Stop()
 		k.slotTimer = nil
 	}
-	if k.slotRelease != nil && k.slotUsers == 0 {
-		k.slotRelease()
-		k.slotRelease = nil
+	var release func()
+	if k.slotUsers == 0 {
+		release, k.slotRelease, k.slotLost = k.slotRelease, nil, nil
+	}
+	k.slotMu.Unlock()
+	if release != nil {
+		release()
 	}
 }

@@ -47,14 +47,14 @@ type node struct {
 	name string
 }
 
-func (n node) Acquire(ctx context.Context) (func(), error) {
+func (n node) Acquire(ctx context.Context) (func(), <-chan struct{}, error) {
 	n.s.mu.Lock()
 	n.s.state[n.name] = "waiting"
 	n.s.mu.Unlock()
 	select {
 	case n.s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	n.s.mu.Lock()
 	defer n.s.mu.Unlock()
@@ -68,7 +68,7 @@ func (n node) Acquire(ctx context.Context) (func(), error) {
 		n.s.state[n.name] = ""
 		n.s.mu.Unlock()
 		<-n.s.sem
-	}, nil
+	}, nil, nil
 }
 
 func (n node) State() string {
@@ -150,7 +150,7 @@ func TestPullSlotSharedByANodesPulls(t *testing.T) {
 func TestShutdownWhileWaitingForSlot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		slots := newSemaphoreSlots(1)
-		release, _ := node{slots, "other"}.Acquire(context.Background())
+		release, _, _ := node{slots, "other"}.Acquire(context.Background())
 		defer release()
 		rt := newInProcess()
 		opts := testOptions()

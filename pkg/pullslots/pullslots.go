@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -57,11 +58,16 @@ import (
 const (
 	// Prefix names the Leases: image-keeper-pull-slot-0, -1, ...
 	Prefix = "image-keeper-pull-slot"
-	// ComponentLabel marks them (value ComponentValue), so that waiters watch only them.
+	// ComponentLabel marks them (value ComponentValue), so that waiters list only them.
 	ComponentLabel = "app.kubernetes.io/component"
 	ComponentValue = "pull-slot"
 	// MaxCount bounds --pull-slots: a waiter lists and may try every slot.
 	MaxCount = 1000
+	// MinLeaseDuration and MaxLeaseDuration bound a Lease's duration as a node counts it,
+	// whatever the Lease says: a slot written with a year's duration frees itself in ten
+	// minutes.
+	MinLeaseDuration = 5 * time.Second
+	MaxLeaseDuration = 10 * time.Minute
 )
 
 // Slots are the pull slots of a cluster as one node sees them.
@@ -82,10 +88,16 @@ type Slots struct {
 	// lost its control plane from warming from a local mirror. A refusal (no RBAC for Leases,
 	// no such namespace) fails open at once: it does not heal by waiting.
 	FailOpenAfter time.Duration
+	// GiveUpAfter is the longest a node waits for a slot before it pulls without one (1 h): a
+	// fleet's rollout takes (nodes / slots) x (a node's pulls), and a node whose slots are held
+	// by a node renewing them without pulling (a stolen token: no admission policy can check a
+	// Lease's expiry) still warms.
+	GiveUpAfter time.Duration
 
-	mu   sync.Mutex
-	rng  *rand.Rand
-	seen map[string]observed // by Lease name: the version last seen and since when
+	mu           sync.Mutex
+	failingSince time.Time // the API server has failed every look since, zero when it answers
+	rng          *rand.Rand
+	seen         map[string]observed // by Lease name: the version last seen and since when
 	// state is what this node is doing with the slots, for its status.
 	state string
 }
@@ -111,7 +123,7 @@ func New(client kubernetes.Interface, namespace, identity string, count int) (*S
 	_, _ = h.Write([]byte(identity))
 	return &Slots{
 		client: client, namespace: namespace, identity: identity, count: count,
-		LeaseDuration: 30 * time.Second, MinWait: time.Second, MaxWait: 30 * time.Second, FailOpenAfter: time.Minute,
+		LeaseDuration: 30 * time.Second, MinWait: time.Second, MaxWait: 30 * time.Second, FailOpenAfter: time.Minute, GiveUpAfter: time.Hour,
 		rng:  rand.New(rand.NewPCG(h.Sum64(), uint64(time.Now().UnixNano()))),
 		seen: map[string]observed{},
 	}, nil
@@ -135,36 +147,40 @@ func (s *Slots) setState(state string) {
 	s.mu.Unlock()
 }
 
-// Acquire waits until this node holds a slot, and returns the function that gives it back.
-// When the API server refuses the slots or does not answer for FailOpenAfter, it returns at
-// once with nothing to give back: the node pulls without a slot (State says so). It fails
-// only when ctx is done.
-func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
+// Acquire waits until this node holds a slot, and returns the function that gives it back and a
+// channel closed if the node loses the slot before (its renewals failed for longer than the
+// Lease's duration and another node took it, or the Lease was deleted). When the API server
+// refuses the slots or does not answer for FailOpenAfter, or the node has waited GiveUpAfter,
+// it returns with nothing to give back: the node pulls without a slot (State says so). It
+// fails only when ctx is done.
+func (s *Slots) Acquire(ctx context.Context) (release func(), lost <-chan struct{}, err error) {
 	logger := klog.FromContext(ctx)
 	start := time.Now()
 	waitingLogged := false
-	var failingSince time.Time
 	bound := s.MinWait
 	for {
-		name, list, err := s.tryAll(ctx)
-		if err != nil && ctx.Err() != nil {
+		lookCtx, cancel := context.WithTimeout(ctx, s.callTimeout())
+		name, acquired, list, err := s.tryAll(lookCtx)
+		cancel()
+		if ctx.Err() != nil {
 			s.setState("")
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		if err != nil {
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			}
-			if refused(err) || time.Since(failingSince) >= s.FailOpenAfter {
-				state := fmt.Sprintf("pulling without a slot: the API server: %v", err)
-				if s.State() != state {
-					logger.Error(err, "Pull slots unavailable; pulling without one", "slots", s.Describe(), "failingFor", time.Since(failingSince).Round(time.Second))
-				}
-				s.setState(state)
-				return func() {}, nil
-			}
-		} else {
-			failingSince = time.Time{}
+		failingFor := s.failing(err)
+		var failOpen string
+		switch {
+		case err != nil && refused(err):
+			failOpen = fmt.Sprintf("the API server refuses them: %v", err)
+		case err != nil && failingFor >= s.FailOpenAfter:
+			failOpen = fmt.Sprintf("the API server has failed for %v: %v", failingFor.Round(time.Second), err)
+		case name == "" && time.Since(start) >= s.GiveUpAfter:
+			failOpen = fmt.Sprintf("waited %v for one", time.Since(start).Round(time.Second))
+		}
+		if failOpen != "" {
+			state := "pulling without a slot: " + failOpen
+			logger.Error(err, "Pull slots unavailable; pulling without one", "slots", s.Describe(), "why", failOpen)
+			s.setState(state)
+			return func() { s.setState("") }, nil, nil
 		}
 		if name != "" {
 			s.setState("holding " + name)
@@ -173,7 +189,8 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 			} else {
 				logger.V(2).Info("Took a pull slot", "lease", name)
 			}
-			return s.holding(ctx, name), nil
+			release, lost := s.holding(ctx, name, acquired)
+			return release, lost, nil
 		}
 		why := fmt.Sprintf("waiting for one of %d pull slots", s.count)
 		if err != nil {
@@ -190,64 +207,93 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), err error) {
 		bound = min(2*bound, s.MaxWait)
 		if ctx.Err() != nil {
 			s.setState("")
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }
 
-// tryAll lists the slots and tries to take a free one, starting from one picked by the node's
-// name so that nodes spread over the slots. It returns the name of the slot taken ("" when
-// none) and the list, for waiting on.
-func (s *Slots) tryAll(ctx context.Context) (string, *coordinationv1.LeaseList, error) {
+// failing records the outcome of a look and returns for how long the API server has failed
+// (across Acquire calls: a node whose API server is away fails open at once on its next batch).
+func (s *Slots) failing(err error) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.failingSince = time.Time{}
+		return 0
+	}
+	if s.failingSince.IsZero() {
+		s.failingSince = time.Now()
+	}
+	return time.Since(s.failingSince)
+}
+
+// callTimeout bounds one look's or one renewal's API calls: a third of the Lease's duration,
+// so that a renewal stuck on a dead connection is retried before the Lease expires.
+func (s *Slots) callTimeout() time.Duration { return max(time.Second, s.LeaseDuration/3) }
+
+// tryAll lists the slots and tries to take a free one, with one write at most: the slot this
+// node holds already if any (a restarted image-keeper), else the first free one from a slot
+// picked at random, so that nodes spread over the slots. A conflict (another node took it
+// first) takes nothing and is no error. It returns the name of the slot taken ("" when none),
+// the acquire time written, and the list, for waiting on.
+func (s *Slots) tryAll(ctx context.Context) (string, time.Time, *coordinationv1.LeaseList, error) {
 	// From the API server's watch cache (resourceVersion 0): cheap at a thousand waiters; a
 	// stale entry only makes an update conflict.
 	list, err := s.client.CoordinationV1().Leases(s.namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: ComponentLabel + "=" + ComponentValue, ResourceVersion: "0",
 	})
 	if err != nil {
-		return "", nil, err
+		return "", time.Time{}, nil, listError{err}
 	}
 	byName := map[string]*coordinationv1.Lease{}
 	for i := range list.Items {
 		byName[list.Items[i].Name] = &list.Items[i]
 	}
-	now := time.Now()
+	// The acquire time names this holding: a node that takes its own slot again (a restart, a
+	// new pull right after a give-back) writes a new one, and what the old holding renews or
+	// gives back is only the Lease that still has its own (the API keeps microseconds).
+	now := time.Now().Truncate(time.Microsecond)
 	s.mu.Lock()
 	first := s.rng.IntN(s.count)
 	s.mu.Unlock()
-	var lastErr error
+	names := make([]string, 0, s.count+1)
 	for i := range s.count {
 		name := fmt.Sprintf("%s-%d", Prefix, (first+i)%s.count)
+		if lease, ok := byName[name]; ok && ptr.Deref(lease.Spec.HolderIdentity, "") == s.identity {
+			names = append([]string{name}, names...)
+			continue
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
 		lease, ok := byName[name]
 		var taken bool
 		switch {
 		case !ok:
-			taken, err = s.create(ctx, name, now)
-			if !taken && err == nil {
-				// Created by another node since the list: the list is stale, and so is what it
-				// says of the other slots. Look again later rather than try each.
-				return "", list, nil
+			if taken, err = s.create(ctx, name, now); err == nil && !taken {
+				// It exists: created since the list (which is stale), or without the slots'
+				// label (which the list does not show). Judged by name, and relabelled if taken.
+				if lease, err = s.client.CoordinationV1().Leases(s.namespace).Get(ctx, name, metav1.GetOptions{}); err == nil && s.free(lease, now) {
+					taken, err = s.take(ctx, lease, now)
+				}
 			}
 		case s.free(lease, now):
 			taken, err = s.take(ctx, lease, now)
-			if !taken && err == nil {
-				// Taken by another node since the list (a conflict): the list is stale. One
-				// write a look at most, so that the waiters of a freed slot cost one conflict
-				// each, not one per slot the stale list shows free.
-				return "", list, nil
-			}
 		default:
 			continue
 		}
 		if taken {
-			return name, list, nil
+			return name, now, list, nil
 		}
-		if err != nil {
-			lastErr = err
-		}
+		return "", time.Time{}, list, err
 	}
-	return "", list, lastErr
+	return "", time.Time{}, list, nil
 }
+
+// listError is a failure to list the slots, as opposed to one to write one.
+type listError struct{ error }
+
+func (e listError) Unwrap() error { return e.error }
 
 // free says whether a Lease may be taken: unheld, held by this node (a restarted
 // image-keeper), or unchanged for its duration since this node first saw its version.
@@ -263,8 +309,18 @@ func (s *Slots) free(lease *coordinationv1.Lease, now time.Time) bool {
 		s.seen[lease.Name] = observed{resourceVersion: lease.ResourceVersion, since: now}
 		return false
 	}
-	duration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, int32(s.LeaseDuration/time.Second))) * time.Second
-	return now.Sub(seen.since) >= duration
+	return now.Sub(seen.since) >= s.durationOf(lease)
+}
+
+// durationOf is a Lease's duration as this node counts it: its own, within [MinLeaseDuration,
+// MaxLeaseDuration] (a Lease written with a year's duration does not hold a slot for a year),
+// and this node's LeaseDuration when it has none.
+func (s *Slots) durationOf(lease *coordinationv1.Lease) time.Duration {
+	d := s.LeaseDuration
+	if lease.Spec.LeaseDurationSeconds != nil {
+		d = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
+	}
+	return min(max(d, MinLeaseDuration), MaxLeaseDuration)
 }
 
 func (s *Slots) spec(now time.Time, transitions int32) coordinationv1.LeaseSpec {
@@ -281,10 +337,8 @@ func (s *Slots) spec(now time.Time, transitions int32) coordinationv1.LeaseSpec 
 // create makes a slot's Lease, held by this node; another node creating it first is no error.
 func (s *Slots) create(ctx context.Context, name string, now time.Time) (bool, error) {
 	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace, Labels: map[string]string{
-			"app.kubernetes.io/name": "image-keeper", ComponentLabel: ComponentValue,
-		}},
-		Spec: s.spec(now, 0),
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace, Labels: labels()},
+		Spec:       s.spec(now, 0),
 	}
 	_, err := s.client.CoordinationV1().Leases(s.namespace).Create(ctx, lease, metav1.CreateOptions{})
 	switch {
@@ -297,15 +351,21 @@ func (s *Slots) create(ctx context.Context, name string, now time.Time) (bool, e
 	}
 }
 
+// labels are the slots' Leases' labels, all of them (deploy/admission.yaml allows no others).
+func labels() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "image-keeper", ComponentLabel: ComponentValue}
+}
+
 // take updates a free Lease to this node, with its resourceVersion: a conflict means another
 // node took it first.
 func (s *Slots) take(ctx context.Context, lease *coordinationv1.Lease, now time.Time) (bool, error) {
 	updated := lease.DeepCopy()
 	transitions := ptr.Deref(lease.Spec.LeaseTransitions, 0)
-	if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity {
+	if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity && transitions < math.MaxInt32 {
 		transitions++
 	}
-	updated.Spec = s.spec(now, transitions)
+	updated.Spec = s.spec(now, max(0, transitions))
+	updated.Labels = labels() // a Lease that lost its labels is listed again
 	_, err := s.client.CoordinationV1().Leases(s.namespace).Update(ctx, updated, metav1.UpdateOptions{})
 	switch {
 	case err == nil:
@@ -322,16 +382,18 @@ func (s *Slots) take(ctx context.Context, lease *coordinationv1.Lease, now time.
 func (s *Slots) wait(ctx context.Context, list *coordinationv1.LeaseList, bound time.Duration) {
 	s.mu.Lock()
 	wait := time.Duration(s.rng.Int64N(int64(bound) + 1))
+	var expiries []time.Time
 	if list != nil {
-		now := time.Now()
 		for _, lease := range list.Items {
-			if seen, ok := s.seen[lease.Name]; ok && seen.resourceVersion == lease.ResourceVersion {
-				duration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 0)) * time.Second
-				wait = min(wait, max(0, seen.since.Add(duration).Sub(now)))
+			if o, ok := s.seen[lease.Name]; ok && o.resourceVersion == lease.ResourceVersion {
+				expiries = append(expiries, o.since.Add(s.durationOf(&lease)))
 			}
 		}
 	}
 	s.mu.Unlock()
+	for _, expiry := range expiries {
+		wait = min(wait, max(s.MinWait, time.Until(expiry)))
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
@@ -343,13 +405,13 @@ func (s *Slots) wait(ctx context.Context, list *coordinationv1.LeaseList, bound 
 // holding renews the slot every LeaseDuration/3 until ctx is done or the returned function is
 // called, which clears the Lease's holder (also after ctx is done) so that a waiter takes it
 // at once.
-func (s *Slots) holding(ctx context.Context, name string) func() {
+func (s *Slots) holding(ctx context.Context, name string, acquired time.Time) (func(), <-chan struct{}) {
 	logger := klog.FromContext(ctx)
 	renewCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	done, lost := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		ticker := time.NewTicker(max(time.Second, s.LeaseDuration/3))
+		ticker := time.NewTicker(s.callTimeout())
 		defer ticker.Stop()
 		for {
 			select {
@@ -357,9 +419,13 @@ func (s *Slots) holding(ctx context.Context, name string) func() {
 				return
 			case <-ticker.C:
 			}
-			if lost, err := s.renew(renewCtx, name); lost {
-				logger.Info("Lost the pull slot: another node took it after it expired (this node did not renew it in time)", "lease", name)
+			callCtx, cancelCall := context.WithTimeout(renewCtx, s.callTimeout())
+			gone, err := s.renew(callCtx, name, acquired)
+			cancelCall()
+			if gone {
+				logger.Info("Lost the pull slot: its Lease was deleted, or taken by another node after it expired (this node could not renew it in time)", "lease", name, "err", err)
 				s.setState("")
+				close(lost)
 				return
 			} else if err != nil && renewCtx.Err() == nil {
 				logger.Error(err, "Renewing the pull slot failed; retrying", "lease", name)
@@ -373,24 +439,24 @@ func (s *Slots) holding(ctx context.Context, name string) func() {
 			<-done
 			releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			if err := s.clear(releaseCtx, name); err != nil {
+			if err := s.clear(releaseCtx, name, acquired); err != nil {
 				logger.Error(err, "Giving back the pull slot failed; it frees itself when the Lease expires", "lease", name, "leaseDuration", s.LeaseDuration)
 			} else {
 				logger.V(2).Info("Gave back the pull slot", "lease", name)
 			}
 			s.setState("")
 		})
-	}
+	}, lost
 }
 
 // renew moves the Lease's renewTime; lost says another node holds it now.
-func (s *Slots) renew(ctx context.Context, name string) (lost bool, err error) {
+func (s *Slots) renew(ctx context.Context, name string, acquired time.Time) (lost bool, err error) {
 	leases := s.client.CoordinationV1().Leases(s.namespace)
 	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return apierrors.IsNotFound(err), err
 	}
-	if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity {
+	if !s.ours(lease, acquired) {
 		return true, nil
 	}
 	lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
@@ -399,7 +465,7 @@ func (s *Slots) renew(ctx context.Context, name string) (lost bool, err error) {
 }
 
 // clear gives the slot back, if this node still holds it.
-func (s *Slots) clear(ctx context.Context, name string) error {
+func (s *Slots) clear(ctx context.Context, name string, acquired time.Time) error {
 	leases := s.client.CoordinationV1().Leases(s.namespace)
 	for range 3 {
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
@@ -409,7 +475,7 @@ func (s *Slots) clear(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if ptr.Deref(lease.Spec.HolderIdentity, "") != s.identity {
+		if !s.ours(lease, acquired) {
 			return nil
 		}
 		lease.Spec.HolderIdentity, lease.Spec.AcquireTime = nil, nil
@@ -421,9 +487,20 @@ func (s *Slots) clear(ctx context.Context, name string) error {
 	return fmt.Errorf("lease %s/%s kept changing", s.namespace, name)
 }
 
-// refused says the API server refused the slots for a reason waiting does not heal.
+// ours says the Lease is still the holding that took it at acquired.
+func (s *Slots) ours(lease *coordinationv1.Lease, acquired time.Time) bool {
+	return ptr.Deref(lease.Spec.HolderIdentity, "") == s.identity && lease.Spec.AcquireTime != nil && lease.Spec.AcquireTime.Time.Equal(acquired)
+}
+
+// refused says the API server refused to list the slots, which waiting does not heal (no RBAC
+// for Leases). A refused write of one Lease (a poisoned Lease, a policy) is not: the node fails
+// open only after FailOpenAfter, so that one bad Lease does not release the whole fleet.
 func refused(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
+	var le listError
+	if !errors.As(err, &le) {
+		return false
+	}
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsBadRequest(err)
 }
 
 func holdersOf(list *coordinationv1.LeaseList) []string {

@@ -19,6 +19,7 @@ package pullslots
 import (
 	"context"
 	"errors"
+	"math"
 	"fmt"
 	"strconv"
 	"strings"
@@ -96,7 +97,7 @@ func TestAtMostCountHolders(t *testing.T) {
 		for i := range nodes {
 			s := newSlots(t, client, fmt.Sprintf("node-%d", i), count)
 			wg.Go(func() {
-				release, err := s.Acquire(t.Context())
+				release, _, err := s.Acquire(t.Context())
 				if err != nil {
 					t.Error(err)
 					return
@@ -139,12 +140,12 @@ func TestRenewalAndExpiry(t *testing.T) {
 		a := newSlots(t, client, "node-a", 1)
 		b := newSlots(t, client, "node-b", 1)
 		ctxA, killA := context.WithCancel(t.Context())
-		if _, err := a.Acquire(ctxA); err != nil {
+		if _, _, err := a.Acquire(ctxA); err != nil {
 			t.Fatal(err)
 		}
 		took := make(chan time.Time, 1)
 		go func() {
-			if _, err := b.Acquire(t.Context()); err != nil {
+			if _, _, err := b.Acquire(t.Context()); err != nil {
 				t.Error(err)
 			}
 			took <- time.Now()
@@ -181,13 +182,13 @@ func TestReleaseWakesWaiter(t *testing.T) {
 		client := newClient()
 		a := newSlots(t, client, "node-a", 1)
 		b := newSlots(t, client, "node-b", 1)
-		release, err := a.Acquire(t.Context())
+		release, _, err := a.Acquire(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		took := make(chan time.Time, 1)
 		go func() {
-			if _, err := b.Acquire(t.Context()); err != nil {
+			if _, _, err := b.Acquire(t.Context()); err != nil {
 				t.Error(err)
 			}
 			took <- time.Now()
@@ -207,7 +208,7 @@ func TestReleaseWakesWaiter(t *testing.T) {
 		// without waiting for it to expire.
 		restarted := newSlots(t, client, "node-b", 1)
 		start := time.Now()
-		if _, err := restarted.Acquire(t.Context()); err != nil {
+		if _, _, err := restarted.Acquire(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if waited := time.Since(start); waited != 0 {
@@ -220,13 +221,13 @@ func TestReleaseWakesWaiter(t *testing.T) {
 func TestAcquireCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		client := newClient()
-		if _, err := newSlots(t, client, "node-a", 1).Acquire(t.Context()); err != nil {
+		if _, _, err := newSlots(t, client, "node-a", 1).Acquire(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		b := newSlots(t, client, "node-b", 1)
-		if _, err := b.Acquire(ctx); err != context.DeadlineExceeded {
+		if _, _, err := b.Acquire(ctx); err != context.DeadlineExceeded {
 			t.Errorf("Acquire: %v; want the context's deadline", err)
 		}
 		if b.State() != "" {
@@ -270,17 +271,124 @@ func TestFailOpen(t *testing.T) {
 			client.PrependReactor("list", "leases", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err })
 			s := newSlots(t, client, "node-a", 1)
 			start := time.Now()
-			release, err := s.Acquire(t.Context())
+			release, _, err := s.Acquire(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
-			release()
 			if waited, want := time.Since(start), tc.wait(s); waited < want || waited > want+s.MaxWait {
 				t.Errorf("%s: pulled without a slot after %v; want %v", tc.name, waited, want)
 			}
-			if !strings.HasPrefix(s.State(), "pulling without a slot: the API server: ") {
+			if !strings.HasPrefix(s.State(), "pulling without a slot: the API server ") {
 				t.Errorf("%s: state %q", tc.name, s.State())
 			}
+			release()
+			if s.State() != "" {
+				t.Errorf("%s: after the pulls, the state still says %q", tc.name, s.State())
+			}
+		}
+	})
+}
+
+// What a stolen token can write into a slot's Lease does not hold the fleet: a year's duration
+// counts as MaxLeaseDuration; a Lease without the slots' label is found by name, taken and
+// labelled again; leaseTransitions at its maximum does not wrap into a refused update; a slot
+// renewed for ever by a node that never gives it back is waited for GiveUpAfter at most.
+func TestHostileLeases(t *testing.T) {
+	gvr := coordinationv1.SchemeGroupVersion.WithResource("leases")
+	put := func(t *testing.T, client *fake.Clientset, lease *coordinationv1.Lease) {
+		t.Helper()
+		lease.Namespace = "image-keeper"
+		if _, err := client.CoordinationV1().Leases("image-keeper").Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("a year's duration", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newClient()
+			put(t, client, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: Prefix + "-0", Labels: labels()},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("attacker"), LeaseDurationSeconds: ptr.To(int32(365 * 24 * 3600))}})
+			start := time.Now()
+			if _, _, err := newSlots(t, client, "node-a", 1).Acquire(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if waited := time.Since(start); waited < MaxLeaseDuration || waited > MaxLeaseDuration+30*time.Second {
+				t.Errorf("took a slot written with a year's duration after %v; want %v", waited, MaxLeaseDuration)
+			}
+		})
+	})
+	t.Run("no label, leaseTransitions at its maximum", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newClient()
+			put(t, client, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: Prefix + "-0"},
+				Spec: coordinationv1.LeaseSpec{LeaseTransitions: ptr.To(int32(math.MaxInt32))}})
+			client.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease); ptr.Deref(l.Spec.LeaseTransitions, 0) < 0 {
+					return true, nil, apierrors.NewInvalid(coordinationv1.SchemeGroupVersion.WithKind("Lease").GroupKind(), l.Name, nil)
+				}
+				return false, nil, nil
+			})
+			s := newSlots(t, client, "node-a", 1)
+			start := time.Now()
+			if _, _, err := s.Acquire(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if waited := time.Since(start); waited != 0 || !strings.HasPrefix(s.State(), "holding ") {
+				t.Errorf("after %v: %q; want the unlabelled slot held at once", waited, s.State())
+			}
+			l, err := client.Tracker().Get(gvr, "image-keeper", Prefix+"-0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.(*coordinationv1.Lease).Labels[ComponentLabel]; got != ComponentValue {
+				t.Errorf("the slot was not labelled again: %v", l.(*coordinationv1.Lease).Labels)
+			}
+		})
+	})
+	t.Run("renewed for ever", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newClient()
+			hog := newSlots(t, client, "attacker", 1)
+			if _, _, err := hog.Acquire(t.Context()); err != nil { // renews until the test ends
+				t.Fatal(err)
+			}
+			s := newSlots(t, client, "node-a", 1)
+			start := time.Now()
+			release, _, err := s.Acquire(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			if waited := time.Since(start); waited < s.GiveUpAfter || waited > s.GiveUpAfter+s.MaxWait {
+				t.Errorf("pulled without a slot after %v; want GiveUpAfter, %v", waited, s.GiveUpAfter)
+			}
+			if !strings.Contains(s.State(), "pulling without a slot: waited 1h") {
+				t.Errorf("state %q", s.State())
+			}
+		})
+	})
+}
+
+// A slot whose Lease is deleted while held is lost: the channel Acquire returned closes, so that
+// the keeper takes a slot again for its next pulls.
+func TestLostSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := newClient()
+		s := newSlots(t, client, "node-a", 1)
+		release, lost, err := s.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		if err := client.CoordinationV1().Leases("image-keeper").Delete(context.Background(), Prefix+"-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-lost:
+		case <-time.After(2 * s.LeaseDuration):
+			t.Fatal("the deleted slot was not reported lost")
+		}
+		if s.State() != "" {
+			t.Errorf("lost, the state says %q", s.State())
 		}
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -217,7 +218,7 @@ func TestKeeperAdmissionPolicy(t *testing.T) {
 	}
 	slotCtx, cancelSlot := context.WithTimeout(ctx, time.Minute)
 	defer cancelSlot()
-	release, err := slots.Acquire(slotCtx)
+	release, _, err := slots.Acquire(slotCtx)
 	if err != nil || !strings.HasPrefix(slots.State(), "holding "+pullslots.Prefix+"-0") {
 		t.Fatalf("image-keeper could not take a pull slot under the policy: %v, %s", err, slots.State())
 	}
@@ -235,6 +236,26 @@ func TestKeeperAdmissionPolicy(t *testing.T) {
 	impersonate.Spec.HolderIdentity = ptr.To("node-b")
 	if _, err := leases.Update(ctx, impersonate, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "in its own node's name only") {
 		t.Errorf("holding a slot in node-b's name: %v; want refused", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*coordinationv1.Lease)
+		want string
+	}{
+		{"a year's duration", func(l *coordinationv1.Lease) { l.Spec.LeaseDurationSeconds = ptr.To(int32(365 * 24 * 3600)) }, "lasts 5 to 600 seconds"},
+		{"leaseTransitions at its maximum", func(l *coordinationv1.Lease) { l.Spec.LeaseTransitions = ptr.To(int32(math.MaxInt32)) }, "grows by at most one"},
+		{"an annotation", func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"x": strings.Repeat("x", 1000)} }, "no other labels, annotations"},
+		{"no label", func(l *coordinationv1.Lease) { l.Labels = nil }, "no other labels, annotations"},
+	} {
+		bad := slot.DeepCopy()
+		tc.edit(bad)
+		if _, err := leases.Update(ctx, bad, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("a slot with %s: %v; want refused, %q", tc.name, err, tc.want)
+		}
+	}
+	beyond := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: pullslots.Prefix + "-1000", Namespace: "image-keeper"}}
+	if _, err := leases.Create(ctx, beyond, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "only the Leases of its pull slots") {
+		t.Errorf("creating slot 1000: %v; want refused", err)
 	}
 	// RBAC grants no delete; the policy would refuse it too.
 	if err := leases.Delete(ctx, slot.Name, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {

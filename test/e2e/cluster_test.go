@@ -749,7 +749,7 @@ func TestKustomizeCanaryOverlay(t *testing.T) {
 		t.Errorf("args %v", c.Args)
 	}
 	if want := map[string]int{"Namespace": 1, "ServiceAccount": 1, "ConfigMap": 2, "DaemonSet": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
-		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "NetworkPolicy": 1}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "NetworkPolicy": 1, "ResourceQuota": 1}; fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("rendered %v; want %v", kinds, want)
 	}
 }
