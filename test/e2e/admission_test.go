@@ -51,8 +51,11 @@ import (
 // image-keeper's own publisher does its whole job on node-a (condition, annotation, startup
 // taint); every other change RBAC would allow is refused by the policy, naming the rule: another
 // Node, labels (also through nodes/status), other annotations, owner references, finalizers,
-// cordoning, other taints, a NoExecute startup taint, other conditions, addresses, capacity. A
-// token bound to no pod (as a legacy Secret token) may change nothing. No kubelet runs: the pod
+// cordoning, other taints, a NoExecute startup taint, other conditions, addresses, capacity. It
+// takes and gives back a pull slot; it may not write another Lease or slot 1000, hold a slot in
+// another node's name, give back another node's, write a slot with a year's duration, a wrapped
+// leaseTransitions, an annotation or without its labels, or delete one. A token bound to no pod
+// (as a legacy Secret token) may change nothing. No kubelet runs: the pod
 // only needs to be bound to the node for its token to name it.
 func TestKeeperAdmissionPolicy(t *testing.T) {
 	t.Parallel()
