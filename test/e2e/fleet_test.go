@@ -90,15 +90,7 @@ func TestFleetPullSlots(t *testing.T) {
 		}
 		kubeletConfigs[n.Name] = config
 	}
-	for _, n := range nodes {
-		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-			node, err := first.client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-			ready := framework.NodeCondition(node, corev1.NodeReady)
-			return err == nil && ready != nil && ready.Status == corev1.ConditionTrue
-		}) {
-			t.Fatalf("node %s is not Ready; kubelet: %s", n.Name, framework.Tail(n.Kubelet, 20))
-		}
-	}
+	waitNodesReady(t, nodes)
 
 	// The DaemonSet's host paths differ per node: each node's are symlinked under
 	// links/<node name>/, the temp directory is mounted at its own path, and the args name the

@@ -54,6 +54,20 @@ func newCluster(t *testing.T, count int) []*clusterNode {
 	return nodes
 }
 
+// waitNodesReady waits for every node of a cluster to be Ready.
+func waitNodesReady(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	for _, n := range nodes {
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			node, err := n.client.CoreV1().Nodes().Get(context.Background(), n.Name, metav1.GetOptions{})
+			ready := framework.NodeCondition(node, corev1.NodeReady)
+			return err == nil && ready != nil && ready.Status == corev1.ConditionTrue
+		}) {
+			t.Fatalf("node %s is not Ready; kubelet: %s", n.Name, framework.Tail(n.Kubelet, 20))
+		}
+	}
+}
+
 // The harness runs several nodes on one machine against one control plane (what the fleet
 // scenarios build on): three nodes register and become Ready, a DaemonSet runs a pod on each,
 // each pod's address is in its own node's subnet, and each kubelet keeps its pods under its own
@@ -75,15 +89,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range nodes {
-		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
-			node, err := first.client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-			ready := framework.NodeCondition(node, corev1.NodeReady)
-			return err == nil && ready != nil && ready.Status == corev1.ConditionTrue
-		}) {
-			t.Fatalf("node %s is not Ready; kubelet: %s", n.Name, framework.Tail(n.Kubelet, 20))
-		}
-	}
+	waitNodesReady(t, nodes)
 
 	labels := map[string]string{"app": "everywhere"}
 	ds := &appsv1.DaemonSet{
