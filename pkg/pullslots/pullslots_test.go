@@ -19,8 +19,8 @@ package pullslots
 import (
 	"context"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
