@@ -86,6 +86,18 @@ func holders(t *testing.T, client *fake.Clientset) map[string]string {
 	return out
 }
 
+// acquireLater takes a slot for s in the background and sends when it has one.
+func acquireLater(t *testing.T, s *Slots) <-chan time.Time {
+	took := make(chan time.Time, 1)
+	go func() {
+		if _, _, err := s.Acquire(t.Context()); err != nil {
+			t.Error(err)
+		}
+		took <- time.Now()
+	}()
+	return took
+}
+
 // Ten nodes, two slots: never more than two nodes hold one at a time, every node gets its
 // turn, and every slot is free at the end.
 func TestAtMostCountHolders(t *testing.T) {
@@ -143,13 +155,7 @@ func TestRenewalAndExpiry(t *testing.T) {
 		if _, _, err := a.Acquire(ctxA); err != nil {
 			t.Fatal(err)
 		}
-		took := make(chan time.Time, 1)
-		go func() {
-			if _, _, err := b.Acquire(t.Context()); err != nil {
-				t.Error(err)
-			}
-			took <- time.Now()
-		}()
+		took := acquireLater(t, b)
 		time.Sleep(3 * a.LeaseDuration)
 		synctest.Wait()
 		if got := holders(t, client)[Prefix+"-0"]; got != "node-a" {
@@ -186,13 +192,7 @@ func TestReleaseWakesWaiter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		took := make(chan time.Time, 1)
-		go func() {
-			if _, _, err := b.Acquire(t.Context()); err != nil {
-				t.Error(err)
-			}
-			took <- time.Now()
-		}()
+		took := acquireLater(t, b)
 		time.Sleep(time.Second)
 		synctest.Wait()
 		released := time.Now()

@@ -144,14 +144,7 @@ func TestWarmNodeGate(t *testing.T) {
 	}
 	c.waitTaintedReady(t)
 
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
-		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: new(int64),
-			Containers:                    []corev1.Container{{Name: "app", Image: app.Ref, ImagePullPolicy: corev1.PullIfNotPresent}},
-		},
-	}
-	if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if _, err := c.client.CoreV1().Pods("default").Create(ctx, framework.Pod("app", app.Ref), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The scheduler says why it cannot place the pod: the untolerated taint (the node's only one).

@@ -113,14 +113,7 @@ func TestClusterRearm(t *testing.T) {
 	if !framework.Eventually(time.Minute, 500*time.Millisecond, func() bool { return !hasTaint(c.node(t)) }) {
 		t.Fatalf("--startup-taint-mode=rearm did not remove %s from a warm node; image-keeper: %s", taintKey, framework.Tail(c.Keeper, 20))
 	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
-		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: new(int64),
-			Containers:                    []corev1.Container{{Name: "app", Image: app.Ref, ImagePullPolicy: corev1.PullIfNotPresent}},
-		},
-	}
-	if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if _, err := c.client.CoreV1().Pods("default").Create(ctx, framework.Pod("app", app.Ref), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	running := func() bool {

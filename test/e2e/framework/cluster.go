@@ -107,6 +107,18 @@ func HasTaint(node *corev1.Node, key string) bool {
 	return false
 }
 
+// Pod is a pod of one container that runs image in the default namespace (no pull if present,
+// stopped at once), what the cluster scenarios schedule against the warm-node gate.
+func Pod(name, image string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: new(int64),
+			Containers:                    []corev1.Container{{Name: name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent}},
+		},
+	}
+}
+
 // Deployment is a one-replica Deployment of image in the default namespace, pulled
 // IfNotPresent, that tolerates nothing special.
 func Deployment(name, image string) *appsv1.Deployment {
