@@ -71,7 +71,8 @@ kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream
 
 e2e: build control-plane kubelet-series ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh
-	go test -tags e2e -count=1 -timeout 40m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; exit $${PIPESTATUS[0]}
+	go test -tags e2e -count=1 -timeout 40m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; rc=$${PIPESTATUS[0]}; \
+	if [ $$rc -ne 0 ]; then go tool test2json -t < $(OUTPUT_DIR)/e2e.log | go run ./hack/testfailures; fi; exit $$rc
 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh

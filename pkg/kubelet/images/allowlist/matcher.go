@@ -31,12 +31,11 @@ import (
 const ExcludeFieldName = "imageGCExclude"
 
 // Matcher decides whether an image is on the allowlist. It is compiled once from the
-// configuration: literal references and repositories go into maps, and patterns with '*' are
-// grouped by the literal head of their repository, so its cost barely grows with the number of
-// entries.
+// configuration into maps: references, repositories, image IDs and repository prefixes are keys,
+// so its cost barely grows with the number of entries.
 // It is immutable and safe for concurrent use.
 type Matcher struct {
-	// entries are the patterns as configured; the maps and rules hold positions in it.
+	// entries are the patterns as configured; the maps hold positions in it.
 	entries []string
 	// positions maps an entry to its position in entries.
 	positions map[string]int
@@ -44,24 +43,23 @@ type Matcher struct {
 	digests   map[string]int // "repo@sha256:hex" -> position: that repo digest
 	repos     map[string]int // "repo" -> position: every tag and digest
 	ids       map[string]int // "sha256:hex" -> position: the image ID or any repo digest
-	// globs are the patterns with '*', grouped by the literal text of the repository before its
-	// first '*', cut after its last '/', so a reference consults only the groups of its own
-	// '/'-prefixes.
-	globs  map[string][]rule
-	counts [PatternID + 1]int
+	// prefixes maps "host[/path]/" to the position of "host[/path]/*": every repository under it.
+	prefixes map[string]int
+	// wildcards matches what no map can: nil unless the patterns were parsed by a language
+	// with more wildcards than ParsePattern's.
+	wildcards wildcards
+	counts    [PatternID + 1]int
 }
 
-// rule is a compiled pattern that needs more than a map look-up.
-type rule struct {
-	pos  int
-	kind PatternKind
-	repo glob
-	// host, when set, matches the registry host alone, and repo the rest of the repository
-	// after its '/': a '*' in a host never spans a '/'.
-	host glob
-	tag  glob
-	// digest is the digest of a PatternDigest.
-	digest string
+// wildcards compiles and matches the patterns of a richer language than ParsePattern's, whose
+// '*' a map cannot look up.
+type wildcards interface {
+	// add compiles the pattern at position pos; positions arrive in increasing order.
+	add(pos int, p Pattern)
+	// match returns the earliest position before limit whose pattern matches a reference's
+	// parts, or noMatch.
+	match(repo, tag, dgst string, limit int) int
+	empty() bool
 }
 
 // MatcherError lists every invalid entry found while compiling a Matcher.
@@ -84,11 +82,12 @@ func (e *MatcherError) Unwrap() []error { return e.Errs }
 // is reported, each as `imageGCExclude[<index>] "<entry>": <reason>`. The list is a set: an
 // entry that repeats another, or means the same after normalization, is an error.
 func NewMatcher(patterns []string) (*Matcher, error) {
-	return newMatcher(patterns, ParsePattern)
+	return newMatcher(patterns, ParsePattern, nil)
 }
 
-// newMatcher compiles patterns, each parsed by parse.
-func newMatcher(patterns []string, parse func(string) (Pattern, error)) (*Matcher, error) {
+// newMatcher compiles patterns, each parsed by parse; w, if not nil, takes the patterns with a
+// '*' that is not a repository prefix's.
+func newMatcher(patterns []string, parse func(string) (Pattern, error), w wildcards) (*Matcher, error) {
 	m := &Matcher{
 		entries:   slices.Clone(patterns),
 		positions: make(map[string]int, len(patterns)),
@@ -96,7 +95,8 @@ func newMatcher(patterns []string, parse func(string) (Pattern, error)) (*Matche
 		digests:   map[string]int{},
 		repos:     map[string]int{},
 		ids:       map[string]int{},
-		globs:     map[string][]rule{},
+		prefixes:  map[string]int{},
+		wildcards: w,
 	}
 	var errs []error
 	seen := map[string]int{}
@@ -105,11 +105,13 @@ func newMatcher(patterns []string, parse func(string) (Pattern, error)) (*Matche
 		if err == nil {
 			err = duplicate(seen, p.String(), patterns, ExcludeFieldName, i)
 		}
+		if err == nil {
+			err = m.add(i, p)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", ExcludeFieldName, i, quoteBounded(entry), err))
 			continue
 		}
-		m.add(i, p)
 		m.positions[entry] = i
 	}
 	if len(errs) > 0 {
@@ -139,37 +141,38 @@ func quoteBounded(entry string) string {
 	return entry[:maxQuoted] + fmt.Sprintf("...(%d more bytes)", len(entry)-maxQuoted)
 }
 
-// add compiles the pattern at position pos. Rules are appended in position order, so the first
-// rule of a group that matches is the earliest of its group.
-func (m *Matcher) add(pos int, p Pattern) {
-	m.counts[p.Kind]++
-	literalRepo := !strings.Contains(p.Repository, "*")
-	switch {
-	case p.Kind == PatternID:
-		m.ids[p.Digest] = pos
-	case p.Kind == PatternRepository && literalRepo:
-		m.repos[p.Repository] = pos
-	case p.Kind == PatternDigest && literalRepo:
-		m.digests[p.String()] = pos
-	case p.Kind == PatternTag && literalRepo && !strings.Contains(p.Tag, "*"):
-		m.tags[p.String()] = pos
-	default:
-		head, _, _ := strings.Cut(p.Repository, "*")
-		key := head[:strings.LastIndexByte(head, '/')+1]
-		r := rule{pos: pos, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
-		if host, rest, ok := strings.Cut(p.Repository, "/"); ok && host != "*" && strings.Contains(host, "*") {
-			r.host, r.repo = newGlob(host), newGlob(rest)
-		}
-		if p.Kind == PatternTag {
-			r.tag = newGlob(p.Tag)
-		}
-		m.globs[key] = append(m.globs[key], r)
+// add compiles the pattern at position pos.
+func (m *Matcher) add(pos int, p Pattern) error {
+	if prefix, ok := strings.CutSuffix(p.Repository, "/*"); ok && p.Kind == PatternRepository && !strings.Contains(prefix, "*") {
+		m.prefixes[prefix+"/"] = pos
+		m.counts[p.Kind]++
+		return nil
 	}
+	if strings.Contains(p.Repository, "*") || strings.Contains(p.Tag, "*") {
+		if m.wildcards == nil {
+			return errWildcard
+		}
+		m.wildcards.add(pos, p)
+		m.counts[p.Kind]++
+		return nil
+	}
+	switch p.Kind {
+	case PatternID:
+		m.ids[p.Digest] = pos
+	case PatternRepository:
+		m.repos[p.Repository] = pos
+	case PatternDigest:
+		m.digests[p.String()] = pos
+	case PatternTag:
+		m.tags[p.String()] = pos
+	}
+	m.counts[p.Kind]++
+	return nil
 }
 
 // Empty reports whether the matcher has no entries at all.
 func (m *Matcher) Empty() bool {
-	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.globs) == 0)
+	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.prefixes) == 0 && (m.wildcards == nil || m.wildcards.empty()))
 }
 
 // Summary counts the entries of each kind, as key/value pairs for a structured log line.
@@ -254,42 +257,20 @@ func (m *Matcher) matchReference(ref string, limit int) int {
 	}
 	pos, ok := m.repos[repo]
 	consider(pos, ok)
-	if len(m.globs) == 0 {
-		return best
-	}
-	for i := 0; ; {
-		for _, r := range m.globs[repo[:i]] {
-			if r.pos >= min(best, limit) {
+	if len(m.prefixes) > 0 {
+		// Each of the repository's '/'-prefixes: "ghcr.io/", "ghcr.io/acme/", ...
+		for i := strings.IndexByte(repo, '/'); i >= 0; {
+			pos, ok := m.prefixes[repo[:i+1]]
+			consider(pos, ok)
+			next := strings.IndexByte(repo[i+1:], '/')
+			if next < 0 {
 				break
 			}
-			if r.matches(repo, tag, dgst) {
-				best = r.pos
-				break
-			}
-		}
-		next := strings.IndexByte(repo[i:], '/')
-		if next < 0 {
-			return best
-		}
-		i += next + 1
-	}
-}
-
-// matches compares a rule with a reference's parts.
-func (r *rule) matches(repo, tag, dgst string) bool {
-	switch r.kind {
-	case PatternTag:
-		if tag == "" || !r.tag.match(tag) {
-			return false
-		}
-	case PatternDigest:
-		if dgst != r.digest {
-			return false
+			i += next + 1
 		}
 	}
-	if r.host != nil {
-		host, rest, ok := strings.Cut(repo, "/")
-		return ok && r.host.match(host) && r.repo.match(rest)
+	if m.wildcards != nil {
+		best = min(best, m.wildcards.match(repo, tag, dgst, min(best, limit)))
 	}
-	return r.repo.match(repo)
+	return best
 }

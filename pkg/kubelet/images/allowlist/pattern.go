@@ -223,28 +223,3 @@ func isLowerHex(s string, n int) bool {
 	}
 	return true
 }
-
-// glob is a pattern cut at its '*'s: it matches a string that starts with the first part, ends
-// with the last, and has the others in order in between. A glob without '*' has one part.
-type glob []string
-
-func newGlob(pattern string) glob { return strings.Split(pattern, "*") }
-
-func (g glob) match(s string) bool {
-	if len(g) == 1 {
-		return s == g[0]
-	}
-	first, last := g[0], g[len(g)-1]
-	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
-		return false
-	}
-	s = s[len(first) : len(s)-len(last)]
-	for _, part := range g[1 : len(g)-1] {
-		i := strings.Index(s, part)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(part):]
-	}
-	return true
-}

@@ -132,7 +132,7 @@ func normalizeWildcardRepository(name string, named reference.Named) string {
 
 // compilePatterns compiles imageGCExclude patterns in the language of ParseExtendedPattern.
 func compilePatterns(patterns []string) (*Matcher, error) {
-	return newMatcher(patterns, ParseExtendedPattern)
+	return newMatcher(patterns, ParseExtendedPattern, globRules{})
 }
 
 // hasLiteralComponent reports whether a normalized repository pattern has a '/'-separated
@@ -144,4 +144,105 @@ func hasLiteralComponent(repo string) bool {
 		}
 	}
 	return false
+}
+
+// globRules are the patterns of ParseExtendedPattern that no map of the Matcher can look up,
+// grouped by the literal text of the repository before its first '*', cut after its last '/', so
+// a reference consults only the groups of its own '/'-prefixes. Rules are appended in position
+// order, so the first rule of a group that matches is the earliest of its group.
+type globRules map[string][]rule
+
+// rule is a compiled pattern with a '*' the Matcher's maps cannot look up.
+type rule struct {
+	pos  int
+	kind PatternKind
+	repo glob
+	// host, when set, matches the registry host alone, and repo the rest of the repository
+	// after its '/': a '*' in a host never spans a '/'.
+	host glob
+	tag  glob
+	// digest is the digest of a PatternDigest.
+	digest string
+}
+
+func (g globRules) add(pos int, p Pattern) {
+	head, _, _ := strings.Cut(p.Repository, "*")
+	key := head[:strings.LastIndexByte(head, '/')+1]
+	r := rule{pos: pos, kind: p.Kind, repo: newGlob(p.Repository), digest: p.Digest}
+	if host, rest, ok := strings.Cut(p.Repository, "/"); ok && host != "*" && strings.Contains(host, "*") {
+		r.host, r.repo = newGlob(host), newGlob(rest)
+	}
+	if p.Kind == PatternTag {
+		r.tag = newGlob(p.Tag)
+	}
+	g[key] = append(g[key], r)
+}
+
+func (g globRules) empty() bool { return len(g) == 0 }
+
+func (g globRules) match(repo, tag, dgst string, limit int) int {
+	best := noMatch
+	if len(g) == 0 {
+		return best
+	}
+	for i := 0; ; {
+		for _, r := range g[repo[:i]] {
+			if r.pos >= min(best, limit) {
+				break
+			}
+			if r.matches(repo, tag, dgst) {
+				best = r.pos
+				break
+			}
+		}
+		next := strings.IndexByte(repo[i:], '/')
+		if next < 0 {
+			return best
+		}
+		i += next + 1
+	}
+}
+
+// matches compares a rule with a reference's parts.
+func (r *rule) matches(repo, tag, dgst string) bool {
+	switch r.kind {
+	case PatternTag:
+		if tag == "" || !r.tag.match(tag) {
+			return false
+		}
+	case PatternDigest:
+		if dgst != r.digest {
+			return false
+		}
+	}
+	if r.host != nil {
+		host, rest, ok := strings.Cut(repo, "/")
+		return ok && r.host.match(host) && r.repo.match(rest)
+	}
+	return r.repo.match(repo)
+}
+
+// glob is a pattern cut at its '*'s: it matches a string that starts with the first part, ends
+// with the last, and has the others in order in between. A glob without '*' has one part.
+type glob []string
+
+func newGlob(pattern string) glob { return strings.Split(pattern, "*") }
+
+func (g glob) match(s string) bool {
+	if len(g) == 1 {
+		return s == g[0]
+	}
+	first, last := g[0], g[len(g)-1]
+	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
+		return false
+	}
+	s = s[len(first) : len(s)-len(last)]
+	for _, part := range g[1 : len(g)-1] {
+		i := strings.Index(s, part)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(part):]
+	}
+	return true
 }

@@ -18,9 +18,11 @@ package allowlist
 
 import (
 	"math/rand"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/distribution/reference"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -145,7 +147,7 @@ func TestMatchPropertyWildcards(t *testing.T) {
 		return s
 	}
 	starRepo := func(rng *rand.Rand, repo string) (string, bool) { return star(rng, repo), true }
-	matchProperty(t, starRepo, star, ParseExtendedPattern, compilePatterns)
+	matchProperty(t, starRepo, star, ParseExtendedPattern, compilePatterns, func(repo string) *regexp.Regexp { return repoRegexp(oracleNormalize(repo)) })
 }
 
 // FuzzParseExtendedPattern is FuzzParsePattern for the full pattern language.
@@ -168,4 +170,34 @@ func TestCompileTakesWildcards(t *testing.T) {
 	assert.Equal(t, 1, a.Position("*/pause:*"))
 	_, err = NewMatcher([]string{"ghcr.io/acme/app", "*/pause:*"})
 	require.ErrorIs(t, err, errWildcard)
+}
+
+// repoRegexp is globRegexp for a repository pattern, except that a '*' in a registry host (a
+// first component with '*' that is not '*' alone) matches within the host only.
+func repoRegexp(pattern string) *regexp.Regexp {
+	host, rest, ok := strings.Cut(pattern, "/")
+	if !ok || host == "*" || !strings.Contains(host, "*") {
+		return globRegexp(pattern)
+	}
+	h := globRegexp(host).String()
+	r := globRegexp(rest).String()
+	return regexp.MustCompile(strings.ReplaceAll(strings.TrimSuffix(h, "$"), ".*", "[^/]*") + "/" + strings.TrimPrefix(r, "^"))
+}
+
+// oracleNormalize normalizes a repository pattern with distribution/reference, '*' standing in
+// as a valid name character, except where the documented rules keep it as written: a leading
+// '*', and a single '*' component after an explicit docker.io/.
+func oracleNormalize(repo string) string {
+	const placeholder = "starstar"
+	if strings.HasPrefix(repo, "*/") {
+		return repo
+	}
+	if rest, ok := strings.CutPrefix(repo, "docker.io/"); ok && strings.Contains(rest, "*") && !strings.Contains(rest, "/") {
+		return repo
+	}
+	named, err := reference.ParseNormalizedNamed(strings.ReplaceAll(repo, "*", placeholder))
+	if err != nil {
+		return "\x00invalid"
+	}
+	return strings.ReplaceAll(named.Name(), placeholder, "*")
 }
