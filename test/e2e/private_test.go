@@ -57,6 +57,10 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	pull(t, c.Node, pause.Ref) // the runtime has no login for its sandbox image: pre-loaded
 	startKubelet := func(name string, policy kubeletv1beta1.ImagePullCredentialsVerificationPolicy) string {
 		t.Helper()
+		// NoPressure: no threshold image GC pass. One hands its post-GC hooks only the unused
+		// images it left (upstream v1.37.2's freeSpace), so the pull manager's
+		// PruneUnknownRecords drops the records of the images in use, and an image the
+		// kubelet pulled with credentials counts as preloaded again (docs/image-keeper.md).
 		config, err := c.WriteKubeletConfig(name, framework.KubeletConfig{NoPressure: true, Customize: func(kc *kubeletv1beta1.KubeletConfiguration) {
 			kc.ImagePullCredentialsVerificationPolicy = policy
 		}})
@@ -100,52 +104,79 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	if _, err := c.client.CoreV1().Secrets("default").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// runs starts a pod of the private image on the node (with the pull secret or none) and
-	// reports whether it runs; false once the kubelet reports it cannot get the image.
-	runs := func(name string, image *framework.Image, withSecret bool) bool {
+	// start starts a pod of image on the node, with the pull secret or none.
+	start := func(name string, image *framework.Image, withSecret bool) {
 		t.Helper()
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec: corev1.PodSpec{NodeName: c.Name, TerminationGracePeriodSeconds: new(int64),
-				Containers: []corev1.Container{{Name: "app", Image: image.Ref, ImagePullPolicy: corev1.PullIfNotPresent}}},
-		}
+		pod := framework.Pod(name, image.Ref)
+		pod.Spec.NodeName = c.Name
 		if withSecret {
 			pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret.Name}}
 		}
 		if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		var result *bool
-		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+	}
+	// pullError is the kubelet's ErrImagePull or ImagePullBackOff message of a pod, "" if none.
+	pullError := func(p *corev1.Pod) string {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") {
+				return w.Reason + ": " + w.Message
+			}
+		}
+		return ""
+	}
+	// runs starts a pod that must run. A failed pull before that is not the answer: the kubelet
+	// retries, and one that could not read the pull secret in time (its secret manager waits a
+	// second for its first sync) pulls without it once.
+	runs := func(name string, image *framework.Image, withSecret bool) bool {
+		t.Helper()
+		start(name, image, withSecret)
+		last := ""
+		ok := framework.Eventually(2*time.Minute, time.Second, func() bool {
 			p, err := c.client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false
 			}
-			if p.Status.Phase == corev1.PodRunning {
-				result = new(true)
-				return true
+			if msg := pullError(p); msg != "" && msg != last {
+				t.Logf("pod %s (retried by the kubelet): %s", name, msg)
+				last = msg
 			}
-			for _, cs := range p.Status.ContainerStatuses {
-				if w := cs.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") {
-					t.Logf("pod %s: %s: %s", name, w.Reason, w.Message)
-					result = new(false)
-					return true
-				}
-			}
-			return false
+			return p.Status.Phase == corev1.PodRunning
+		})
+		if !ok {
+			t.Logf("pod %s did not run; kubelet: %s", name, framework.Tail(c.Kubelet, 20))
+		}
+		return ok
+	}
+	// refused starts a pod that the kubelet must not run for want of credentials: its pull
+	// fails with the registry's answer (wantErr), and it has not run.
+	refused := func(name string, image *framework.Image, withSecret bool, wantErr string) bool {
+		t.Helper()
+		start(name, image, withSecret)
+		var p *corev1.Pod
+		if !framework.Eventually(2*time.Minute, time.Second, func() bool {
+			var err error
+			p, err = c.client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && (p.Status.Phase == corev1.PodRunning || pullError(p) != "")
 		}) {
 			t.Fatalf("pod %s neither runs nor fails to get its image; kubelet: %s", name, framework.Tail(c.Kubelet, 20))
 		}
-		return *result
+		msg := pullError(p)
+		t.Logf("pod %s: phase %s, %s", name, p.Status.Phase, msg)
+		return p.Status.Phase != corev1.PodRunning && strings.Contains(msg, wantErr)
 	}
+	const (
+		noLogin = "no basic auth credentials"
+		offline = "connection refused"
+	)
 
 	if !runs("default-no-secret", private, false) {
 		t.Error("default policy: a pod without pull secrets could not run the private image image-keeper cached")
 	}
 	c.StopKubelet()
 	startKubelet("kubelet-always-verify", kubeletv1beta1.AlwaysVerify)
-	if runs("verify-no-secret", private, false) {
-		t.Error("AlwaysVerify: a pod without pull secrets ran the private image")
+	if !refused("verify-no-secret", private, false, noLogin) {
+		t.Errorf("AlwaysVerify: a pod without pull secrets was not refused the private image for want of a login (%q)", noLogin)
 	}
 	if !runs("verify-secret", private, true) {
 		t.Error("AlwaysVerify: a pod with a valid pull secret could not run the private image")
@@ -156,8 +187,8 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	if !runs("verify-secret-offline", private, true) {
 		t.Error("AlwaysVerify, registry down: a pod with the pull secret the kubelet checked before could not run the image")
 	}
-	if runs("verify-no-secret-offline", private, false) {
-		t.Error("AlwaysVerify, registry down: a pod without pull secrets ran the private image")
+	if !refused("verify-no-secret-offline", private, false, offline) {
+		t.Errorf("AlwaysVerify, registry down: a pod without pull secrets was not refused for want of the registry (%q)", offline)
 	}
 	// Back to the default policy, still offline: the image the kubelet never pulled is still
 	// preloaded, and runs without secrets; the one it pulled with a secret (under AlwaysVerify)
@@ -167,7 +198,7 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	if !runs("default-no-secret-offline", untouched, false) {
 		t.Error("default policy, registry down: a pod without pull secrets could not run the cached image")
 	}
-	if runs("default-no-secret-offline-pulled", private, false) {
-		t.Error("default policy, registry down: a pod without pull secrets ran an image the kubelet had pulled with credentials")
+	if !refused("default-no-secret-offline-pulled", private, false, offline) {
+		t.Errorf("default policy, registry down: a pod without pull secrets was not refused an image the kubelet had pulled with credentials (want %q)", offline)
 	}
 }

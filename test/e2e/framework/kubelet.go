@@ -48,7 +48,10 @@ type KubeletConfig struct {
 	Selectors      []string
 	BudgetPercent  *int32
 	EvictionPolicy string
-	// NoPressure leaves out the always-crossed imagefs eviction threshold.
+	// NoPressure leaves out the always-crossed imagefs eviction threshold, and keeps the host's
+	// disk (shared by every test, and on CI machines often past the kubelet's default 85 %)
+	// from starting image GC or disk eviction: threshold GC only on a full disk, no disk
+	// eviction signals.
 	NoPressure bool
 	// ImagefsAvailable, when set, is the evictionHard imagefs.available threshold (a quantity or
 	// a percentage) instead of the always-crossed one, with no minimum reclaim.
@@ -109,10 +112,14 @@ func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error)
 		ImageMinimumGCAge:  metav1.Duration{Duration: time.Second},
 	}
 	switch {
+	case kc.NoPressure:
+		c.ImageGCHighThresholdPercent = ptr.To(int32(100))
+		c.ImageGCLowThresholdPercent = ptr.To(int32(99))
+		c.EvictionHard = map[string]string{"memory.available": "100Mi"}
 	case kc.ImagefsAvailable != "":
 		c.EvictionHard = map[string]string{"imagefs.available": kc.ImagefsAvailable}
 		c.EvictionPressureTransitionPeriod = metav1.Duration{Duration: 5 * time.Second}
-	case !kc.NoPressure:
+	default:
 		// The minimum reclaim puts the threshold out of the kept images' reach: on a small image
 		// filesystem the kept images could otherwise bring 99% back, and the eviction manager
 		// would rightly remove them (a cache, not a pin; TestKeptImagesUnderEviction).
