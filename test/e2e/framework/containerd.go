@@ -83,6 +83,10 @@ func (c containerd) config(n *Node, sandboxImage string) string {
 		if n.PodNetwork {
 			cni = fmt.Sprintf("  [plugins.'io.containerd.cri.v1.runtime'.cni]\n    bin_dirs = [%q]\n    conf_dir = %q\n", CNIBinDir, cniDir)
 		}
+		pins := ""
+		for i, ref := range n.RuntimePins {
+			pins += fmt.Sprintf("    e2e-%d = %q\n", i, ref)
+		}
 		return fmt.Sprintf(`version = 3
 root = %q
 state = %q
@@ -94,12 +98,12 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 [plugins.'io.containerd.cri.v1.images']
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = %q
-  [plugins.'io.containerd.cri.v1.images'.registry]
+%s  [plugins.'io.containerd.cri.v1.images'.registry]
     config_path = %q
 
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
-%s`, root, state, socket, sandboxImage, certs, cni)
+%s`, root, state, socket, sandboxImage, pins, certs, cni)
 	}
 	cni := ""
 	if n.PodNetwork {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -118,6 +119,7 @@ monitor_path = %q
 
 [crio.image]
 pause_image = %q
+pinned_images = %s
 signature_policy = %q
 signature_policy_dir = %q
 
@@ -126,7 +128,7 @@ enable_nri = false
 %s`, n.ImageStore(), run, filepath.Join(dir, "pod-logs"), filepath.Join(run, "version"), filepath.Join(dir, "version"),
 		filepath.Join(dir, "clean.shutdown"), n.path("crio", "crio.sock"), filepath.Join(c.dir, "pinns"),
 		filepath.Join(run, "ns"), filepath.Join(run, "exits"), filepath.Join(run, "attach"), runcPath, filepath.Join(run, "runc"),
-		conmonPath, sandboxImage, policy, filepath.Join(dir, "policies"), cni)
+		conmonPath, sandboxImage, tomlStrings(n.RuntimePins), policy, filepath.Join(dir, "policies"), cni)
 	configPath := filepath.Join(dir, "crio.conf")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, nil, err
@@ -134,4 +136,13 @@ enable_nri = false
 	return []string{filepath.Join(c.dir, "crio"), "--config", configPath, "--config-dir", filepath.Join(dir, "crio.conf.d"),
 		"--registries-conf", registries, "--registries-conf-dir", filepath.Join(dir, "registries.conf.d"),
 		"--disable-hostport-mapping", "--log-level", "info"}, nil, nil
+}
+
+// tomlStrings is a TOML array of strings.
+func tomlStrings(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = strconv.Quote(v)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }

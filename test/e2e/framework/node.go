@@ -62,6 +62,10 @@ type Node struct {
 	// bridge only this host reaches, configured for containerd's CNI (see podnetwork.go).
 	PodNetwork bool
 	podNetwork *podNetwork
+	// RuntimePins, when set before StartRuntime, are entries for the runtime's own list of
+	// images it reports as pinned (containerd 2.x and CRI-O pinned_images), written as given;
+	// containerd 1.6 has no such list.
+	RuntimePins []string
 	// KubeletKubeconfig, when set, joins the kubelet to a control plane (ControlPlane's
 	// NodeKubeconfig) as node Name; RegisterWithTaints are its --register-with-taints.
 	KubeletKubeconfig  string
