@@ -149,7 +149,7 @@ func prefixRegexp(repo string) *regexp.Regexp {
 	}
 	named, err := reference.ParseNormalizedNamed(strings.ReplaceAll(repo, "*", placeholder))
 	if err != nil {
-		return regexp.MustCompile("^\\x00invalid$")
+		return regexp.MustCompile(`^\x00invalid$`)
 	}
 	return globRegexp(strings.ReplaceAll(named.Name(), placeholder, "*"))
 }
