@@ -56,7 +56,11 @@ func main() {
 
 func summarize(r io.Reader, w io.Writer) error {
 	output := map[string][]string{}
-	var failed []string
+	var failed, started []string
+	ended := map[string]bool{}
+	// panicLines are the package's own lines from a panic on: the -timeout panic names the
+	// tests still running, which never get a "fail" event.
+	var panicLines []string
 	scanner := bufio.NewScanner(r)
 	scanner.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
 	for scanner.Scan() {
@@ -66,24 +70,46 @@ func summarize(r io.Reader, w io.Writer) error {
 			return fmt.Errorf("stdin: %q is not test2json output (pipe `go tool test2json -t` into this): %w", truncate(string(line)), err)
 		}
 		if e.Test == "" {
+			line := strings.TrimRight(e.Output, "\n")
+			if e.Action == "output" && (len(panicLines) > 0 || strings.HasPrefix(line, "panic: ")) && len(panicLines) < linesPerTest {
+				panicLines = append(panicLines, line)
+			}
 			continue
 		}
 		switch e.Action {
+		case "run":
+			started = append(started, e.Test)
 		case "output":
 			output[e.Test] = append(output[e.Test], strings.TrimRight(e.Output, "\n"))
 		case "fail":
 			failed = append(failed, e.Test)
+			ended[e.Test] = true
+		case "pass", "skip":
+			ended[e.Test] = true
 		}
 	}
 	if err := scanner.Err(); err != nil {
 		return fmt.Errorf("stdin: %w", err)
 	}
-	if len(failed) == 0 {
+	var unfinished []string
+	for _, name := range started {
+		if !ended[name] {
+			unfinished = append(unfinished, name)
+		}
+	}
+	if len(failed)+len(unfinished) == 0 && len(panicLines) == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "===== %d failed tests, and what they said (whole output above):\n", len(failed))
-	for _, name := range failed {
-		fmt.Fprintf(w, "--- FAIL: %s\n", name)
+	fmt.Fprintf(w, "===== %d failed tests, %d that did not finish, and what they said (whole output above):\n", len(failed), len(unfinished))
+	if len(panicLines) > 0 {
+		fmt.Fprintln(w, strings.Join(panicLines, "\n"))
+	}
+	for _, name := range append(failed, unfinished...) {
+		if ended[name] {
+			fmt.Fprintf(w, "--- FAIL: %s\n", name)
+		} else {
+			fmt.Fprintf(w, "--- DID NOT FINISH: %s\n", name)
+		}
 		printed, skipped, inMessage := 0, 0, 0
 		for _, l := range output[name] {
 			switch {

@@ -39,6 +39,7 @@ func events(t *testing.T, es ...event) string {
 
 func TestSummarize(t *testing.T) {
 	in := events(t,
+		event{Action: "run", Test: "TestA"},
 		event{Action: "output", Test: "TestA", Output: "=== RUN   TestA\n"},
 		event{Action: "output", Test: "TestA", Output: "    a_test.go:10: pod p: ErrImagePull: denied\n"},
 		event{Action: "output", Test: "TestA", Output: "    a_test.go:12: want Running, got Pending\n"},
@@ -58,7 +59,7 @@ func TestSummarize(t *testing.T) {
 	if err := summarize(strings.NewReader(in), &out); err != nil {
 		t.Fatal(err)
 	}
-	want := `===== 1 failed tests, and what they said (whole output above):
+	want := `===== 1 failed tests, 0 that did not finish, and what they said (whole output above):
 --- FAIL: TestA
     a_test.go:10: pod p: ErrImagePull: denied
     a_test.go:12: want Running, got Pending
@@ -67,6 +68,34 @@ func TestSummarize(t *testing.T) {
         log 1
         log 2
         log 3
+`
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// The -timeout panic ends the binary: the tests still running get no "fail" event.
+func TestSummarizeTimeout(t *testing.T) {
+	in := events(t,
+		event{Action: "run", Test: "TestSlow"},
+		event{Action: "output", Test: "TestSlow", Output: "    slow_test.go:7: waiting for the pod\n"},
+		event{Action: "run", Test: "TestQuick"},
+		event{Action: "pass", Test: "TestQuick"},
+		event{Action: "output", Output: "panic: test timed out after 40m0s\n"},
+		event{Action: "output", Output: "\trunning tests:\n"},
+		event{Action: "output", Output: "\t\tTestSlow (40m0s)\n"},
+		event{Action: "fail"},
+	)
+	var out bytes.Buffer
+	if err := summarize(strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := `===== 0 failed tests, 1 that did not finish, and what they said (whole output above):
+panic: test timed out after 40m0s
+	running tests:
+		TestSlow (40m0s)
+--- DID NOT FINISH: TestSlow
+    slow_test.go:7: waiting for the pod
 `
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)

@@ -32,9 +32,9 @@ import (
 // entries in the allowlist's four forms (an exact tag, a repo digest, a bare repository for
 // every tag, a repository prefix), given as it is to containerd 2.4's and CRI-O 1.34's own
 // pinned_images under the stock v1.37.2 kubelet, and to the patched kubelet's imageGCExclude.
-// Each node pulls the six images the list names and one it does not, and its kubelet's image GC
-// runs under an always-crossed imagefs threshold until the unlisted image is gone: what is left
-// is what each mechanism keeps. The runtime columns also record how the runtime took each entry
+// Each node pulls the six images the list names and one it does not, and its kubelet's eviction
+// manager deletes unused images every ~10 s (an always-crossed imagefs threshold) until the
+// unlisted image is gone: what is left is what each mechanism keeps. The runtime columns also record how the runtime took each entry
 // (pinned in CRI, or not).
 func TestRuntimePinsAlternative(t *testing.T) {
 	t.Parallel()
@@ -46,8 +46,8 @@ func TestRuntimePinsAlternative(t *testing.T) {
 		// want are the images (by the list's names below) left after the GC passes.
 		want []string
 	}{
-		// containerd pins exact references, tag or digest: a repository alone names its :latest,
-		// and an entry with '*' pins nothing (containerd starts all the same).
+		// containerd pins exact references, tag or digest: a tagless entry pins no tag
+		// (containerd#13314), and an entry with '*' pins nothing (containerd starts all the same).
 		{name: "containerd-2.4-pinned_images", runtime: "containerd-2.4", pins: true, want: []string{"exact:1", "bydigest:1"}},
 		// CRI-O's patterns (exact, a trailing '*' glob, *keyword*): the prefix works as a glob,
 		// the repo digest pinned nothing here, and a repository alone is an exact pattern no

@@ -182,11 +182,18 @@ func TestPrivateImagesPolicy(t *testing.T) {
 		t.Error("AlwaysVerify: a pod with a valid pull secret could not run the private image")
 	}
 
-	// Offline.
+	// Offline. A refusal for want of the registry counts only while the image is on the node.
 	c.Registry.Stop(5 * time.Second)
+	requirePresent := func() {
+		t.Helper()
+		if !present(t, c.Node)[private.Ref] {
+			t.Fatalf("%s is no longer on the node: the offline refusals would not be about credentials", private.Ref)
+		}
+	}
 	if !runs("verify-secret-offline", private, true) {
 		t.Error("AlwaysVerify, registry down: a pod with the pull secret the kubelet checked before could not run the image")
 	}
+	requirePresent()
 	if !refused("verify-no-secret-offline", private, false, offline) {
 		t.Errorf("AlwaysVerify, registry down: a pod without pull secrets was not refused for want of the registry (%q)", offline)
 	}
@@ -198,6 +205,7 @@ func TestPrivateImagesPolicy(t *testing.T) {
 	if !runs("default-no-secret-offline", untouched, false) {
 		t.Error("default policy, registry down: a pod without pull secrets could not run the cached image")
 	}
+	requirePresent()
 	if !refused("default-no-secret-offline-pulled", private, false, offline) {
 		t.Errorf("default policy, registry down: a pod without pull secrets was not refused an image the kubelet had pulled with credentials (want %q)", offline)
 	}

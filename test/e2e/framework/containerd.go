@@ -61,6 +61,9 @@ func (c containerd) command(n *Node, sandboxImage string) (args, env []string, e
 	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 		return nil, nil, err
 	}
+	if len(n.RuntimePins) > 0 && c.major < 2 {
+		return nil, nil, fmt.Errorf("%s has no pinned_images list for RuntimePins %q", c.Name(), n.RuntimePins)
+	}
 	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(c.config(n, sandboxImage)), 0o644); err != nil {
 		return nil, nil, err
 	}

@@ -50,8 +50,9 @@ type KubeletConfig struct {
 	EvictionPolicy string
 	// NoPressure leaves out the always-crossed imagefs eviction threshold, and keeps the host's
 	// disk (shared by every test, and on CI machines often past the kubelet's default 85 %)
-	// from starting image GC or disk eviction: threshold GC only on a full disk, no disk
-	// eviction signals.
+	// from starting image GC or disk eviction: imageGCHighThresholdPercent 100, with which the
+	// kubelet runs no image GC at all unless imageMaximumGCAge is set (Customize), and no disk
+	// eviction signals. Not with ImagefsAvailable.
 	NoPressure bool
 	// ImagefsAvailable, when set, is the evictionHard imagefs.available threshold (a quantity or
 	// a percentage) instead of the always-crossed one, with no minimum reclaim.
@@ -80,6 +81,9 @@ type forkFields struct {
 // threshold that is always crossed, so that the eviction manager calls DeleteUnusedImages every
 // ~10 s, and that removing kept images can never relieve, so that they stay.
 func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error) {
+	if kc.NoPressure && kc.ImagefsAvailable != "" {
+		return "", fmt.Errorf("kubelet config %s: NoPressure and ImagefsAvailable %q contradict each other; set one", name, kc.ImagefsAvailable)
+	}
 	if err := n.ensureCgroupRoot(); err != nil {
 		return "", err
 	}

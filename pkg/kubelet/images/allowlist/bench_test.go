@@ -44,7 +44,7 @@ func benchImages(n int) []benchImage {
 }
 
 // benchAllowlist returns n patterns, a quarter each exact tags, bare repositories, repo digests
-// and wildcards, spread over the images of benchImages(10*n) so that some match.
+// and repository prefixes, spread over the images of benchImages(10*n) so that some match.
 func benchAllowlist(n int) (patterns []string) {
 	for i := 0; i < n; i++ {
 		target := i * 10

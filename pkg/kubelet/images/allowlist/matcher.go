@@ -32,7 +32,8 @@ const ExcludeFieldName = "imageGCExclude"
 
 // Matcher decides whether an image is on the allowlist. It is compiled once from the
 // configuration into maps: references, repositories, image IDs and repository prefixes are keys,
-// so its cost barely grows with the number of entries.
+// so its cost barely grows with the number of entries. A richer pattern language may add rules
+// no map can look up (wildcards).
 // It is immutable and safe for concurrent use.
 type Matcher struct {
 	// entries are the patterns as configured; the maps hold positions in it.
@@ -59,7 +60,6 @@ type wildcards interface {
 	// match returns the earliest position before limit whose pattern matches a reference's
 	// parts, or noMatch.
 	match(repo, tag, dgst string, limit int) int
-	empty() bool
 }
 
 // MatcherError lists every invalid entry found while compiling a Matcher.
@@ -150,7 +150,8 @@ func (m *Matcher) add(pos int, p Pattern) error {
 	}
 	if strings.Contains(p.Repository, "*") || strings.Contains(p.Tag, "*") {
 		if m.wildcards == nil {
-			return errWildcard
+			// A parser that takes more than ParsePattern without a matcher for it: a bug.
+			return fmt.Errorf("internal error: pattern %q has a '*' only a wildcard matcher can match, and the matcher has none", p)
 		}
 		m.wildcards.add(pos, p)
 		m.counts[p.Kind]++
@@ -172,7 +173,8 @@ func (m *Matcher) add(pos int, p Pattern) error {
 
 // Empty reports whether the matcher has no entries at all.
 func (m *Matcher) Empty() bool {
-	return m == nil || (len(m.tags)+len(m.digests)+len(m.repos)+len(m.ids)+len(m.prefixes) == 0 && (m.wildcards == nil || m.wildcards.empty()))
+	// A Matcher exists only when every entry compiled.
+	return m == nil || len(m.entries) == 0
 }
 
 // Summary counts the entries of each kind, as key/value pairs for a structured log line.

@@ -178,8 +178,6 @@ func (g globRules) add(pos int, p Pattern) {
 	g[key] = append(g[key], r)
 }
 
-func (g globRules) empty() bool { return len(g) == 0 }
-
 func (g globRules) match(repo, tag, dgst string, limit int) int {
 	best := noMatch
 	if len(g) == 0 {

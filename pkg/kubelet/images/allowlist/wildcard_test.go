@@ -135,6 +135,27 @@ func TestMatchReferencesWildcards(t *testing.T) {
 	})
 }
 
+// The maps, the prefixes and the glob rules each find a match; the earliest entry wins across
+// them, and a list of wildcards alone is not empty.
+func TestMatchReferencesEarliestEntryWildcards(t *testing.T) {
+	for _, entries := range [][]string{
+		{"*/app", "ghcr.io/*", "ghcr.io/acme/app:1"},
+		{"ghcr.io/*", "*/app", "ghcr.io/acme/app:1"},
+		{"ghcr.io/acme/app:1", "*/app", "ghcr.io/*"},
+	} {
+		m, err := compilePatterns(entries)
+		require.NoError(t, err)
+		assert.Equal(t, entries[0], m.MatchReferences(testDigest2, []string{"ghcr.io/acme/app:1"}, nil), "entries %q", entries)
+	}
+	m, err := compilePatterns([]string{"*/pause:*"})
+	require.NoError(t, err)
+	assert.False(t, m.Empty())
+	// A parser of the extended language with no wildcard matcher is a programming error, reported
+	// as one, not as the user's.
+	_, err = newMatcher([]string{"*/pause:*"}, ParseExtendedPattern, nil)
+	require.ErrorContains(t, err, "internal error")
+}
+
 // TestMatchPropertyWildcards is TestMatchProperty with '*' anywhere in the repository and in tags.
 func TestMatchPropertyWildcards(t *testing.T) {
 	// star replaces a random run of s with '*', keeping at least one literal character.
