@@ -44,6 +44,39 @@ for ((i = 0; i < COUNT; i++)); do
   run "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" BenchmarkImagesInEvictionOrder 'allowlist=1000'
   run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
 done
+# Instructions per pass, counted by valgrind's cachegrind: deterministic where time on a shared
+# VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS, so
+# the garbage collector's work is counted with the pass's; per pass = (I(41 passes) - I(1 pass))
+# / 40, which cancels the start-up and the 101 warm-up passes.
+if ! command -v valgrind >/dev/null; then
+  log "installing valgrind (Debian) for the instruction counts"
+  apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+fi
+instructions() { # dir binary benchmark variant -> instructions per pass
+  local n one many
+  for n in 1 41; do
+    (cd "$1/pkg/kubelet/images" && valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+      "$2" -test.cpu 1 -test.run '^$' -test.bench "^$3\$/^$4\$" -test.benchtime="${n}x" 2>&1) |
+      awk '/I +refs:/ {gsub(",", "", $NF); print $NF}' >"${OUTPUT_DIR}/instructions.${n}"
+  done
+  one=$(cat "${OUTPUT_DIR}/instructions.1") many=$(cat "${OUTPUT_DIR}/instructions.41")
+  echo $(((many - one) / 40))
+}
+log "instructions per pass (cachegrind), the same four columns (docs/bench/images-in-eviction-order-instructions.txt)"
+counts="${out}/images-in-eviction-order-instructions.txt"
+{
+  echo "# BenchmarkImagesInEvictionOrder, 10,000 images: instructions per pass (valgrind cachegrind, -test.cpu 1, (I(41x) - I(1x)) / 40), hack/bench.sh"
+  base=$(instructions "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream')
+  printf '%-8s %12d  %s\n' upstream "${base}" "1.000x"
+  for column in "none ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrder allowlist=none" \
+    "1000 ${UPSTREAM_TIER_KUBE_ROOT} images-upstream-tier.test BenchmarkImagesInEvictionOrder allowlist=1000" \
+    "1000+5 ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrderWithSelectors allowlist=1000\+5"; do
+    read -r name dir binary bench variant <<<"${column}"
+    n=$(instructions "${dir}" "${OUTPUT_DIR}/${binary}" "${bench}" "${variant}")
+    printf '%-8s %12d  %s\n' "${name}" "${n}" "$(awk -v n="${n}" -v b="${base}" 'BEGIN {printf "%.3fx", n / b}')"
+  done
+} | tee "${counts}"
+
 # benchstat compares the variants as columns, the first (upstream) as the baseline.
 "${GOBIN}/benchstat" -col /allowlist "${raw}" | tee "${out}/images-in-eviction-order.benchstat"
 "${GOBIN}/benchstat" "${out}/matcher.txt" | tee "${out}/matcher.benchstat"
