@@ -46,26 +46,28 @@ for ((i = 0; i < COUNT; i++)); do
 done
 # Instructions per pass, counted by valgrind's cachegrind: deterministic where time on a shared
 # VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS, so
-# the garbage collector's work is counted with the pass's; per pass = (I(41 passes) - I(1 pass))
-# / 40, which cancels the start-up and the 101 warm-up passes.
+# the garbage collector's work is counted with the pass's. With -test.benchtime=Nx for N > 1 the
+# testing package runs the benchmark function twice (b.N = 1, then b.N = N), each time with its
+# set-up and 101 warm-up passes, so per pass = (I(81x) - I(41x)) / 40: both runs hold the same
+# set-ups and warm-ups, and differ by 40 measured passes.
 if ! command -v valgrind >/dev/null; then
   log "installing valgrind (Debian) for the instruction counts"
   apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
 instructions() { # dir binary benchmark variant -> instructions per pass
   local n one many
-  for n in 1 41; do
+  for n in 41 81; do
     (cd "$1/pkg/kubelet/images" && valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
       "$2" -test.cpu 1 -test.run '^$' -test.bench "^$3\$/^$4\$" -test.benchtime="${n}x" 2>&1) |
       awk '/I +refs:/ {gsub(",", "", $NF); print $NF}' >"${OUTPUT_DIR}/instructions.${n}"
   done
-  one=$(cat "${OUTPUT_DIR}/instructions.1") many=$(cat "${OUTPUT_DIR}/instructions.41")
+  one=$(cat "${OUTPUT_DIR}/instructions.41") many=$(cat "${OUTPUT_DIR}/instructions.81")
   echo $(((many - one) / 40))
 }
 log "instructions per pass (cachegrind), the same four columns (docs/bench/images-in-eviction-order-instructions.txt)"
 counts="${out}/images-in-eviction-order-instructions.txt"
 {
-  echo "# BenchmarkImagesInEvictionOrder, 10,000 images: instructions per pass (valgrind cachegrind, -test.cpu 1, (I(41x) - I(1x)) / 40), hack/bench.sh"
+  echo "# BenchmarkImagesInEvictionOrder, 10,000 images: instructions per pass (valgrind cachegrind, -test.cpu 1, (I(81x) - I(41x)) / 40), hack/bench.sh"
   base=$(instructions "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream')
   printf '%-8s %12d  %s\n' upstream "${base}" "1.000x"
   for column in "none ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrder allowlist=none" \

@@ -73,6 +73,8 @@ func TestRuntimePinsAlternative(t *testing.T) {
 				config = framework.KubeletConfig{}
 			}
 			pause := startRuntimeWithPause(t, n)
+			// The sandbox image is pulled for pods only; pull it so that its pin is checked too.
+			pull(t, n, pause.Ref)
 			for _, name := range names {
 				pull(t, n, images[name].Ref)
 			}
