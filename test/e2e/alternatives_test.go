@@ -34,8 +34,8 @@ import (
 // pinned_images under the stock v1.37.2 kubelet, and to the patched kubelet's imageGCExclude.
 // Each node pulls the six images the list names and one it does not, and its kubelet's eviction
 // manager deletes unused images every ~10 s (an always-crossed imagefs threshold) until the
-// unlisted image is gone: what is left is what each mechanism keeps. The runtime columns also record how the runtime took each entry
-// (pinned in CRI, or not).
+// unlisted image is gone: what is left is what each mechanism keeps. The runtime columns also
+// record how the runtime took each entry (pinned in CRI, or not).
 func TestRuntimePinsAlternative(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
