@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo demo-cluster all build kubelet kubelet-series control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
+.PHONY: demo demo-cluster all build kubelet kubelet-series node-e2e-bins control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -69,9 +69,12 @@ kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream
 	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
 	@$(STAGE) kubelet-stock env SERIES=none cmd/kubelet/build.sh
 
-e2e: build control-plane kubelet-series ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
+node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and agnhost from the patched tree, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
+	@$(STAGE) node-e2e-bins hack/build-kube.sh e2e_node.test ginkgo agnhost
+
+e2e: build control-plane kubelet-series node-e2e-bins ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh
-	go test -tags e2e -count=1 -timeout 40m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; rc=$${PIPESTATUS[0]}; \
+	go test -tags e2e -count=1 -timeout 60m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; rc=$${PIPESTATUS[0]}; \
 	if [ $$rc -ne 0 ]; then go tool test2json -t < $(OUTPUT_DIR)/e2e.log | go run ./hack/testfailures; fi; exit $$rc
 
 bench: ## Benchmarks; results in docs/bench/

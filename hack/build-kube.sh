@@ -6,12 +6,15 @@
 # _output/bin/stock, stamped v<upstream>:
 #   hack/build-kube.sh kubelet
 #   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd kubeadm kubectl
+#   hack/build-kube.sh e2e_node.test ginkgo agnhost
 # etcd is the server upstream's go.mod pins (go.etcd.io/etcd/server/v3, whose root package is
 # etcd's main), built from the same module graph: the version upstream's own tests run against.
+# e2e_node.test (upstream's node e2e suite), ginkgo (its runner) and agnhost (the test image's
+# binary) are what upstream's node e2e lane runs (test/e2e/nodee2e_test.go).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd)"
+(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo, agnhost)"
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 
 if git -C "${REPO_ROOT}" rev-parse -q --verify HEAD >/dev/null; then
@@ -51,11 +54,19 @@ for cmd in "$@"; do
   case "${cmd}" in
     kubelet | kube-apiserver | kube-controller-manager | kube-scheduler | kubeadm | kubectl) pkg="./cmd/${cmd}" ;;
     etcd) pkg="go.etcd.io/etcd/server/v3" ;;
-    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl or etcd" ;;
+    e2e_node.test) pkg="./test/e2e_node" ;;
+    ginkgo) pkg="github.com/onsi/ginkgo/v2/ginkgo" ;;
+    agnhost) pkg="./test/images/agnhost" ;;
+    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo or agnhost" ;;
   esac
   out="${BIN_DIR}/${cmd}"
   log "building ${cmd} ${version} (${tree_state}) -> ${out}"
   start=${SECONDS}
+  if [[ "${cmd}" == e2e_node.test ]]; then
+    (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go test -c -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
+    log "built ${out} in $((SECONDS - start))s"
+    continue
+  fi
   (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
   # The whole output, then its first line: `| head -1` would close the pipe early, and the
   # binary's SIGPIPE fails the script under pipefail (seen: exit 141 after kubectl built).
@@ -63,6 +74,10 @@ for cmd in "$@"; do
     built_version=$("${out}" version -o short)
   elif [[ "${cmd}" == kubectl ]]; then
     built_version=$("${out}" version --client)
+  elif [[ "${cmd}" == ginkgo ]]; then
+    built_version=$("${out}" version)
+  elif [[ "${cmd}" == agnhost ]]; then
+    built_version="agnhost of ${version}"
   else
     built_version=$("${out}" --version 2>&1)
   fi

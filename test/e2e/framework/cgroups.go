@@ -43,10 +43,10 @@ func (n *Node) CgroupRoot() string {
 	return fmt.Sprintf("/imagecache-%s-%08x", filepath.Base(n.Root), h.Sum32())
 }
 
-// ensureCgroupRoot creates the node's cgroup root in every cgroup hierarchy, as the kubelet
+// EnsureCgroupRoot creates the node's cgroup root in every cgroup hierarchy, as the kubelet
 // requires it to exist in each of them; on cgroup v1 a new cpuset is empty until its cpus and
 // mems are copied from its parent.
-func (n *Node) ensureCgroupRoot() error {
+func (n *Node) EnsureCgroupRoot() error {
 	mounts, err := cgroupMounts()
 	if err != nil {
 		return err

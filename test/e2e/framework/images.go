@@ -28,19 +28,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// ImageSpec describes a test image: the sleeper binary as /pause, labels, and padding.
+// ImageSpec describes a test image: the sleeper binary as /pause (or Files), labels, and padding.
 type ImageSpec struct {
 	// Repository and Tag name it in the registry ("e2e/app", "1").
 	Repository, Tag string
 	Labels          map[string]string
+	// Files, when set, are the first layer instead of the sleeper as /pause (path: content,
+	// executable), Links symbolic links in it (path: target), and Entrypoint the image's
+	// entrypoint instead of /pause.
+	Files      map[string][]byte
+	Links      map[string]string
+	Entrypoint []string
 	// PadBytes adds a layer of that many random (incompressible) bytes.
 	PadBytes int
 }
@@ -64,14 +72,20 @@ type blob struct {
 
 func digestOf(data []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(data)) }
 
-func layer(files map[string][]byte) (gz []byte, diffID string, err error) {
+func layer(files map[string][]byte, links map[string]string) (gz []byte, diffID string, err error) {
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
-	for name, content := range files {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		content := files[name]
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(content)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
 			return nil, "", err
 		}
 		if _, err := tw.Write(content); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(links)) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Linkname: links[name], Mode: 0o777, ModTime: time.Unix(0, 0), Typeflag: tar.TypeSymlink}); err != nil {
 			return nil, "", err
 		}
 	}
@@ -92,7 +106,10 @@ func layer(files map[string][]byte) (gz []byte, diffID string, err error) {
 // BuildAndPush builds spec around the sleeper binary and pushes it to the registry at addr
 // (host:port, plain HTTP) with the Distribution API.
 func BuildAndPush(addr string, sleeper []byte, spec ImageSpec) (*Image, error) {
-	files := map[string][]byte{"pause": sleeper}
+	files, entrypoint := map[string][]byte{"pause": sleeper}, []string{"/pause"}
+	if spec.Files != nil {
+		files, entrypoint = spec.Files, spec.Entrypoint
+	}
 	layers := []map[string][]byte{files}
 	if spec.PadBytes > 0 {
 		pad := make([]byte, spec.PadBytes)
@@ -103,8 +120,12 @@ func BuildAndPush(addr string, sleeper []byte, spec ImageSpec) (*Image, error) {
 	}
 	var layerBlobs []blob
 	var diffIDs []string
-	for _, files := range layers {
-		gz, diffID, err := layer(files)
+	for i, files := range layers {
+		var links map[string]string
+		if i == 0 {
+			links = spec.Links
+		}
+		gz, diffID, err := layer(files, links)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +140,7 @@ func BuildAndPush(addr string, sleeper []byte, spec ImageSpec) (*Image, error) {
 	config, _ := json.Marshal(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"config":       map[string]any{"Entrypoint": []string{"/pause"}, "Labels": labels},
+		"config":       map[string]any{"Entrypoint": entrypoint, "Env": []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, "Labels": labels},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
 	})
 	descriptors := make([]map[string]any, len(layerBlobs))

@@ -84,7 +84,7 @@ func (n *Node) WriteKubeletConfig(name string, kc KubeletConfig) (string, error)
 	if kc.NoPressure && kc.ImagefsAvailable != "" {
 		return "", fmt.Errorf("kubelet config %s: NoPressure and ImagefsAvailable %q contradict each other; set one", name, kc.ImagefsAvailable)
 	}
-	if err := n.ensureCgroupRoot(); err != nil {
+	if err := n.EnsureCgroupRoot(); err != nil {
 		return "", err
 	}
 	ports := make([]int, 2)

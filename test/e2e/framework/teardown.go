@@ -46,14 +46,23 @@ func (n *Node) Teardown(keep bool) error {
 	if err := n.removeCgroupRoot(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, m := range mountsUnder(n.Root) {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
-		}
+	if err := UnmountUnder(n.Root); err != nil {
+		errs = append(errs, err)
 	}
 	if !keep {
 		if err := os.RemoveAll(n.Root); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UnmountUnder unmounts, lazily, everything mounted under dir (dir too), deepest first.
+func UnmountUnder(dir string) error {
+	var errs []error
+	for _, m := range mountsUnder(dir) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
 	}
 	return errors.Join(errs...)
