@@ -175,7 +175,6 @@ serializeImagePulls: false
 			t.Fatal(err)
 		}
 	}
-	_, kubeletSliceExisted := os.Stat("/sys/fs/cgroup/kubelet.slice")
 	t.Cleanup(func() {
 		// What the framework left running (it stops its kubelet unit itself when it ends
 		// normally), then what it left on the host.
@@ -197,9 +196,6 @@ serializeImagePulls: false
 					t.Error(err)
 				}
 			}
-		}
-		if errors.Is(kubeletSliceExisted, fs.ErrNotExist) {
-			_ = syscall.Rmdir("/sys/fs/cgroup/kubelet.slice")
 		}
 		if t.Failed() {
 			dest := filepath.Join(logsDir, t.Name(), "report")
