@@ -45,8 +45,11 @@ for ((i = 0; i < COUNT; i++)); do
   run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
 done
 # Instructions per pass, counted by valgrind's cachegrind: deterministic where time on a shared
-# VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS, so
-# the garbage collector's work is counted with the pass's. With -test.benchtime=Nx for N > 1 the
+# VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS. The
+# four columns are counted with the garbage collector off: with it on, each binary's collector
+# also marks that test binary's own package-level data, which made identical code paths differ by
+# 1.11x across binaries (2026-12-03); its share is then read from the allocations per pass, and
+# from a comparison within one binary. With -test.benchtime=Nx for N > 1 the
 # testing package runs the benchmark function twice (b.N = 1, then b.N = N), each time with its
 # set-up and 101 warm-up passes, so per pass = (I(81x) - I(41x)) / 40: both runs hold the same
 # set-ups and warm-ups, and differ by 40 measured passes.
@@ -54,7 +57,7 @@ if ! command -v valgrind >/dev/null; then
   log "installing valgrind (Debian) for the instruction counts"
   apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
-instructions() { # dir binary benchmark variant -> instructions per pass
+instructions() { # dir binary benchmark variant -> instructions per pass (GOGC from the caller)
   local n one many
   for n in 41 81; do
     (cd "$1/pkg/kubelet/images" && valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
@@ -64,19 +67,39 @@ instructions() { # dir binary benchmark variant -> instructions per pass
   one=$(cat "${OUTPUT_DIR}/instructions.41") many=$(cat "${OUTPUT_DIR}/instructions.81")
   echo $(((many - one) / 40))
 }
-log "instructions per pass (cachegrind), the same four columns (docs/bench/images-in-eviction-order-instructions.txt)"
+allocated() { # dir binary benchmark variant -> "B/op allocs/op" of one 100-pass run
+  (cd "$1/pkg/kubelet/images" && "$2" -test.cpu 1 -test.run '^$' -test.bench "^$3\$/^$4\$" -test.benchtime=100x -test.benchmem) |
+    awk '/^Benchmark/ {for (i = 1; i < NF; i++) {if ($(i+1) == "B/op") b = $i; if ($(i+1) == "allocs/op") a = $i}; print b, a}'
+}
+ratio() { awk -v n="$1" -v b="$2" 'BEGIN {printf "%.3fx", n / b}'; }
+log "instructions and allocations per pass, the same four columns (docs/bench/images-in-eviction-order-instructions.txt)"
 counts="${out}/images-in-eviction-order-instructions.txt"
+columns=("upstream ${upstream} images-upstream.test BenchmarkImagesInEvictionOrder allowlist=upstream"
+  "none ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrder allowlist=none"
+  "1000 ${UPSTREAM_TIER_KUBE_ROOT} images-upstream-tier.test BenchmarkImagesInEvictionOrder allowlist=1000"
+  "1000+5 ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrderWithSelectors allowlist=1000\+5")
 {
-  echo "# BenchmarkImagesInEvictionOrder, 10,000 images: instructions per pass (valgrind cachegrind, -test.cpu 1, (I(81x) - I(41x)) / 40), hack/bench.sh"
-  base=$(instructions "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream')
-  printf '%-8s %12d  %s\n' upstream "${base}" "1.000x"
-  for column in "none ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrder allowlist=none" \
-    "1000 ${UPSTREAM_TIER_KUBE_ROOT} images-upstream-tier.test BenchmarkImagesInEvictionOrder allowlist=1000" \
-    "1000+5 ${FULL_KUBE_ROOT} images.test BenchmarkImagesInEvictionOrderWithSelectors allowlist=1000\+5"; do
+  echo "# BenchmarkImagesInEvictionOrder, 10,000 images, per pass, hack/bench.sh: instructions counted by valgrind cachegrind"
+  echo "# (-test.cpu 1, (I(81x) - I(41x)) / 40) with the garbage collector off (GOGC=off): the pass's own code,"
+  echo "# the same in every binary; allocations (-test.benchmem, 100 passes), which is what the collector's"
+  echo "# share grows with. Ratios to unpatched upstream."
+  printf '%-8s %12s %8s %10s %8s %9s\n' column instructions ratio bytes ratio allocs
+  base="" base_bytes=""
+  for column in "${columns[@]}"; do
     read -r name dir binary bench variant <<<"${column}"
-    n=$(instructions "${dir}" "${OUTPUT_DIR}/${binary}" "${bench}" "${variant}")
-    printf '%-8s %12d  %s\n' "${name}" "${n}" "$(awk -v n="${n}" -v b="${base}" 'BEGIN {printf "%.3fx", n / b}')"
+    n=$(GOGC=off instructions "${dir}" "${OUTPUT_DIR}/${binary}" "${bench}" "${variant}")
+    read -r bytes allocs <<<"$(allocated "${dir}" "${OUTPUT_DIR}/${binary}" "${bench}" "${variant}")"
+    base=${base:-${n}} base_bytes=${base_bytes:-${bytes}}
+    printf '%-8s %12d %8s %10d %8s %9d\n' "${name}" "${n}" "$(ratio "${n}" "${base}")" "${bytes}" "$(ratio "${bytes}" "${base_bytes}")" "${allocs}"
   done
+  # With the collector on, only a comparison within one binary is about the pass: each test
+  # binary's own package-level data (the fork's has more test files) is marked on every cycle.
+  echo "# With the garbage collector on (GOGC default), within the fork's binary: the allowlist's records and"
+  echo "# patterns are live heap the collector marks."
+  off=$(instructions "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder 'allowlist=none')
+  on=$(instructions "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder 'allowlist=1000')
+  printf '%-8s %12d %8s\n' "none" "${off}" "1.000x"
+  printf '%-8s %12d %8s\n' "1000" "${on}" "$(ratio "${on}" "${off}")"
 } | tee "${counts}"
 
 # benchstat compares the variants as columns, the first (upstream) as the baseline.
