@@ -190,7 +190,16 @@ func systemdRun(args []string) error {
 	if err := sup.Process.Release(); err != nil {
 		return err
 	}
-	return waitUntil(dir, func() bool { return readString(dir, startsFile) == "1" })
+	if err := waitUntil(dir, func() bool {
+		return readString(dir, startsFile) == "1" || readString(dir, stateFile) == "failed"
+	}); err != nil {
+		return err
+	}
+	if readString(dir, stateFile) == "failed" {
+		log, _ := os.ReadFile(filepath.Join(dir, "supervisor.log"))
+		return fmt.Errorf("unit %s: %s did not start: %s", u.Name, u.Command[0], strings.TrimSpace(string(log)))
+	}
+	return nil
 }
 
 // supervise runs a unit's main process until SIGTERM (stop).

@@ -149,6 +149,7 @@ func TestUnitLifecycle(t *testing.T) {
 		{"systemctl", []string{"daemon-reload"}, `command "daemon-reload" is not supported`},
 		{"systemctl", []string{"restart", "containerd.service"}, "unit containerd.service not loaded"},
 		{"systemd-run", []string{"--scope", "/bin/true"}, `option "--scope" is not supported`},
+		{"systemd-run", []string{"--unit=missing.service", "/nonexistent/kubelet"}, "/nonexistent/kubelet did not start"},
 	} {
 		out, err := run(tc.name, tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) {
