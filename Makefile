@@ -69,8 +69,8 @@ kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream
 	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
 	@$(STAGE) kubelet-stock env SERIES=none cmd/kubelet/build.sh
 
-node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and agnhost from the patched tree, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
-	@$(STAGE) node-e2e-bins hack/build-kube.sh e2e_node.test ginkgo agnhost
+node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and agnhost from the upstream tier's tree (the PR's commits), into _output/bin/upstream-tier, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
+	@$(STAGE) node-e2e-bins env SERIES=upstream-tier hack/build-kube.sh e2e_node.test ginkgo agnhost
 
 e2e: build control-plane kubelet-series node-e2e-bins ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh

@@ -48,7 +48,7 @@ done
 # VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS. The
 # four columns are counted with the garbage collector off: with it on, each binary's collector
 # also marks that test binary's own package-level data, which made identical code paths differ by
-# 1.11x across binaries (2026-12-03); its share is then read from the allocations per pass, and
+# 1.19x (2026-12-02) and 1.11x (2026-12-03, by hand) across binaries; its share is then read from the allocations per pass, and
 # from a comparison within one binary. With -test.benchtime=Nx for N > 1 the
 # testing package runs the benchmark function twice (b.N = 1, then b.N = N), each time with its
 # set-up and 101 warm-up passes, so per pass = (I(81x) - I(41x)) / 40: both runs hold the same

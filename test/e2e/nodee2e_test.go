@@ -25,10 +25,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,13 +63,28 @@ const upstreamImageFSBytes = 512 << 20
 // static binary, pause the test sleeper); nothing is pulled from the internet (--prepull-images
 // false, as the local runner's default). The framework starts its own etcd, API server and
 // kubelet (--root-dir /var/lib/kubelet, ports 10248/10250/10255), so this test does not run
-// beside the others (no t.Parallel).
+// beside the others (no t.Parallel). It runs the upstream tier: the tree, kubelet and suite of
+// the PR's commits (0001-0004), as docs/upstream-pr.md reports it.
 func TestUpstreamNodeE2E(t *testing.T) {
-	tree := filepath.Join(repoRoot, "_output", "kubernetes")
+	// The upstream tier (patches 0001-0004, the PR): its tree, kubelet and suite.
+	tree := filepath.Join(repoRoot, "_output", "kubernetes-upstream-tier")
+	tierBin := filepath.Join(binDir, "upstream-tier")
 	for _, bin := range []string{"e2e_node.test", "ginkgo", "agnhost", "kubelet"} {
-		if _, err := os.Stat(filepath.Join(binDir, bin)); err != nil {
-			t.Fatalf("%s: %v; run `make node-e2e-bins build` first", filepath.Join(binDir, bin), err)
+		if _, err := os.Stat(filepath.Join(tierBin, bin)); err != nil {
+			t.Fatalf("%s: %v; run `make kubelet-series node-e2e-bins` first", filepath.Join(tierBin, bin), err)
 		}
+	}
+	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 20*time.Minute {
+		t.Fatalf("the suite takes about 12 minutes and go test's -timeout leaves %v: run with -timeout 30m or more", time.Until(deadline).Round(time.Second))
+	}
+	// The framework's kubelet listens on fixed ports; another kubelet on this machine would take
+	// them (and share /var/lib/kubelet/device-plugins).
+	for _, port := range []int{10248, 10250, 10255} {
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			t.Fatalf("port %d, which the framework's kubelet listens on, is in use (%v): run this test where no kubelet runs", port, err)
+		}
+		_ = l.Close()
 	}
 	// Every kubelet on this machine makes /var/lib/kubelet/device-plugins (a fixed path, whatever
 	// its --root-dir); anything else there means a node's kubelet, whose root this test must not
@@ -78,6 +95,7 @@ func TestUpstreamNodeE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	var existed []string
+	mountedBefore := framework.MountsUnder(kubeletRoot)
 	for _, e := range before {
 		if e.Name() != "device-plugins" {
 			t.Fatalf("%s holds %s: upstream's node e2e framework runs its kubelet with --root-dir %s; run this test on a machine that is not a node (or move %s away)", kubeletRoot, e.Name(), kubeletRoot, kubeletRoot)
@@ -170,8 +188,15 @@ serializeImagePulls: false
 	}
 	for _, bin := range []string{"e2e_node.test", "ginkgo", "kubelet"} {
 		link := filepath.Join(outputDir, bin)
-		_ = os.Remove(link)
-		if err := os.Symlink(filepath.Join(binDir, bin), link); err != nil {
+		if info, err := os.Lstat(link); err == nil {
+			if info.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("%s is not a link this test made (a build of the tree's own?); move it away", link)
+			}
+			if err := os.Remove(link); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink(filepath.Join(tierBin, bin), link); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,13 +209,25 @@ serializeImagePulls: false
 			stop.Env = append(os.Environ(), "FAKE_SYSTEMD_STATE="+units)
 			if out, err := stop.CombinedOutput(); err != nil {
 				t.Errorf("stop unit %s: %v: %s", e.Name(), err, out)
+				killKubelet(t, filepath.Join(units, e.Name()), filepath.Join(tierBin, "kubelet"))
 			}
 		}
-		if err := framework.UnmountUnder(kubeletRoot); err != nil {
-			t.Error(err)
+		// Only what the framework's kubelet mounted (its pods' volumes) is unmounted, and
+		// nothing is removed unless all of that went.
+		var unmountErr error
+		for _, m := range framework.MountsUnder(kubeletRoot) {
+			if !slices.Contains(mountedBefore, m) {
+				if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+					unmountErr = err
+					t.Errorf("unmount %s: %v", m, err)
+				}
+			}
 		}
 		after, _ := os.ReadDir(kubeletRoot)
 		for _, e := range after {
+			if unmountErr != nil {
+				break
+			}
 			if !slices.Contains(existed, e.Name()) {
 				if err := os.RemoveAll(filepath.Join(kubeletRoot, e.Name())); err != nil {
 					t.Error(err)
@@ -348,6 +385,26 @@ func staticBusybox(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is dynamically linked; the busybox image needs Debian's busybox-static (apt-get install busybox-static)", path)
 	}
 	return os.ReadFile(path)
+}
+
+// killKubelet kills the main process of a unit whose supervisor could not stop it, once
+// /proc says that PID runs the kubelet binary.
+func killKubelet(t *testing.T, unitDir, kubelet string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(unitDir, "main.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != kubelet {
+		return
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Errorf("kill the kubelet (PID %d) of %s: %v", pid, unitDir, err)
+	}
 }
 
 func tailLines(s string, n int) string {

@@ -276,7 +276,7 @@ func (n *Node) sharedKubeletRoot() error {
 	if err := os.MkdirAll(root, 0o750); err != nil {
 		return err
 	}
-	if slices.Contains(mountsUnder(root), root) {
+	if slices.Contains(MountsUnder(root), root) {
 		return nil
 	}
 	if err := syscall.Mount(root, root, "", syscall.MS_BIND, ""); err != nil {

@@ -60,7 +60,7 @@ func (n *Node) Teardown(keep bool) error {
 // UnmountUnder unmounts, lazily, everything mounted under dir (dir too), deepest first.
 func UnmountUnder(dir string) error {
 	var errs []error
-	for _, m := range mountsUnder(dir) {
+	for _, m := range MountsUnder(dir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
@@ -68,8 +68,8 @@ func UnmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
-// mountsUnder lists mount points under root, deepest first.
-func mountsUnder(root string) []string {
+// MountsUnder lists mount points under root (root too), deepest first.
+func MountsUnder(root string) []string {
 	data, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
 		return nil

@@ -103,8 +103,13 @@ func stateDir() (string, error) {
 }
 
 func sudo(args []string) error {
-	for len(args) > 0 && (args[0] == "-n" || args[0] == "--non-interactive" || args[0] == "-E") {
-		args = args[1:]
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-n", "--non-interactive", "-E":
+			args = args[1:]
+		default:
+			return fmt.Errorf("option %q is not supported (supported: -n, --non-interactive, -E)", args[0])
+		}
 	}
 	if len(args) == 0 {
 		return errors.New("no command given")
@@ -143,6 +148,9 @@ func systemdRun(args []string) error {
 		default:
 			return fmt.Errorf("option %q is not supported (supported: -p PROPERTY, --unit=NAME, --slice=SLICE, --remain-after-exit)", arg)
 		}
+	}
+	if err := validUnitName(u.Name); u.Name != "" && err != nil {
+		return err
 	}
 	if u.Name == "" || len(args) == 0 {
 		return errors.New("usage: systemd-run [-p K=V]... --unit=NAME [--slice=S] [--remain-after-exit] CMD [ARGS]")
@@ -208,6 +216,13 @@ func supervise(args []string) error {
 		return errors.New("usage: supervise UNIT_DIR")
 	}
 	dir := args[0]
+	root, err := stateDir()
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(filepath.Clean(dir)) != filepath.Clean(root) {
+		return fmt.Errorf("unit directory %s is not directly under FAKE_SYSTEMD_STATE (%s)", dir, root)
+	}
 	var u unit
 	data, err := os.ReadFile(filepath.Join(dir, "unit.json"))
 	if err != nil {
@@ -230,19 +245,26 @@ func supervise(args []string) error {
 			return err
 		}
 		defer out.Close()
-		main = exec.Command(u.Command[0], u.Command[1:]...)
-		main.Stdout, main.Stderr = out, out
-		if err := main.Start(); err != nil {
+		cmd := exec.Command(u.Command[0], u.Command[1:]...)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
 			writeString(dir, stateFile, "failed")
 			return err
 		}
+		main = cmd
 		starts++
 		writeString(dir, mainPIDFile, strconv.Itoa(main.Process.Pid))
 		writeString(dir, stateFile, "running")
 		writeString(dir, startsFile, strconv.Itoa(starts))
-		cmd := main
 		go func() { exited <- cmd.Wait() }()
 		return nil
+	}
+	// A main process that cannot start leaves the unit failed, and the supervisor waiting for a
+	// restart or a stop, as systemd keeps a failed unit.
+	startOrFail := func() {
+		if err := start(); err != nil {
+			fmt.Fprintf(os.Stderr, "fakesystemd supervise: %v\n", err)
+		}
 	}
 	// stopMain ends the main process, if it runs: SIGTERM, then SIGKILL after 10 s, as systemd's
 	// default TimeoutStopSec would (90 s) but shorter for a test.
@@ -259,9 +281,7 @@ func supervise(args []string) error {
 			recordExit(dir, <-exited)
 		}
 	}
-	if err := start(); err != nil {
-		return err
-	}
+	startOrFail()
 	for {
 		select {
 		case err := <-exited:
@@ -270,9 +290,7 @@ func supervise(args []string) error {
 			switch sig {
 			case syscall.SIGHUP:
 				stopMain()
-				if err := start(); err != nil {
-					return err
-				}
+				startOrFail()
 			case syscall.SIGUSR1:
 				if readString(dir, stateFile) == "running" {
 					_ = main.Process.Signal(syscall.SIGTERM)
@@ -318,10 +336,13 @@ func systemctl(args []string) error {
 	if !strings.Contains(name, ".") {
 		name += ".service"
 	}
+	if err := validUnitName(name); err != nil {
+		return err
+	}
 	dir := filepath.Join(root, name)
-	pid, err := strconv.Atoi(readString(dir, supervisorPIDFile))
+	pid, err := supervisorOf(dir)
 	if err != nil {
-		return fmt.Errorf("unit %s not loaded (no supervisor in %s)", args[0], dir)
+		return fmt.Errorf("unit %s not loaded: %w", args[0], err)
 	}
 	switch cmd {
 	case "reset-failed":
@@ -386,6 +407,28 @@ func listUnits(root string, args []string) error {
 		fmt.Printf("%s loaded %s %s fakesystemd unit\n", e.Name(), active, state)
 	}
 	return nil
+}
+
+// validUnitName refuses a unit name that is not one path element.
+func validUnitName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("unit name %q is not valid: want a name such as kubelet-1.service", name)
+	}
+	return nil
+}
+
+// supervisorOf returns the PID of the unit's supervisor, once it has checked that this PID is
+// still that supervisor (a PID file can outlive its process, and the PID be reused).
+func supervisorOf(dir string) (int, error) {
+	pid, err := strconv.Atoi(readString(dir, supervisorPIDFile))
+	if err != nil {
+		return 0, fmt.Errorf("no supervisor PID in %s", dir)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || string(cmdline) != "fakesystemd\x00supervise\x00"+dir+"\x00" {
+		return 0, fmt.Errorf("PID %d in %s is not its supervisor any more", pid, filepath.Join(dir, supervisorPIDFile))
+	}
+	return pid, nil
 }
 
 func waitUntil(dir string, done func() bool) error {

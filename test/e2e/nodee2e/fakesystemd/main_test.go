@@ -150,12 +150,32 @@ func TestUnitLifecycle(t *testing.T) {
 		{"systemctl", []string{"restart", "containerd.service"}, "unit containerd.service not loaded"},
 		{"systemd-run", []string{"--scope", "/bin/true"}, `option "--scope" is not supported`},
 		{"systemd-run", []string{"--unit=missing.service", "/nonexistent/kubelet"}, "/nonexistent/kubelet did not start"},
+		{"systemd-run", []string{"--unit=../escape.service", "/bin/true"}, `unit name "../escape.service" is not valid`},
+		{"sudo", []string{"-u", "nobody", "true"}, `option "-u" is not supported`},
 	} {
 		out, err := run(tc.name, tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) {
 			t.Errorf("%s %q: %v %q, want an error containing %q", tc.name, tc.args, err, out, tc.want)
 		}
 	}
+	// A unit whose main process could not start stays, failed, until it is stopped.
+	if out := must("systemctl", "list-units", "missing*"); !strings.HasPrefix(out, "missing.service loaded failed failed") {
+		t.Errorf("list-units after a failed start: %q", out)
+	}
+	must("systemctl", "stop", "missing.service")
+
+	// A PID file that names another process (here this test's: a SIGHUP would end it) is refused.
+	stale := filepath.Join(state, "stale.service")
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, supervisorPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("systemctl", "restart", "stale.service"); err == nil || !strings.Contains(out, "is not its supervisor any more") {
+		t.Errorf("restart with a stale PID file: %v %q, want it refused", err, out)
+	}
+
 	cmd := exec.Command(filepath.Join(bin, "systemctl"), "list-units")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "FAKE_SYSTEMD_STATE is not set") {
