@@ -306,7 +306,7 @@ serializeImagePulls: false
 	}
 	if runErr != nil {
 		log, _ := os.ReadFile(logPath)
-		t.Fatalf("upstream's node e2e runner failed: %v; the last lines of its output:\n%s", runErr, tailLines(string(log), 60))
+		t.Fatalf("upstream's node e2e runner failed: %v; the last lines of its output:\n%s", runErr, framework.TailLines(string(log), 60))
 	}
 	for _, want := range upstreamNodeSpecs {
 		if !slices.ContainsFunc(passed, func(got string) bool { return strings.Contains(got, want) }) {
@@ -405,12 +405,4 @@ func killKubelet(t *testing.T, unitDir, kubelet string) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Errorf("kill the kubelet (PID %d) of %s: %v", pid, unitDir, err)
 	}
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

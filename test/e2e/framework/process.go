@@ -177,7 +177,8 @@ func Eventually(timeout, interval time.Duration, cond func() bool) bool {
 	}
 }
 
-func tail(s string, lines int) string {
+// TailLines returns the last lines of s.
+func TailLines(s string, lines int) string {
 	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(all) > lines {
 		all = all[len(all)-lines:]
@@ -190,7 +191,7 @@ func Tail(p *Process, lines int) string {
 	if p == nil {
 		return ""
 	}
-	return tail(p.LogText(), lines)
+	return TailLines(p.LogText(), lines)
 }
 
 // HarvestLogs copies the logs of procs (nil entries skipped) into dest and returns, for each, a
@@ -212,7 +213,7 @@ func HarvestLogs(dest string, lines int, procs ...*Process) (string, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("keep the log of %s: %w", p.Name, err))
 		}
-		fmt.Fprintf(&b, "--- tail of %s (full log in %s):\n%s\n", p.Name, dest, tail(string(data), lines))
+		fmt.Fprintf(&b, "--- tail of %s (full log in %s):\n%s\n", p.Name, dest, TailLines(string(data), lines))
 	}
 	return b.String(), errors.Join(errs...)
 }

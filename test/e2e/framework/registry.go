@@ -75,7 +75,7 @@ http:
 		}
 		return err == nil
 	}) {
-		return fmt.Errorf("registry did not listen on %s; log: %s", n.RegistryAddr, tail(p.LogText(), 20))
+		return fmt.Errorf("registry did not listen on %s; log: %s", n.RegistryAddr, TailLines(p.LogText(), 20))
 	}
 	return nil
 }

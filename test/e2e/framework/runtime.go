@@ -135,7 +135,7 @@ func (n *Node) StartRuntime(sandboxImage string) error {
 		_, err := n.ImageService()
 		return err == nil
 	}) {
-		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name(), n.RuntimeEndpoint(), tail(p.LogText(), 20))
+		return fmt.Errorf("%s did not serve CRI on %s; log: %s", n.Runtime.Name(), n.RuntimeEndpoint(), TailLines(p.LogText(), 20))
 	}
 	return nil
 }
