@@ -121,7 +121,7 @@ func TestUpstreamNodeE2E(t *testing.T) {
 	}
 
 	// The images under the names upstream's test/utils/image gives them, remapped by the repo list.
-	agnhost, err := os.ReadFile(filepath.Join(binDir, "agnhost"))
+	agnhost, err := os.ReadFile(filepath.Join(tierBin, "agnhost"))
 	if err != nil {
 		t.Fatal(err)
 	}
