@@ -74,8 +74,7 @@ node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and ag
 
 e2e: build control-plane kubelet-series node-e2e-bins ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh
-	go test -tags e2e -count=1 -timeout 60m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' ./test/e2e/ 2>&1 | tee $(OUTPUT_DIR)/e2e.log; rc=$${PIPESTATUS[0]}; \
-	if [ $$rc -ne 0 ]; then go tool test2json -t < $(OUTPUT_DIR)/e2e.log | go run ./hack/testfailures; fi; exit $$rc
+	@OUTPUT_DIR=$(OUTPUT_DIR) E2E_RUN='$(E2E_RUN)' E2E_PARALLEL=$(E2E_PARALLEL) hack/e2e.sh
 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh

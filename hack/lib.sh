@@ -127,3 +127,23 @@ upstream_tier_head() {
     git -C "${FULL_KUBE_ROOT}" rev-parse HEAD
   fi
 }
+
+# A verify script over an assembled tree is a function of that tree (the series), the scripts and
+# tools it runs, and Go. Once it passed, it is not run again until one of those changes:
+# verify_key <file>... prints a key of them (the tree's git tree, the files' contents, go
+# version); it prints nothing when the tree has uncommitted changes, whose result is never kept.
+# verified <name> <key> says whether <name> passed with that key (never with VERIFY_FORCE=1);
+# mark_verified <name> <key> records that it did, in _output/verified.
+verify_key() {
+  [[ -z "$(kgit status --porcelain)" ]] || return 0
+  { kgit rev-parse 'HEAD^{tree}'; go version; sha256sum "$@"; } | sha256sum | cut -d' ' -f1
+}
+verified() {
+  local stamp="${OUTPUT_DIR}/verified/$1-${SERIES}"
+  [[ -z "${VERIFY_FORCE:-}" && -n "$2" && -f "${stamp}" && "$(cat "${stamp}")" == "$2" ]]
+}
+mark_verified() {
+  [[ -n "$2" ]] || return 0
+  mkdir -p "${OUTPUT_DIR}/verified"
+  echo "$2" >"${OUTPUT_DIR}/verified/$1-${SERIES}"
+}

@@ -6,6 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 [[ -z "$(kgit status --porcelain)" ]] || die "${KUBE_ROOT} has uncommitted changes before verification"
+key=$(verify_key "${REPO_ROOT}"/hack/{verify-upstream-codegen,update-upstream-codegen,assemble-upstream,lib}.sh)
+if verified upstream-codegen "${key}"; then
+  log "generated upstream files of SERIES=${SERIES}: verified before for this tree, scripts and Go (VERIFY_FORCE=1 runs it again)"
+  [[ "${SERIES}" != fork ]] || SERIES=upstream-tier exec "${REPO_ROOT}/hack/verify-upstream-codegen.sh"
+  exit 0
+fi
 "${REPO_ROOT}/hack/update-upstream-codegen.sh"
 if [[ -n "$(kgit status --porcelain)" ]]; then
   kgit status --short >&2
@@ -18,5 +24,6 @@ if [[ -n "$(kgit status --porcelain)" ]]; then
   die "generated files in patches/ are stale; run hack/update-upstream-codegen.sh, commit in ${KUBE_ROOT}, then hack/update-patches.sh"
 fi
 log "generated upstream files are up to date"
+mark_verified upstream-codegen "${key}"
 # The upstream tier's generated files differ (no imageGCExcludeSelectors): check them in its tree.
 [[ "${SERIES}" != fork ]] || SERIES=upstream-tier exec "${REPO_ROOT}/hack/verify-upstream-codegen.sh"

@@ -28,6 +28,12 @@ logcheck=$(install_tool logcheck "sigs.k8s.io/logtools/logcheck@${LOGCHECK_VERSI
 
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 cd "${KUBE_ROOT}"
+key=$(verify_key "${REPO_ROOT}"/hack/{verify-upstream-lint,assemble-upstream,lib}.sh "${REPO_ROOT}"/hack/lintconfig/*.go "${golangci_lint}" "${logcheck}")
+if verified upstream-lint "${key}"; then
+  log "lint of SERIES=${SERIES}: passed before for this tree, scripts, tools and Go (VERIFY_FORCE=1 runs it again)"
+  [[ "${SERIES}" != fork ]] || SERIES=upstream-tier exec "${REPO_ROOT}/hack/verify-upstream-lint.sh"
+  exit 0
+fi
 
 # Upstream's config without the plugin linters this script cannot build (see above).
 config="${tools}/golangci.yaml"
@@ -40,5 +46,6 @@ log "logcheck ${LOGCHECK_VERSION} (upstream's hack/logcheck.conf) on: ${pkgs[*]}
 "${logcheck}" -config hack/logcheck.conf "${pkgs[@]}"
 log "import-boss (upstream's cmd/import-boss, .import-restrictions) on: ${pkgs[*]}"
 GOPROXY=off go run ./cmd/import-boss "${pkgs[@]}"
+mark_verified upstream-lint "${key}"
 # The upstream tier alone, in its own tree.
 [[ "${SERIES}" != fork ]] || SERIES=upstream-tier exec "${REPO_ROOT}/hack/verify-upstream-lint.sh"

@@ -77,8 +77,8 @@ func TestUpstreamNodeE2E(t *testing.T) {
 	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 20*time.Minute {
 		t.Fatalf("the suite takes about 12 minutes and go test's -timeout leaves %v: run with -timeout 30m or more", time.Until(deadline).Round(time.Second))
 	}
-	// The framework's kubelet listens on fixed ports; another kubelet on this machine would take
-	// them (and share /var/lib/kubelet/device-plugins).
+	// The framework's kubelet listens on fixed ports, those of a node's kubelet. (The other
+	// scenarios' kubelets listen on ephemeral ports, so this test runs beside them: hack/e2e.sh.)
 	for _, port := range []int{10248, 10250, 10255} {
 		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
@@ -87,20 +87,20 @@ func TestUpstreamNodeE2E(t *testing.T) {
 		_ = l.Close()
 	}
 	// Every kubelet on this machine makes /var/lib/kubelet/device-plugins (a fixed path, whatever
-	// its --root-dir); anything else there means a node's kubelet, whose root this test must not
-	// touch. What the framework's kubelet adds is removed afterwards, and only that.
+	// its --root-dir), and the other scenarios' kubelets use it while this test runs, so it stays;
+	// anything else there means a node's kubelet, whose root this test must not touch. What the
+	// framework's kubelet adds is removed afterwards, and only that.
 	const kubeletRoot = "/var/lib/kubelet"
 	before, err := os.ReadDir(kubeletRoot)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
-	var existed []string
+	existed := []string{"device-plugins"}
 	mountedBefore := framework.MountsUnder(kubeletRoot)
 	for _, e := range before {
 		if e.Name() != "device-plugins" {
 			t.Fatalf("%s holds %s: upstream's node e2e framework runs its kubelet with --root-dir %s; run this test on a machine that is not a node (or move %s away)", kubeletRoot, e.Name(), kubeletRoot, kubeletRoot)
 		}
-		existed = append(existed, e.Name())
 	}
 	busybox, err := staticBusybox("/bin/busybox")
 	if err != nil {
