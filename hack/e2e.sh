@@ -23,7 +23,8 @@ e2e() { (cd test/e2e && exec "${out}/e2e.test" -test.v -test.count 1 -test.timeo
 
 node_pid=
 rm -f "${out}/e2e-node.log"
-if e2e -test.list "${run}" | grep -qx "${node_test}"; then
+tests=$(e2e -test.list "${run}")
+if grep -qx "${node_test}" <<<"${tests}"; then
   echo ">>> ${node_test} runs beside the others, in a process of its own; its output: ${out}/e2e-node.log"
   e2e -test.run "^${node_test}\$" > "${out}/e2e-node.log" 2>&1 &
   node_pid=$!
