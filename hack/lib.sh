@@ -130,13 +130,24 @@ upstream_tier_head() {
 
 # A verify script over an assembled tree is a function of that tree (the series), the scripts and
 # tools it runs, and Go. Once it passed, it is not run again until one of those changes:
-# verify_key <file>... prints a key of them (the tree's git tree, the files' contents, go
-# version); it prints nothing when the tree has uncommitted changes, whose result is never kept.
-# verified <name> <key> says whether <name> passed with that key (never with VERIFY_FORCE=1);
-# mark_verified <name> <key> records that it did, in _output/verified.
+# verify_key <file>... prints a key of them (the tree's git tree and the contents of its
+# skip-worktree files, go.mod and go.sum, which the builds rewrite; the files' contents; Go's
+# version and environment); it prints nothing when the tree has uncommitted changes, whose result
+# is never kept. verified <name> <key> says whether <name> passed with that key (never with
+# VERIFY_FORCE=1); mark_verified <name> <key> records that it did, in _output/verified.
 verify_key() {
-  [[ -z "$(kgit status --porcelain)" ]] || return 0
-  { kgit rev-parse 'HEAD^{tree}'; go version; sha256sum "$@"; } | sha256sum | cut -d' ' -f1
+  local status tree skipped
+  status=$(kgit status --porcelain) || return 1
+  [[ -z "${status}" ]] || return 0
+  tree=$(kgit rev-parse 'HEAD^{tree}') || return 1
+  skipped=$(kgit ls-files -v | sed -n 's/^S //p') || return 1
+  {
+    echo "${tree}"
+    go version
+    go env GOFLAGS GOOS GOARCH CGO_ENABLED GOEXPERIMENT GOPROXY GONOSUMDB GOTOOLCHAIN
+    if [[ -n "${skipped}" ]]; then (cd "${KUBE_ROOT}" && xargs -d '\n' sha256sum <<<"${skipped}"); fi
+    sha256sum "$@"
+  } | sha256sum | cut -d' ' -f1
 }
 verified() {
   local stamp="${OUTPUT_DIR}/verified/$1-${SERIES}"

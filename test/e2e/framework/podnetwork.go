@@ -84,14 +84,20 @@ func newPodNetwork(root string) (podNetwork, error) {
 			}
 		}
 	}
-	octet := own
-	for i := 0; octet < 0 && i < 250; i++ {
-		if candidate := int((sum + uint32(i)) % 250); !used[candidate] {
-			octet = candidate
+	// Another test process's nodes too (ClaimsFile): a subnet is claimed before its bridge exists.
+	octet, err := claimOne("subnet", func(claimed map[int]bool) (int, error) {
+		if own >= 0 {
+			return own, nil
 		}
-	}
-	if octet < 0 {
-		return podNetwork{}, errors.New("every pod network subnet in 10.213.0.0/16 is in use")
+		for i := range 250 {
+			if candidate := int((sum + uint32(i)) % 250); !used[candidate] && !claimed[candidate] {
+				return candidate, nil
+			}
+		}
+		return 0, errors.New("every pod network subnet in 10.213.0.0/16 is in use")
+	})
+	if err != nil {
+		return podNetwork{}, err
 	}
 	subnetsGiven[octet] = true
 	return podNetwork{
@@ -192,6 +198,9 @@ func (n *Node) teardownPodNetwork() error {
 	var octet int
 	if _, err := fmt.Sscanf(n.podNetwork.Gateway, "10.213.%d.1", &octet); err == nil {
 		delete(subnetsGiven, octet)
+		if err := releaseClaim("subnet", octet); err != nil {
+			return err
+		}
 	}
 	n.podNetwork = nil
 	return nil

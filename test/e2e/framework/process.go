@@ -142,20 +142,23 @@ func (p *Process) CountInLog(s string) int {
 func FreePort() (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
+	// Nodes start side by side, in this process and in another one (ClaimsFile): a port handed
+	// to one is never handed to another, even once its listener is closed and before the
+	// component has bound it.
+	return claimOne("port", func(claimed map[int]bool) (int, error) {
+		for {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return 0, err
+			}
+			port := ln.Addr().(*net.TCPAddr).Port
+			ln.Close()
+			if !portsGiven[port] && !claimed[port] {
+				portsGiven[port] = true
+				return port, nil
+			}
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		// Nodes start side by side: a port handed to one is never handed to another, even
-		// once its listener is closed and before the component has bound it.
-		if !portsGiven[port] {
-			portsGiven[port] = true
-			return port, nil
-		}
-	}
+	})
 }
 
 var (
