@@ -8,6 +8,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 COUNT=${COUNT:-20}
+# INSTRUCTIONS=0 skips the instruction counts (valgrind; deterministic, so the committed file
+# stays valid while the code it counts is unchanged) and keeps their file.
+INSTRUCTIONS=${INSTRUCTIONS:-1}
 out="${REPO_ROOT}/docs/bench"
 mkdir -p "${out}"
 export GOBIN="${OUTPUT_DIR}/bin/tools"
@@ -28,35 +31,25 @@ log "building the benchmark binaries: unpatched ${UPSTREAM_TAG}, upstream tier, 
 (cd "${UPSTREAM_TIER_KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images-upstream-tier.test" ./pkg/kubelet/images/)
 (cd "${FULL_KUBE_ROOT}" && go test -c -o "${OUTPUT_DIR}/images.test" ./pkg/kubelet/images/)
 
-log "imagesInEvictionOrder, 10,000 images: upstream vs fork (none) vs upstream tier (1,000 patterns) vs fork (1,000 patterns + 5 selectors), ${COUNT} alternating runs, garbage collector on and off"
+log "imagesInEvictionOrder, 10,000 images: upstream vs fork (none) vs upstream tier (1,000 patterns) vs fork (1,000 patterns + 5 selectors), ${COUNT} alternating runs"
 raw="${out}/images-in-eviction-order.txt"
-raw_gcoff="${out}/images-in-eviction-order-gcoff.txt"
 : >"${raw}"
-: >"${raw_gcoff}"
-run() { # file dir binary benchmark variant (GOGC from the caller)
+run() { # dir binary benchmark variant
   # The fork's selectors variant is BenchmarkImagesInEvictionOrderWithSelectors (a file of its
   # own in patch 0006); it is reported under BenchmarkImagesInEvictionOrder so that benchstat
   # puts every column in one row.
-  (cd "$2/pkg/kubelet/images" && "$3" -test.run '^$' -test.bench "^$4\$/^$5\$" -test.benchtime=100x -test.benchmem) |
-    grep -E '^(Benchmark|goos|goarch|pkg|cpu)' | sed 's#^BenchmarkImagesInEvictionOrderWithSelectors/#BenchmarkImagesInEvictionOrder/#' >>"$1"
+  (cd "$1/pkg/kubelet/images" && "$2" -test.run '^$' -test.bench "^$3\$/^$4\$" -test.benchtime=100x -test.benchmem) |
+    grep -E '^(Benchmark|goos|goarch|pkg|cpu)' | sed 's#^BenchmarkImagesInEvictionOrderWithSelectors/#BenchmarkImagesInEvictionOrder/#' >>"${raw}"
 }
-# Time is measured twice, alternately: with the garbage collector on, as the kubelet runs, and
-# off (GOGC=off; a run allocates some 1.5 GiB then), where time counts the pass's own code and
-# its cache misses but not the collector, which in a test binary also marks that binary's own
-# package-level data and so differs between binaries for identical code paths (see the
-# instruction counts below).
+# Time is measured with the garbage collector on, as the kubelet runs. Timing it off (GOGC=off)
+# was tried on 2026-12-03 and dropped: each run then faults in some 1.5 GiB of fresh pages, which
+# made every column slower than with the collector on and spread them by +-16-32 %.
 for ((i = 0; i < COUNT; i++)); do
-  for gogc in 100 off; do
-    file=${raw}
-    [[ ${gogc} == off ]] && file=${raw_gcoff}
-    export GOGC=${gogc}
-    run "${file}" "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream'
-    run "${file}" "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder 'allowlist=none'
-    run "${file}" "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" BenchmarkImagesInEvictionOrder 'allowlist=1000'
-    run "${file}" "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
-  done
+  run "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream'
+  run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder 'allowlist=none'
+  run "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" BenchmarkImagesInEvictionOrder 'allowlist=1000'
+  run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
 done
-unset GOGC
 # Instructions per pass, counted by valgrind's cachegrind: deterministic where time on a shared
 # VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS. The
 # four columns are counted with the garbage collector off: with it on, each binary's collector
@@ -66,7 +59,9 @@ unset GOGC
 # testing package runs the benchmark function twice (b.N = 1, then b.N = N), each time with its
 # set-up and 101 warm-up passes, so per pass = (I(81x) - I(41x)) / 40: both runs hold the same
 # set-ups and warm-ups, and differ by 40 measured passes.
-if ! command -v valgrind >/dev/null; then
+if [[ ${INSTRUCTIONS} == 0 ]]; then
+  log "instruction counts skipped (INSTRUCTIONS=0): docs/bench/images-in-eviction-order-instructions.txt kept"
+elif ! command -v valgrind >/dev/null; then
   log "installing valgrind (Debian) for the instruction counts"
   apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
@@ -85,6 +80,7 @@ allocated() { # dir binary benchmark variant -> "B/op allocs/op" of one 100-pass
     awk '/^Benchmark/ {for (i = 1; i < NF; i++) {if ($(i+1) == "B/op") b = $i; if ($(i+1) == "allocs/op") a = $i}; print b, a}'
 }
 ratio() { awk -v n="$1" -v b="$2" 'BEGIN {printf "%.3fx", n / b}'; }
+[[ ${INSTRUCTIONS} == 0 ]] || {
 log "instructions and allocations per pass, the same four columns (docs/bench/images-in-eviction-order-instructions.txt)"
 counts="${out}/images-in-eviction-order-instructions.txt"
 columns=("upstream ${upstream} images-upstream.test BenchmarkImagesInEvictionOrder allowlist=upstream"
@@ -114,9 +110,9 @@ columns=("upstream ${upstream} images-upstream.test BenchmarkImagesInEvictionOrd
   printf '%-8s %12d %8s\n' "none" "${off}" "1.000x"
   printf '%-8s %12d %8s\n' "1000" "${on}" "$(ratio "${on}" "${off}")"
 } | tee "${counts}"
+}
 
 # benchstat compares the variants as columns, the first (upstream) as the baseline.
 "${GOBIN}/benchstat" -col /allowlist "${raw}" | tee "${out}/images-in-eviction-order.benchstat"
-"${GOBIN}/benchstat" -col /allowlist "${raw_gcoff}" | tee "${out}/images-in-eviction-order-gcoff.benchstat"
 "${GOBIN}/benchstat" "${out}/matcher.txt" | tee "${out}/matcher.benchstat"
 log "results in ${out}"
