@@ -62,10 +62,10 @@ const upstreamImageFSBytes = 512 << 20
 // KUBE_TEST_REPO_LIST (agnhost built from the tree's test/images/agnhost, busybox from Debian's
 // static binary, pause the test sleeper); nothing is pulled from the internet (--prepull-images
 // false, as the local runner's default). The framework starts its own etcd, API server and
-// kubelet (--root-dir /var/lib/kubelet, ports 10248/10250/10255), so only one of this test runs
-// on a machine (no t.Parallel); make e2e runs it beside the other scenarios, in a test process of
-// its own (hack/e2e.sh). It runs the upstream tier: the tree, kubelet and suite of the PR's
-// commits (0001-0004), as docs/upstream-pr.md reports it.
+// kubelet (--root-dir /var/lib/kubelet, ports 10248/10250/10255), so one run of this test at a
+// time fits on a machine (no t.Parallel); make e2e runs it beside the other scenarios, in a test
+// process of its own (hack/e2e.sh). It runs the upstream tier: the tree, kubelet and suite of
+// the PR's commits (0001-0004), as docs/upstream-pr.md reports it.
 func TestUpstreamNodeE2E(t *testing.T) {
 	// The upstream tier (patches 0001-0004, the PR): its tree, kubelet and suite.
 	tree := filepath.Join(repoRoot, "_output", "kubernetes-upstream-tier")
