@@ -28,7 +28,7 @@ logcheck=$(install_tool logcheck "sigs.k8s.io/logtools/logcheck@${LOGCHECK_VERSI
 
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 cd "${KUBE_ROOT}"
-key=$(verify_key "${REPO_ROOT}"/hack/{verify-upstream-lint,assemble-upstream,lib}.sh "${REPO_ROOT}"/hack/lintconfig/*.go "${golangci_lint}" "${logcheck}")
+key=$(verify_key "${REPO_ROOT}"/hack/{verify-upstream-lint,assemble-upstream,lib}.sh "${REPO_ROOT}"/hack/lintconfig/*.go "${REPO_ROOT}"/go.{mod,sum} "${golangci_lint}" "${logcheck}")
 if verified upstream-lint "${key}"; then
   log "lint of SERIES=${SERIES}: passed before for this tree, scripts, tools and Go (VERIFY_FORCE=1 runs it again)"
   [[ "${SERIES}" != fork ]] || SERIES=upstream-tier exec "${REPO_ROOT}/hack/verify-upstream-lint.sh"
