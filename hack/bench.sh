@@ -50,6 +50,19 @@ for ((i = 0; i < COUNT; i++)); do
   run "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" BenchmarkImagesInEvictionOrder 'allowlist=1000'
   run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
 done
+# Time with the collector held off but the heap reused (GOGC=off with GOMEMLIMIT: a collection
+# every ~100 passes, no fresh pages), within the fork's one binary, feature off against 1,000
+# patterns: time that neither the collector nor the binary moves, to set beside the instruction
+# counts below.
+log "imagesInEvictionOrder within the fork's binary, none vs 1,000 patterns, GOGC=off GOMEMLIMIT=512MiB, ${COUNT} alternating runs (docs/bench/images-in-eviction-order-heldoff.txt)"
+raw_heldoff="${out}/images-in-eviction-order-heldoff.txt"
+: >"${raw_heldoff}"
+for ((i = 0; i < COUNT; i++)); do
+  for variant in none 1000; do
+    (cd "${FULL_KUBE_ROOT}/pkg/kubelet/images" && GOGC=off GOMEMLIMIT=512MiB "${OUTPUT_DIR}/images.test" -test.run '^$' -test.bench "^BenchmarkImagesInEvictionOrder\$/^allowlist=${variant}\$" -test.benchtime=100x -test.benchmem) |
+      grep -E '^(Benchmark|goos|goarch|pkg|cpu)' >>"${raw_heldoff}"
+  done
+done
 # Instructions per pass, counted by valgrind's cachegrind: deterministic where time on a shared
 # VM is not (the same columns' times spread by +-20-30 % on some days here). One GOMAXPROCS. The
 # four columns are counted with the garbage collector off: with it on, each binary's collector
@@ -114,5 +127,6 @@ columns=("upstream ${upstream} images-upstream.test BenchmarkImagesInEvictionOrd
 
 # benchstat compares the variants as columns, the first (upstream) as the baseline.
 "${GOBIN}/benchstat" -col /allowlist "${raw}" | tee "${out}/images-in-eviction-order.benchstat"
+"${GOBIN}/benchstat" -col /allowlist "${raw_heldoff}" | tee "${out}/images-in-eviction-order-heldoff.benchstat"
 "${GOBIN}/benchstat" "${out}/matcher.txt" | tee "${out}/matcher.benchstat"
 log "results in ${out}"
