@@ -34,21 +34,21 @@ log "building the benchmark binaries: unpatched ${UPSTREAM_TAG}, upstream tier, 
 log "imagesInEvictionOrder, 10,000 images: upstream vs fork (none) vs upstream tier (1,000 patterns) vs fork (1,000 patterns + 5 selectors), ${COUNT} alternating runs"
 raw="${out}/images-in-eviction-order.txt"
 : >"${raw}"
-run() { # dir binary benchmark variant
+run() { # file dir binary benchmark variant (GOGC and GOMEMLIMIT from the caller)
   # The fork's selectors variant is BenchmarkImagesInEvictionOrderWithSelectors (a file of its
   # own in patch 0006); it is reported under BenchmarkImagesInEvictionOrder so that benchstat
   # puts every column in one row.
-  (cd "$1/pkg/kubelet/images" && "$2" -test.run '^$' -test.bench "^$3\$/^$4\$" -test.benchtime=100x -test.benchmem) |
-    grep -E '^(Benchmark|goos|goarch|pkg|cpu)' | sed 's#^BenchmarkImagesInEvictionOrderWithSelectors/#BenchmarkImagesInEvictionOrder/#' >>"${raw}"
+  (cd "$2/pkg/kubelet/images" && "$3" -test.run '^$' -test.bench "^$4\$/^$5\$" -test.benchtime=100x -test.benchmem) |
+    grep -E '^(Benchmark|goos|goarch|pkg|cpu)' | sed 's#^BenchmarkImagesInEvictionOrderWithSelectors/#BenchmarkImagesInEvictionOrder/#' >>"$1"
 }
 # Time is measured with the garbage collector on, as the kubelet runs. Timing it off (GOGC=off)
 # was tried on 2026-12-03 and dropped: each run then faults in some 1.5 GiB of fresh pages, which
 # made every column slower than with the collector on and spread them by +-16-32 %.
 for ((i = 0; i < COUNT; i++)); do
-  run "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream'
-  run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder 'allowlist=none'
-  run "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" BenchmarkImagesInEvictionOrder 'allowlist=1000'
-  run "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
+  run "${raw}" "${upstream}" "${OUTPUT_DIR}/images-upstream.test" BenchmarkImagesInEvictionOrder 'allowlist=upstream'
+  run "${raw}" "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder 'allowlist=none'
+  run "${raw}" "${UPSTREAM_TIER_KUBE_ROOT}" "${OUTPUT_DIR}/images-upstream-tier.test" BenchmarkImagesInEvictionOrder 'allowlist=1000'
+  run "${raw}" "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrderWithSelectors 'allowlist=1000\+5'
 done
 # Time with the collector held off but the heap reused (GOGC=off with GOMEMLIMIT: a collection
 # every ~100 passes, no fresh pages), within the fork's one binary, feature off against 1,000
@@ -59,8 +59,7 @@ raw_heldoff="${out}/images-in-eviction-order-heldoff.txt"
 : >"${raw_heldoff}"
 for ((i = 0; i < COUNT; i++)); do
   for variant in none 1000; do
-    (cd "${FULL_KUBE_ROOT}/pkg/kubelet/images" && GOGC=off GOMEMLIMIT=512MiB "${OUTPUT_DIR}/images.test" -test.run '^$' -test.bench "^BenchmarkImagesInEvictionOrder\$/^allowlist=${variant}\$" -test.benchtime=100x -test.benchmem) |
-      grep -E '^(Benchmark|goos|goarch|pkg|cpu)' >>"${raw_heldoff}"
+    GOGC=off GOMEMLIMIT=512MiB run "${raw_heldoff}" "${FULL_KUBE_ROOT}" "${OUTPUT_DIR}/images.test" BenchmarkImagesInEvictionOrder "allowlist=${variant}"
   done
 done
 # Instructions per pass, counted by valgrind's cachegrind: deterministic where time on a shared
