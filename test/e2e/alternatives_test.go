@@ -151,11 +151,11 @@ func TestRuntimePinsAlternative(t *testing.T) {
 // with the entries the holder accepts, and its static holder runs.
 func holdAlternative(t *testing.T, n *framework.Node, keeperRef string, list []string) {
 	t.Helper()
-	args := []string{"holder-manifest", "--kind", "Pod", "--holder-image", keeperRef}
+	manifest := []string{"holder-manifest", "--kind", "Pod", "--holder-image", keeperRef}
 	for _, ref := range list {
-		args = append(args, "--image", ref)
+		manifest = append(manifest, "--image", ref)
 	}
-	out, err := exec.Command(filepath.Join(binDir, "image-keeper"), args...).CombinedOutput()
+	out, err := exec.Command(filepath.Join(binDir, "image-keeper"), manifest...).CombinedOutput()
 	if err == nil {
 		t.Fatalf("holder-manifest took the list %q:\n%s", list, out)
 	}
@@ -174,7 +174,13 @@ func holdAlternative(t *testing.T, n *framework.Node, keeperRef string, list []s
 	if err := framework.WriteKeeperConfig(config, list[:2]...); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.StartKeeper("--config", config, "--holder-static-pod-dir", n.StaticPodDir(), "--holder-image", keeperRef, "--interval", "2s"); err != nil {
+	// docs/image-keeper.md's command, with this node's paths and image, as TestHolderStockKubelet.
+	args := docCommand(t, "image-keeper.md", "<!-- holder-static-pod -->", map[string]string{
+		"/etc/image-keeper/config.yaml":            config,
+		"/etc/kubernetes/manifests":                n.StaticPodDir(),
+		"registry.example.com/image-keeper:v0.1.0": keeperRef,
+	})
+	if err := n.StartKeeper(append(args[1:], "--interval", "2s")...); err != nil {
 		t.Fatal(err)
 	}
 	waitHolderRunning(t, n, staticHolderName(t, keeperRef, list[:2]...))
