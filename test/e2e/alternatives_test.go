@@ -174,15 +174,7 @@ func holdAlternative(t *testing.T, n *framework.Node, keeperRef string, list []s
 	if err := framework.WriteKeeperConfig(config, list[:2]...); err != nil {
 		t.Fatal(err)
 	}
-	// docs/image-keeper.md's command, with this node's paths and image, as TestHolderStockKubelet.
-	args := docCommand(t, "image-keeper.md", "<!-- holder-static-pod -->", map[string]string{
-		"/etc/image-keeper/config.yaml":            config,
-		"/etc/kubernetes/manifests":                n.StaticPodDir(),
-		"registry.example.com/image-keeper:v0.1.0": keeperRef,
-	})
-	if err := n.StartKeeper(append(args[1:], "--interval", "2s")...); err != nil {
-		t.Fatal(err)
-	}
+	startStaticHolderKeeper(t, n, config, keeperRef)
 	waitHolderRunning(t, n, staticHolderName(t, keeperRef, list[:2]...))
 }
 

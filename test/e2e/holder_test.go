@@ -74,15 +74,7 @@ func TestHolderStockKubelet(t *testing.T) {
 	if err := n.StartKubelet(config); err != nil {
 		t.Fatal(err)
 	}
-	// docs/image-keeper.md's command, with this node's paths and image.
-	args := docCommand(t, "image-keeper.md", "<!-- holder-static-pod -->", map[string]string{
-		"/etc/image-keeper/config.yaml":            keeperConfig,
-		"/etc/kubernetes/manifests":                n.StaticPodDir(),
-		"registry.example.com/image-keeper:v0.1.0": keeperRef,
-	})
-	if err := n.StartKeeper(append(args[1:], "--interval", "2s")...); err != nil {
-		t.Fatal(err)
-	}
+	startStaticHolderKeeper(t, n, keeperConfig, keeperRef)
 	first := staticHolderName(t, keeperRef, a.Ref, b.Ref)
 	waitHolderRunning(t, n, first)
 	if !waitDeleted(t, n, map[string]string{"junk": junk.Ref}) {
@@ -201,6 +193,20 @@ func TestHolderStockKubelet(t *testing.T) {
 		if removed := removalsOf(n, runtimeImageID(t, n, img.Ref)); removed != 0 {
 			t.Errorf("after the offline reboot the kubelet removed held image %s", img.Ref)
 		}
+	}
+}
+
+// startStaticHolderKeeper starts image-keeper in static holder mode with docs/image-keeper.md's
+// command, this node's paths and image, and a 2 s interval.
+func startStaticHolderKeeper(t *testing.T, n *framework.Node, keeperConfig, keeperRef string) {
+	t.Helper()
+	args := docCommand(t, "image-keeper.md", "<!-- holder-static-pod -->", map[string]string{
+		"/etc/image-keeper/config.yaml":            keeperConfig,
+		"/etc/kubernetes/manifests":                n.StaticPodDir(),
+		"registry.example.com/image-keeper:v0.1.0": keeperRef,
+	})
+	if err := n.StartKeeper(append(args[1:], "--interval", "2s")...); err != nil {
+		t.Fatal(err)
 	}
 }
 
