@@ -13,6 +13,7 @@
 # binary) are what upstream's node e2e lane runs (test/e2e/nodee2e_test.go).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env # -trimpath, CGO_ENABLED=0: static binaries, as upstream ships them
 
 (($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo, agnhost)"
 "${REPO_ROOT}/hack/assemble-upstream.sh"
@@ -63,11 +64,11 @@ for cmd in "$@"; do
   log "building ${cmd} ${version} (${tree_state}) -> ${out}"
   start=${SECONDS}
   if [[ "${cmd}" == e2e_node.test ]]; then
-    (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go test -c -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
+    (cd "${KUBE_ROOT}" && go test -c -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
     log "built ${out} in $((SECONDS - start))s"
     continue
   fi
-  (cd "${KUBE_ROOT}" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
+  (cd "${KUBE_ROOT}" && go build -buildvcs=false -ldflags "${ldflags[*]}" -o "${out}" "${pkg}")
   # The whole output, then its first line: `| head -1` would close the pipe early, and the
   # binary's SIGPIPE fails the script under pipefail (seen: exit 141 after kubectl built).
   if [[ "${cmd}" == kubeadm ]]; then

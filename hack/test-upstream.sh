@@ -2,6 +2,7 @@
 # Run upstream's own unit tests, in the patched tree, for every package the patches touch.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env
 
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 cd "${KUBE_ROOT}"
@@ -33,7 +34,7 @@ go test "${test_flags[@]}" "${root_pkgs[@]}"
 # The image manager and the eviction manager share image records across goroutines (GC passes,
 # eviction's reclaim): their tests run again under the race detector.
 log "race detector: ./pkg/kubelet/images/... ./pkg/kubelet/eviction"
-go test -race "${test_flags[@]}" ./pkg/kubelet/images/... ./pkg/kubelet/eviction
+CGO_ENABLED=1 go test -race "${test_flags[@]}" ./pkg/kubelet/images/... ./pkg/kubelet/eviction
 
 if ((${#e2e_pkgs[@]} > 0)); then
   log "vet (compile, no run) of the patched e2e suites: ${e2e_pkgs[*]}"

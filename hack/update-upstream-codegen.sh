@@ -4,6 +4,7 @@
 # Uses upstream's own generators at the upstream version (k8s.io/code-generator in the tree).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env
 
 [[ -e "${KUBE_ROOT}/.git" ]] || die "no assembled tree at ${KUBE_ROOT}; run: make upstream"
 cd "${KUBE_ROOT}"

@@ -3,6 +3,7 @@
 # in the whole series, then in the upstream tier alone (SERIES=upstream-tier checks that only).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env
 
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 [[ -z "$(kgit status --porcelain)" ]] || die "${KUBE_ROOT} has uncommitted changes before verification"

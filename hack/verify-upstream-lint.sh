@@ -18,6 +18,7 @@
 # tier only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env
 
 GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
 LOGCHECK_VERSION=${LOGCHECK_VERSION:-v0.11.0}

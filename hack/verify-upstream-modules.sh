@@ -12,6 +12,7 @@
 # standard library are not requirements. Checked in the full tree and the upstream tier alone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env
 
 "${REPO_ROOT}/hack/assemble-upstream.sh" >/dev/null
 
