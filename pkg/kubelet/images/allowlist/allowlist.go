@@ -118,6 +118,30 @@ func (a *Allowlist) Position(entry string) int {
 	return -1
 }
 
+// Entry returns the entry at a Position, "" for a position that is not one (-1).
+func (a *Allowlist) Entry(pos int) string {
+	if a == nil || pos < 0 {
+		return ""
+	}
+	if n := len(a.matcher.entries); pos >= n {
+		pos -= n
+		if pos >= a.selectors.Len() {
+			return ""
+		}
+		return a.selectors.entries[pos].entry
+	}
+	return a.matcher.entries[pos]
+}
+
+// MatchPosition returns the Position of the earliest pattern that matches the image by its ID, a
+// repo tag or a repo digest, or -1 if none does; see Matcher.MatchPosition.
+func (a *Allowlist) MatchPosition(imageID string, repoTags, repoDigests []string) int {
+	if a == nil {
+		return -1
+	}
+	return a.matcher.MatchPosition(imageID, repoTags, repoDigests)
+}
+
 // MatchReferences returns the earliest pattern that matches the image by its ID, a repo tag or a
 // repo digest, or "" if none does; see Matcher.MatchReferences.
 func (a *Allowlist) MatchReferences(imageID string, repoTags, repoDigests []string) string {

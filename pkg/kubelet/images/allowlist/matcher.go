@@ -206,8 +206,22 @@ func (m *Matcher) Position(entry string) int {
 // by its ID, a repo tag or a repo digest, or "" if none does. The names may be in the short form
 // some runtimes report ("nginx:1.27"); they are normalized before comparison.
 func (m *Matcher) MatchReferences(imageID string, repoTags, repoDigests []string) string {
-	if m == nil {
+	return m.Entry(m.MatchPosition(imageID, repoTags, repoDigests))
+}
+
+// Entry returns the entry at a position, "" for a position that is not one (-1).
+func (m *Matcher) Entry(pos int) string {
+	if m == nil || pos < 0 || pos >= len(m.entries) {
 		return ""
+	}
+	return m.entries[pos]
+}
+
+// MatchPosition is MatchReferences, returning the entry's position (see Position), or -1 if no
+// entry matches.
+func (m *Matcher) MatchPosition(imageID string, repoTags, repoDigests []string) int {
+	if m == nil {
+		return -1
 	}
 	best := noMatch
 	if len(m.ids) > 0 && imageID != "" {
@@ -226,9 +240,9 @@ func (m *Matcher) MatchReferences(imageID string, repoTags, repoDigests []string
 		best = min(best, m.matchReference(ref, best))
 	}
 	if best == noMatch {
-		return ""
+		return -1
 	}
-	return m.entries[best]
+	return best
 }
 
 // noMatch is a position after every entry.

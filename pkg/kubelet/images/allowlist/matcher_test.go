@@ -320,10 +320,14 @@ func TestMatchReferencesEarliestEntry(t *testing.T) {
 			m, err := NewMatcher(tc.entries)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, m.MatchReferences(tc.img.id, tc.img.tags, tc.img.digests))
+			assert.Equal(t, m.Position(tc.want), m.MatchPosition(tc.img.id, tc.img.tags, tc.img.digests))
 			for i, entry := range tc.entries {
 				assert.Equal(t, i, m.Position(entry))
+				assert.Equal(t, entry, m.Entry(i))
 			}
 			assert.Equal(t, -1, m.Position("not/an/entry"))
+			assert.Empty(t, m.Entry(-1))
+			assert.Empty(t, m.Entry(len(tc.entries)))
 		})
 	}
 }

@@ -214,7 +214,16 @@ func TestAllowlistPosition(t *testing.T) {
 		"not-an-entry":               -1,
 	} {
 		assert.Equal(t, want, a.Position(entry), entry)
+		if want >= 0 {
+			assert.Equal(t, entry, a.Entry(want))
+		}
 	}
+	assert.Empty(t, a.Entry(-1))
+	assert.Empty(t, a.Entry(4))
+	assert.Equal(t, 1, a.MatchPosition("", []string{"ghcr.io/acme/app:1"}, nil))
+	assert.Equal(t, -1, a.MatchPosition("", []string{"ghcr.io/other/app:1"}, nil))
 	var none *Allowlist
 	assert.Equal(t, -1, none.Position("keep=true"))
+	assert.Empty(t, none.Entry(0))
+	assert.Equal(t, -1, none.MatchPosition("", []string{"ghcr.io/acme/app:1"}, nil))
 }
