@@ -6,6 +6,7 @@
 # patterns, and the fork's tree with 1,000 patterns + 5 selectors.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kube_build_env
 
 COUNT=${COUNT:-20}
 # INSTRUCTIONS=0 skips the instruction counts (valgrind; deterministic, so the committed file

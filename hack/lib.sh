@@ -36,10 +36,10 @@ export GOWORK=off
 export GOFLAGS="${GOFLAGS:+${GOFLAGS} }-mod=mod"
 
 # kube_build_env gives every go command over the assembled trees (lint's `go list -export`,
-# codegen, tests, vet, builds) one set of build settings, so that the Go build cache serves each
-# package, once compiled, to all of them and to both trees: -trimpath keeps the tree's directory
-# out of the cache keys (the two trees share most packages), and CGO_ENABLED=0 is how upstream
-# builds the kubelet. `go test -race`, which needs cgo, sets CGO_ENABLED=1 itself.
+# codegen, tests, benchmarks, vet, builds) one set of build settings, so that the Go build cache
+# serves each package, once compiled, to all of them and to every tree: -trimpath keeps the
+# tree's directory out of the cache keys (the trees share most packages), and CGO_ENABLED=0 is
+# how upstream builds the kubelet. `go test -race`, which needs cgo, sets CGO_ENABLED=1 itself.
 kube_build_env() {
   [[ " ${GOFLAGS} " == *" -trimpath "* ]] || GOFLAGS="${GOFLAGS} -trimpath"
   export GOFLAGS CGO_ENABLED=0
