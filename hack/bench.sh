@@ -54,7 +54,8 @@ done
 # The allowlist's cost in time as a ratio taken side by side: BenchmarkImagesInEvictionOrderPaired
 # (patch 0003) runs a manager without an allowlist and one with 1,000 patterns in one process,
 # taking turns pass by pass, in the upstream tier's binary. Separate processes, as in the loop
-# above, differ by heap layout and by the moment they run, which spread the columns by +-10-25 %.
+# above, differ by heap layout and by the moment they run: on noisy days the columns spread by up
+# to +-25 %.
 log "imagesInEvictionOrder, none vs 1,000 patterns side by side in one process (upstream tier), ${COUNT} runs (docs/bench/images-in-eviction-order-paired.txt)"
 raw_paired="${out}/images-in-eviction-order-paired.txt"
 (cd "${UPSTREAM_TIER_KUBE_ROOT}/pkg/kubelet/images" && "${OUTPUT_DIR}/images-upstream-tier.test" -test.run '^$' \
