@@ -123,14 +123,10 @@ func (a *Allowlist) Entry(pos int) string {
 	if a == nil || pos < 0 {
 		return ""
 	}
-	if n := len(a.matcher.entries); pos >= n {
-		pos -= n
-		if pos >= a.selectors.Len() {
-			return ""
-		}
-		return a.selectors.entries[pos].entry
+	if n := len(a.matcher.entries); pos >= n && pos-n < a.selectors.Len() {
+		return a.selectors.entries[pos-n].entry
 	}
-	return a.matcher.entries[pos]
+	return a.matcher.Entry(pos)
 }
 
 // MatchPosition returns the Position of the earliest pattern that matches the image by its ID, a
