@@ -6,7 +6,7 @@ BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
 
-.PHONY: demo demo-cluster all build kubelet kubelet-series node-e2e-bins control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
+.PHONY: demo demo-cluster all build kubelet kubelet-series kubelet-upstream-tier node-e2e-bins e2e-node-start control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -38,11 +38,8 @@ update: ## Regenerate generated upstream files, then patches/ from _output/kuber
 	@$(STAGE) update-upstream-codegen hack/update-upstream-codegen.sh
 	@$(STAGE) update-patches hack/update-patches.sh
 
-test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree, e2e
-	@$(STAGE) test-unit $(MAKE) --no-print-directory test-unit
-	@$(STAGE) verify $(MAKE) --no-print-directory verify
-	@$(STAGE) test-upstream $(MAKE) --no-print-directory test-upstream
-	@$(STAGE) e2e $(MAKE) --no-print-directory e2e
+test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree, e2e (upstream's node e2e lane starts first and runs beside them: hack/test.sh)
+	@hack/test.sh
 
 test-unit: ## Unit tests of this module (replays the fuzz corpus)
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
@@ -65,12 +62,18 @@ demo-cluster: build control-plane ## Build, then show the warm-node gate on a th
 E2E_RUN ?= .
 # Scenarios and their runtime legs run side by side, each on a node of its own (test/e2e/README.md).
 E2E_PARALLEL ?= 4
-kubelet-series: ## Build the kubelets of the upstream tier alone and of upstream as released, for the e2e tests' tier and downgrade scenarios
-	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
+kubelet-series: kubelet-upstream-tier ## Build the kubelets of the upstream tier alone and of upstream as released, for the e2e tests' tier and downgrade scenarios
 	@$(STAGE) kubelet-stock env SERIES=none cmd/kubelet/build.sh
+
+kubelet-upstream-tier: ## Build the kubelet of the upstream tier alone (patches 0001-0004) into _output/bin/upstream-tier/kubelet
+	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
 
 node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and agnhost from the upstream tier's tree (the PR's commits), into _output/bin/upstream-tier, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
 	@$(STAGE) node-e2e-bins env SERIES=upstream-tier hack/build-kube.sh e2e_node.test ginkgo agnhost
+
+e2e-node-start: kubelet-upstream-tier node-e2e-bins ## Start upstream's node e2e suite (TestUpstreamNodeE2E) in the background; make e2e with E2E_NODE_LANE=started waits for it instead of starting it (make test does both)
+	@E2E_RUNTIMES=containerd-2.4 hack/install-e2e-deps.sh
+	@OUTPUT_DIR=$(OUTPUT_DIR) E2E_RUN='$(E2E_RUN)' hack/e2e.sh --start-node-lane
 
 e2e: build control-plane kubelet-series node-e2e-bins ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
 	@hack/install-e2e-deps.sh

@@ -5,10 +5,18 @@
 # TestUpstreamNodeE2E (upstream's node e2e suite in upstream's runner) takes about 12 minutes,
 # ten of them waiting for the kubelet's 5-minute image GC period, and cannot share the machine
 # with itself (fixed ports, /var/lib/kubelet) but can with every other scenario (ephemeral ports,
-# a root of its own each). So it runs in a test process of its own beside the others, started
-# first, instead of alone before them: one test binary, two processes, two logs
-# (_output/e2e.log and _output/e2e-node.log). When a test fails, the end of the output names it
-# and what it said (hack/testfailures).
+# a root of its own each). So it runs in a test process of its own, the node lane, beside the
+# others: one test binary, two processes, two logs (_output/e2e.log and _output/e2e-node.log).
+# When a test fails, the end of the output names it and what it said (hack/testfailures).
+#
+#   hack/e2e.sh                      start the node lane, run the others, wait for the lane
+#   hack/e2e.sh --start-node-lane    start the node lane in the background and return (make test
+#                                    starts it before its other stages: hack/test.sh)
+#   hack/e2e.sh --finish-node-lane   wait for a lane started so, print its output and result
+#   hack/e2e.sh --node-lane-reported succeed if that was done since the lane started
+#
+# With E2E_NODE_LANE=started (set by hack/test.sh), hack/e2e.sh does not start the lane but waits
+# for the one already running.
 set -euo pipefail
 
 # One function, parsed whole before it runs: bash reads a script as it goes, and this one runs
@@ -19,45 +27,107 @@ main() {
   run=${E2E_RUN:-.}
   parallel=${E2E_PARALLEL:-4}
   node_test=TestUpstreamNodeE2E
+  # The lane's state: its output, the PID of the shell that runs it, its exit status (written when
+  # it ends) and whether that was reported (by finish_node_lane).
+  node_log="${out}/e2e-node.log" node_pid="${out}/e2e-node.pid" node_status="${out}/e2e-node.status"
+  node_reported="${out}/e2e-node.reported"
   mkdir -p "${out}"
 
-  go test -tags e2e -c -o "${out}/e2e.test" ./test/e2e/
-  # Tests run in their package's directory, as go test runs them.
-  e2e() { (cd test/e2e && exec "${out}/e2e.test" -test.v -test.count 1 -test.timeout 60m "$@"); }
+  case "${1:-}" in
+    --start-node-lane) start_node_lane; return ;;
+    --finish-node-lane) finish_node_lane; return ;;
+    --node-lane-reported) [[ -f ${node_reported} ]]; return ;;
+    "") ;;
+    *) echo "usage: hack/e2e.sh [--start-node-lane|--finish-node-lane]" >&2; exit 2 ;;
+  esac
 
-  # Each process gets E2E_RUN as -test.run reads it (a "/" selects subtests; -test.list would
-  # match the whole regexp against top-level names) and skips what the other one runs.
-  others=$(e2e -test.list . | grep -vx "${node_test}" | grep '^Test' | paste -sd '|')
-  [[ -n ${others} ]] || { echo "e2e: ${out}/e2e.test lists no tests" >&2; exit 1; }
-  rm -f "${out}/e2e-node.log"
-  echo ">>> ${node_test}, if E2E_RUN selects it, runs beside the others in a process of its own; its output: ${out}/e2e-node.log"
-  e2e -test.run "${run}" -test.skip "^(${others})\$" >"${out}/e2e-node.log" 2>&1 &
-  local node_pid=$!
+  compile
+  if [[ ${E2E_NODE_LANE:-} == started ]]; then
+    [[ -f ${node_pid} ]] || { echo "e2e: E2E_NODE_LANE=started, but ${node_pid} is missing: start it with hack/e2e.sh --start-node-lane" >&2; exit 1; }
+    echo ">>> ${node_test} runs beside the others since make test started it; its output: ${node_log}"
+  else
+    start_node_lane
+  fi
 
   status=0
-  e2e -test.run "${run}" -test.skip "^${node_test}\$" -test.parallel "${parallel}" 2>&1 | tee "${out}/e2e.log" || status=$?
-  node_status=0
-  wait "${node_pid}" || node_status=$?
-  node_ran=false
-  if grep -q '^=== RUN' "${out}/e2e-node.log"; then
-    node_ran=true
-    printf '\n>>> %s (%s):\n' "${node_test}" "${out}/e2e-node.log"
-    cat "${out}/e2e-node.log"
-  elif ((node_status != 0)); then
-    cat "${out}/e2e-node.log"
-  fi
-  if ((status == 0 && node_status == 0)) && ! ${node_ran} && ! grep -q '^=== RUN' "${out}/e2e.log"; then
+  e2e "${out}/e2e.test" -test.run "${run}" -test.skip "^${node_test}\$" -test.parallel "${parallel}" 2>&1 | tee "${out}/e2e.log" || status=$?
+  lane=0
+  finish_node_lane || lane=$?
+  if ((status == 0 && lane == 0)) && ! grep -q '^=== RUN' "${node_log}" && ! grep -q '^=== RUN' "${out}/e2e.log"; then
     echo "e2e: E2E_RUN='${run}' selects no test (go test's -run syntax; the tests: go test -tags e2e -list . ./test/e2e/)" >&2
     exit 1
   fi
 
   # The end of the output is what a CI log shows first: the failed tests and what they said.
-  ((status == 0)) || go tool test2json -t < "${out}/e2e.log" | go run ./hack/testfailures
-  ((node_status == 0)) || go tool test2json -t < "${out}/e2e-node.log" | go run ./hack/testfailures
-  if ((status != 0 || node_status != 0)); then
-    echo "e2e: FAILED (the other scenarios exited ${status}, ${node_test} ${node_status})" >&2
+  ((status == 0)) || go tool test2json -t <"${out}/e2e.log" | go run ./hack/testfailures
+  if ((status != 0 || lane != 0)); then
+    echo "e2e: FAILED (the other scenarios exited ${status}, ${node_test} ${lane})" >&2
     exit 1
   fi
+}
+
+# compile builds the test binary, and lists the scenarios other than the node lane's.
+compile() {
+  go test -tags e2e -c -o "${out}/e2e.test" ./test/e2e/
+  others=$(e2e "${out}/e2e.test" -test.list . | grep -vx "${node_test}" | grep '^Test' | paste -sd '|')
+  [[ -n ${others} ]] || { echo "e2e: ${out}/e2e.test lists no tests" >&2; exit 1; }
+}
+
+# e2e runs a test binary in its package's directory, as go test runs tests.
+e2e() {
+  local bin=$1
+  shift
+  (cd test/e2e && exec "${bin}" -test.v -test.count 1 -test.timeout 60m "$@")
+}
+
+# start_node_lane starts the node lane in the background, on a copy of the test binary (a later
+# compile may replace e2e.test while the lane runs). The lane gets E2E_RUN as -test.run reads it
+# (a "/" selects subtests; -test.list would match the whole regexp against top-level names) and
+# skips what the other process runs; if E2E_RUN does not select it, it ends at once.
+start_node_lane() {
+  if [[ -f ${node_pid} && ! -f ${node_status} ]] && kill -0 "$(cat "${node_pid}")" 2>/dev/null; then
+    echo "e2e: a node lane is running already (PID $(cat "${node_pid}"), ${node_log}); wait for it: hack/e2e.sh --finish-node-lane" >&2
+    exit 1
+  fi
+  [[ -n ${others:-} ]] || compile
+  cp "${out}/e2e.test" "${out}/e2e-node.test"
+  rm -f "${node_log}" "${node_status}" "${node_pid}" "${node_reported}"
+  echo ">>> ${node_test}, if E2E_RUN selects it, runs beside the other tests in a process of its own; its output: ${node_log}"
+  (
+    code=0
+    e2e "${out}/e2e-node.test" -test.run "${run}" -test.skip "^(${others})\$" >"${node_log}" 2>&1 || code=$?
+    echo "${code}" >"${node_status}.tmp" && mv "${node_status}.tmp" "${node_status}"
+  ) </dev/null >/dev/null 2>&1 &
+  echo "$!" >"${node_pid}"
+}
+
+# finish_node_lane waits for the node lane, prints its output and returns its exit status. The
+# lane is a child of this shell when it started it, and of an earlier one under make test: it is
+# waited for by its status file either way (its PID only tells whether it died without one).
+finish_node_lane() {
+  [[ -f ${node_pid} ]] || { echo "e2e: no node lane was started (${node_pid})" >&2; return 1; }
+  local pid
+  pid=$(cat "${node_pid}")
+  while [[ ! -f ${node_status} ]]; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      [[ -f ${node_status} ]] && break
+      echo "e2e: the node lane (PID ${pid}) ended without a status; its output: ${node_log}" >&2
+      cat "${node_log}" >&2 || true
+      return 1
+    fi
+    sleep 2
+  done
+  local code
+  code=$(cat "${node_status}")
+  touch "${node_reported}"
+  if grep -q '^=== RUN' "${node_log}"; then
+    printf '\n>>> %s (%s):\n' "${node_test}" "${node_log}"
+    cat "${node_log}"
+  elif ((code != 0)); then
+    cat "${node_log}"
+  fi
+  ((code == 0)) || go tool test2json -t <"${node_log}" | go run ./hack/testfailures || true
+  return "${code}"
 }
 
 main "$@"
