@@ -39,7 +39,7 @@ update: ## Regenerate generated upstream files, then patches/ from _output/kuber
 	@$(STAGE) update-patches hack/update-patches.sh
 
 test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree, e2e (upstream's node e2e lane starts first and runs beside them: hack/test.sh)
-	@hack/test.sh
+	+@hack/test.sh
 
 test-unit: ## Unit tests of this module (replays the fuzz corpus)
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
@@ -71,7 +71,7 @@ kubelet-upstream-tier: ## Build the kubelet of the upstream tier alone (patches 
 node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and agnhost from the upstream tier's tree (the PR's commits), into _output/bin/upstream-tier, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
 	@$(STAGE) node-e2e-bins env SERIES=upstream-tier hack/build-kube.sh e2e_node.test ginkgo agnhost
 
-e2e-node-start: kubelet-upstream-tier node-e2e-bins ## Start upstream's node e2e suite (TestUpstreamNodeE2E) in the background; make e2e with E2E_NODE_LANE=started waits for it instead of starting it (make test does both)
+e2e-node-start: build kubelet-upstream-tier node-e2e-bins ## Start upstream's node e2e suite (TestUpstreamNodeE2E) in the background; make e2e with E2E_NODE_LANE=started waits for it instead of starting it (make test does both)
 	@E2E_RUNTIMES=containerd-2.4 hack/install-e2e-deps.sh
 	@OUTPUT_DIR=$(OUTPUT_DIR) E2E_RUN='$(E2E_RUN)' hack/e2e.sh --start-node-lane
 

@@ -16,7 +16,13 @@
 #   hack/e2e.sh --node-lane-reported succeed if that was done since the lane started
 #
 # With E2E_NODE_LANE=started (set by hack/test.sh), hack/e2e.sh does not start the lane but waits
-# for the one already running.
+# for the one started before with the same E2E_RUN, and refuses when there is none that has not
+# been reported yet.
+#
+# The lane's PID (in _output/e2e-node.pid) is that of the shell that runs its test process and
+# then writes its status: killing it does not stop the test. Nothing may change the upstream
+# tier's tree or binaries while the lane runs (a change to patches/ or to a tracked file makes
+# make e2e assemble or relink them under it); in CI nothing does.
 set -euo pipefail
 
 # One function, parsed whole before it runs: bash reads a script as it goes, and this one runs
@@ -30,7 +36,7 @@ main() {
   # The lane's state: its output, the PID of the shell that runs it, its exit status (written when
   # it ends) and whether that was reported (by finish_node_lane).
   node_log="${out}/e2e-node.log" node_pid="${out}/e2e-node.pid" node_status="${out}/e2e-node.status"
-  node_reported="${out}/e2e-node.reported"
+  node_reported="${out}/e2e-node.reported" node_run="${out}/e2e-node.run"
   mkdir -p "${out}"
 
   case "${1:-}" in
@@ -38,13 +44,20 @@ main() {
     --finish-node-lane) finish_node_lane; return ;;
     --node-lane-reported) [[ -f ${node_reported} ]]; return ;;
     "") ;;
-    *) echo "usage: hack/e2e.sh [--start-node-lane|--finish-node-lane]" >&2; exit 2 ;;
+    *) echo "usage: hack/e2e.sh [--start-node-lane|--finish-node-lane|--node-lane-reported]" >&2; exit 2 ;;
   esac
 
   compile
   if [[ ${E2E_NODE_LANE:-} == started ]]; then
-    [[ -f ${node_pid} ]] || { echo "e2e: E2E_NODE_LANE=started, but ${node_pid} is missing: start it with hack/e2e.sh --start-node-lane" >&2; exit 1; }
-    echo ">>> ${node_test} runs beside the others since make test started it; its output: ${node_log}"
+    if [[ ! -f ${node_pid} || -f ${node_reported} ]]; then
+      echo "e2e: E2E_NODE_LANE=started, but no node lane was started since the last one was reported (${node_pid}): start one with make e2e-node-start, or unset E2E_NODE_LANE" >&2
+      exit 1
+    fi
+    if [[ $(cat "${node_run}") != "${run}" ]]; then
+      echo "e2e: the node lane was started with E2E_RUN='$(cat "${node_run}")', and this run has E2E_RUN='${run}': start it again with the same E2E_RUN (make e2e-node-start), or unset E2E_NODE_LANE" >&2
+      exit 1
+    fi
+    echo ">>> ${node_test} runs beside the others since make e2e-node-start started it; its output: ${node_log}"
   else
     start_node_lane
   fi
@@ -85,33 +98,58 @@ e2e() {
 # (a "/" selects subtests; -test.list would match the whole regexp against top-level names) and
 # skips what the other process runs; if E2E_RUN does not select it, it ends at once.
 start_node_lane() {
-  if [[ -f ${node_pid} && ! -f ${node_status} ]] && kill -0 "$(cat "${node_pid}")" 2>/dev/null; then
-    echo "e2e: a node lane is running already (PID $(cat "${node_pid}"), ${node_log}); wait for it: hack/e2e.sh --finish-node-lane" >&2
+  if [[ ! -f ${node_status} ]] && lane_alive; then
+    echo "e2e: a node lane is running already (PID $(lane_pid), ${node_log}); wait for it: hack/e2e.sh --finish-node-lane" >&2
     exit 1
   fi
   [[ -n ${others:-} ]] || compile
   cp "${out}/e2e.test" "${out}/e2e-node.test"
   rm -f "${node_log}" "${node_status}" "${node_pid}" "${node_reported}"
+  printf '%s\n' "${run}" >"${node_run}"
   echo ">>> ${node_test}, if E2E_RUN selects it, runs beside the other tests in a process of its own; its output: ${node_log}"
   (
     code=0
     e2e "${out}/e2e-node.test" -test.run "${run}" -test.skip "^(${others})\$" >"${node_log}" 2>&1 || code=$?
     echo "${code}" >"${node_status}.tmp" && mv "${node_status}.tmp" "${node_status}"
   ) </dev/null >/dev/null 2>&1 &
-  echo "$!" >"${node_pid}"
+  echo "$! $(start_time "$!")" >"${node_pid}"
+}
+
+# start_time prints a process's start time (field 22 of /proc/PID/stat, after the command name,
+# which may hold spaces): with the PID, it tells the lane's shell from a later process that reuses
+# its PID.
+start_time() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  awk '{print $20}' <<<"${stat}"
+}
+
+lane_pid() {
+  local pid
+  read -r pid _ <"${node_pid}" && echo "${pid}"
+}
+
+# lane_alive succeeds while the shell that started the lane runs.
+lane_alive() {
+  [[ -f ${node_pid} ]] || return 1
+  local pid started now
+  read -r pid started <"${node_pid}"
+  now=$(start_time "${pid}") || return 1
+  [[ ${now} == "${started}" ]]
 }
 
 # finish_node_lane waits for the node lane, prints its output and returns its exit status. The
-# lane is a child of this shell when it started it, and of an earlier one under make test: it is
-# waited for by its status file either way (its PID only tells whether it died without one).
+# lane's shell is a child of this one when this one started it; when make e2e-node-start did, it
+# is an orphan. It is waited for by its status file either way (its PID and start time only tell
+# whether it ended without one).
 finish_node_lane() {
   [[ -f ${node_pid} ]] || { echo "e2e: no node lane was started (${node_pid})" >&2; return 1; }
-  local pid
-  pid=$(cat "${node_pid}")
   while [[ ! -f ${node_status} ]]; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
+    if ! lane_alive; then
       [[ -f ${node_status} ]] && break
-      echo "e2e: the node lane (PID ${pid}) ended without a status; its output: ${node_log}" >&2
+      touch "${node_reported}"
+      echo "e2e: the node lane (PID $(lane_pid)) ended without a status; its output: ${node_log}" >&2
       cat "${node_log}" >&2 || true
       return 1
     fi
