@@ -36,6 +36,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -424,6 +425,24 @@ func shippedDaemonSet(t *testing.T) *appsv1.DaemonSet {
 	}
 	t.Fatal("deploy/daemonset.yaml has no DaemonSet")
 	return nil
+}
+
+// updateDaemonSet changes a DaemonSet's spec, reading it again when the DaemonSet controller
+// wrote its status in between (a conflict).
+func (c *clusterNode) updateDaemonSet(ctx context.Context, t *testing.T, namespace, name string, change func(*appsv1.DaemonSet)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := c.client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(current)
+		_, err = c.client.AppsV1().DaemonSets(namespace).Update(ctx, current, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("updating DaemonSet %s/%s: %v", namespace, name, err)
+	}
 }
 
 // pushKeeperImage builds image-keeper's OCI image (`make image`'s builder) and pushes it to the

@@ -33,8 +33,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/kubelet-imagecache/kubelet-imagecache/pkg/explain"
@@ -403,7 +401,7 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	updateDaemonSet(ctx, t, c.client, ds.Namespace, ds.Name, func(current *appsv1.DaemonSet) {
+	c.updateDaemonSet(ctx, t, ds.Namespace, ds.Name, func(current *appsv1.DaemonSet) {
 		current.Spec.Template = next.Spec.Template
 	})
 	// image-keeper's list changes with the holder's (one ConfigMap renders both): otherwise it
@@ -451,7 +449,7 @@ func TestClusterHolderDaemonSet(t *testing.T) {
 	// any other under disk pressure, and this pressure never ends: the kubelet evicts it, or
 	// refuses to admit it while the node has DiskPressure (an event of reason Evicted either way;
 	// docs/image-keeper.md, "Any kubelet: holder mode").
-	updateDaemonSet(ctx, t, c.client, ds.Namespace, ds.Name, func(current *appsv1.DaemonSet) {
+	c.updateDaemonSet(ctx, t, ds.Namespace, ds.Name, func(current *appsv1.DaemonSet) {
 		current.Spec.Template.Spec.PriorityClassName = ""
 	})
 	if !framework.Eventually(3*time.Minute, time.Second, func() bool {
@@ -538,23 +536,5 @@ func TestHolderPrivateRegistry(t *testing.T) {
 	// image-keeper's own pulls were refused: the kubelet, not image-keeper, pulled the image.
 	if log := framework.Tail(n.Keeper, 200); !strings.Contains(log, "no basic auth credentials") {
 		t.Errorf("image-keeper, with no login, did not report a refused pull; it pulled the private image itself?\n%s", log)
-	}
-}
-
-// updateDaemonSet changes a DaemonSet's spec, reading it again when the DaemonSet controller
-// wrote its status in between (a conflict).
-func updateDaemonSet(ctx context.Context, t *testing.T, client kubernetes.Interface, namespace, name string, change func(*appsv1.DaemonSet)) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		current, err := client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		change(current)
-		_, err = client.AppsV1().DaemonSets(namespace).Update(ctx, current, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("updating DaemonSet %s/%s: %v", namespace, name, err)
 	}
 }
