@@ -5,8 +5,12 @@ OUTPUT_DIR ?= $(CURDIR)/_output
 BIN := $(OUTPUT_DIR)/bin
 GO_TEST_FLAGS ?=
 STAGE := hack/stage.sh
+# The build settings of this repository's binaries and tools (with -trimpath), as of every go
+# command but the race detector's tests (hack/lib.sh's kube_build_env): static, as upstream
+# builds the kubelet, so that the build cache compiles each dependency once for all of them.
+GO := CGO_ENABLED=0 go
 
-.PHONY: demo demo-cluster all build kubelet kubelet-series kubelet-upstream-tier node-e2e-bins e2e-node-start control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e bench bench-e2e soak fuzz clean help
+.PHONY: demo demo-cluster all build kubelet kubelet-series kubelet-upstream-tier node-e2e-bins e2e-node-start control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e e2e-deps e2e-only bench bench-e2e soak fuzz clean help
 
 all: build ## Build every binary into _output/bin
 
@@ -20,16 +24,16 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-sche
 
 image-keeper: ## Build image-keeper into _output/bin/image-keeper
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/image-keeper ./cmd/image-keeper
+	$(GO) build -trimpath -o $(BIN)/image-keeper ./cmd/image-keeper
 	@echo "built $(BIN)/image-keeper"
 
 IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 image: image-keeper ## Build image-keeper's OCI image (reproducible) into _output/image-keeper.oci
-	go run ./hack/image build --binary $(BIN)/image-keeper --version $(IMAGE_VERSION) --out $(OUTPUT_DIR)/image-keeper.oci
+	$(GO) run -trimpath ./hack/image build --binary $(BIN)/image-keeper --version $(IMAGE_VERSION) --out $(OUTPUT_DIR)/image-keeper.oci
 
 image-push: image ## Push the image: make image-push REGISTRY=registry.example.com/image-keeper [PLAIN_HTTP=1]
 	@[ -n "$(REGISTRY)" ] || { echo "set REGISTRY=<registry>/<repository>"; exit 2; }
-	go run ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
+	$(GO) run -trimpath ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
 
 upstream: ## Assemble upstream + patches/ in _output/kubernetes (SERIES=upstream-tier: also the upstream tier alone, in _output/kubernetes-upstream-tier)
 	@$(STAGE) upstream hack/assemble-upstream.sh
@@ -38,7 +42,7 @@ update: ## Regenerate generated upstream files, then patches/ from _output/kuber
 	@$(STAGE) update-upstream-codegen hack/update-upstream-codegen.sh
 	@$(STAGE) update-patches hack/update-patches.sh
 
-test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree, e2e (upstream's node e2e lane starts first and runs beside them: hack/test.sh)
+test: ## Everything CI runs: unit tests, verify scripts, upstream's tests in the patched tree, e2e (the builds first, then the e2e scenarios and upstream's node e2e lane beside the others: hack/test.sh)
 	+@hack/test.sh
 
 test-unit: ## Unit tests of this module (replays the fuzz corpus)
@@ -53,11 +57,11 @@ test-upstream: ## Upstream's unit tests of every package the patches touch, in t
 
 demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
 	@E2E_RUNTIMES=$${E2E_RUNTIME:-containerd-2.4} hack/install-e2e-deps.sh
-	go run ./test/e2e/demo --repo . --bin $(BIN)
+	$(GO) run -trimpath ./test/e2e/demo --repo . --bin $(BIN)
 
 demo-cluster: build control-plane ## Build, then show the warm-node gate on a throwaway cluster: a node takes no pods until image-keeper warmed its cache (root, ~1 min)
 	@E2E_RUNTIMES=$${E2E_RUNTIME:-containerd-2.4} hack/install-e2e-deps.sh
-	go run ./test/e2e/demo --cluster --repo . --bin $(BIN)
+	$(GO) run -trimpath ./test/e2e/demo --cluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .
 # Scenarios and their runtime legs run side by side, each on a node of its own (test/e2e/README.md).
@@ -75,23 +79,29 @@ e2e-node-start: build kubelet-upstream-tier node-e2e-bins ## Start upstream's no
 	@E2E_RUNTIMES=containerd-2.4 hack/install-e2e-deps.sh
 	@OUTPUT_DIR=$(OUTPUT_DIR) E2E_RUN='$(E2E_RUN)' hack/e2e.sh --start-node-lane
 
-e2e: build control-plane kubelet-series node-e2e-bins ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
+E2E_TESTS = OUTPUT_DIR=$(OUTPUT_DIR) E2E_RUN='$(E2E_RUN)' E2E_PARALLEL=$(E2E_PARALLEL) hack/e2e.sh
+e2e: e2e-deps ## End-to-end tests on a throwaway node (containerd, registry, patched kubelet, image-keeper) and a throwaway control plane; root
+	@$(E2E_TESTS)
+
+e2e-deps: build control-plane kubelet-series node-e2e-bins ## Build and install everything make e2e runs: the binaries, the registry and the three runtimes
 	@hack/install-e2e-deps.sh
-	@OUTPUT_DIR=$(OUTPUT_DIR) E2E_RUN='$(E2E_RUN)' E2E_PARALLEL=$(E2E_PARALLEL) hack/e2e.sh
+
+e2e-only: ## make e2e without building or installing anything first (make test runs make e2e-deps, then this beside the unit tests, verify and test-upstream)
+	@$(E2E_TESTS)
 
 bench: ## Benchmarks; results in docs/bench/
 	@$(STAGE) bench hack/bench.sh
 
 bench-e2e: build control-plane kubelet-series ## Pod-start, image-keeper, warm-node and holder benchmarks on a throwaway node and cluster (root); results in docs/bench/
 	@hack/install-e2e-deps.sh
-	go run ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
+	$(GO) run -trimpath ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
 
 SOAK_DURATION ?= 1h
 SOAK_SEED ?= 0
 SOAK_POLICY ?= EvictPods
 soak: build ## Edge soak: SOAK_DURATION (default 1h) of seeded random faults on a throwaway node, invariants checked all the time (root); SOAK_SEED=0 picks a seed; SOAK_POLICY=RemoveKeptImages runs the default eviction rule; results in docs/bench/soak*.md
 	@hack/install-e2e-deps.sh
-	go run ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --policy $(SOAK_POLICY) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
+	$(GO) run -trimpath ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --policy $(SOAK_POLICY) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new corpus entries land in testdata/fuzz
 	@hack/fuzz.sh

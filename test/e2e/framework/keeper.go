@@ -68,8 +68,9 @@ func (n *Node) StartKeeper(args ...string) error {
 func (n *Node) PushKeeperImage(repoRoot string) (string, error) {
 	layout := n.path("image-keeper.oci")
 	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
-	cmd := exec.Command("go", "run", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout)
+	cmd := exec.Command("go", "run", "-trimpath", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout)
 	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // make's settings (GO): the build cache serves both
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
