@@ -55,8 +55,9 @@ done
 # (patch 0003) runs a manager without an allowlist and one with 1,000 patterns in one process,
 # taking turns pass by pass, in the upstream tier's binary. Separate processes, as in the loop
 # above, differ by heap layout and by the moment they run: on noisy days the columns spread by up
-# to +-25 %.
-log "imagesInEvictionOrder, none vs 1,000 patterns side by side in one process (upstream tier), ${COUNT} runs (docs/bench/images-in-eviction-order-paired.txt)"
+# to +-25 %. Its names=cri variant lists the images over gRPC from a CRI image service in the
+# same process, through the kubelet's CRI client, and times that listing with the pass.
+log "imagesInEvictionOrder, none vs 1,000 patterns side by side in one process (upstream tier), names shared, fresh and over CRI, ${COUNT} runs (docs/bench/images-in-eviction-order-paired.txt)"
 raw_paired="${out}/images-in-eviction-order-paired.txt"
 (cd "${UPSTREAM_TIER_KUBE_ROOT}/pkg/kubelet/images" && "${OUTPUT_DIR}/images-upstream-tier.test" -test.run '^$' \
   -test.bench '^BenchmarkImagesInEvictionOrderPaired$' -test.benchtime=100x -test.count="${COUNT}") |
