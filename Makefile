@@ -8,7 +8,7 @@ STAGE := hack/stage.sh
 # The build settings of this repository's binaries and tools (with -trimpath), as of every go
 # command but the race detector's tests (hack/lib.sh's kube_build_env): static, as upstream
 # builds the kubelet, so that the build cache compiles each dependency once for all of them.
-GO := CGO_ENABLED=0 go
+GO_ENV := CGO_ENABLED=0
 
 .PHONY: demo demo-cluster all build kubelet kubelet-series kubelet-upstream-tier node-e2e-bins e2e-node-start control-plane image-keeper image image-push upstream update test test-unit verify test-upstream e2e e2e-deps e2e-only bench bench-e2e soak fuzz clean help
 
@@ -24,16 +24,16 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-sche
 
 image-keeper: ## Build image-keeper into _output/bin/image-keeper
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/image-keeper ./cmd/image-keeper
+	$(GO_ENV) go build -trimpath -o $(BIN)/image-keeper ./cmd/image-keeper
 	@echo "built $(BIN)/image-keeper"
 
 IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 image: image-keeper ## Build image-keeper's OCI image (reproducible) into _output/image-keeper.oci
-	$(GO) run -trimpath ./hack/image build --binary $(BIN)/image-keeper --version $(IMAGE_VERSION) --out $(OUTPUT_DIR)/image-keeper.oci
+	$(GO_ENV) go run -trimpath ./hack/image build --binary $(BIN)/image-keeper --version $(IMAGE_VERSION) --out $(OUTPUT_DIR)/image-keeper.oci
 
 image-push: image ## Push the image: make image-push REGISTRY=registry.example.com/image-keeper [PLAIN_HTTP=1]
 	@[ -n "$(REGISTRY)" ] || { echo "set REGISTRY=<registry>/<repository>"; exit 2; }
-	$(GO) run -trimpath ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
+	$(GO_ENV) go run -trimpath ./hack/image push --layout $(OUTPUT_DIR)/image-keeper.oci --ref $(REGISTRY):$(IMAGE_VERSION) $(if $(PLAIN_HTTP),--plain-http)
 
 upstream: ## Assemble upstream + patches/ in _output/kubernetes (SERIES=upstream-tier: also the upstream tier alone, in _output/kubernetes-upstream-tier)
 	@$(STAGE) upstream hack/assemble-upstream.sh
@@ -57,11 +57,11 @@ test-upstream: ## Upstream's unit tests of every package the patches touch, in t
 
 demo: build ## Build, then show the allowlist and image-keeper on a throwaway local node (root, ~1 min)
 	@E2E_RUNTIMES=$${E2E_RUNTIME:-containerd-2.4} hack/install-e2e-deps.sh
-	$(GO) run -trimpath ./test/e2e/demo --repo . --bin $(BIN)
+	$(GO_ENV) go run -trimpath ./test/e2e/demo --repo . --bin $(BIN)
 
 demo-cluster: build control-plane ## Build, then show the warm-node gate on a throwaway cluster: a node takes no pods until image-keeper warmed its cache (root, ~1 min)
 	@E2E_RUNTIMES=$${E2E_RUNTIME:-containerd-2.4} hack/install-e2e-deps.sh
-	$(GO) run -trimpath ./test/e2e/demo --cluster --repo . --bin $(BIN)
+	$(GO_ENV) go run -trimpath ./test/e2e/demo --cluster --repo . --bin $(BIN)
 
 E2E_RUN ?= .
 # Scenarios and their runtime legs run side by side, each on a node of its own (test/e2e/README.md).
@@ -94,14 +94,14 @@ bench: ## Benchmarks; results in docs/bench/
 
 bench-e2e: build control-plane kubelet-series ## Pod-start, image-keeper, warm-node and holder benchmarks on a throwaway node and cluster (root); results in docs/bench/
 	@hack/install-e2e-deps.sh
-	$(GO) run -trimpath ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
+	$(GO_ENV) go run -trimpath ./test/e2e/bench --repo . --bin $(BIN) --out docs/bench
 
 SOAK_DURATION ?= 1h
 SOAK_SEED ?= 0
 SOAK_POLICY ?= EvictPods
 soak: build ## Edge soak: SOAK_DURATION (default 1h) of seeded random faults on a throwaway node, invariants checked all the time (root); SOAK_SEED=0 picks a seed; SOAK_POLICY=RemoveKeptImages runs the default eviction rule; results in docs/bench/soak*.md
 	@hack/install-e2e-deps.sh
-	$(GO) run -trimpath ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --policy $(SOAK_POLICY) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
+	$(GO_ENV) go run -trimpath ./test/e2e/soak/cmd/soak --repo . --bin $(BIN) --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --policy $(SOAK_POLICY) --out docs/bench --logs $(OUTPUT_DIR)/soak-logs
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new corpus entries land in testdata/fuzz
 	@hack/fuzz.sh

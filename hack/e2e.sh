@@ -81,7 +81,7 @@ main() {
 
 # compile builds the test binary, and lists the scenarios other than the node lane's.
 compile() {
-  # The settings make builds image-keeper with (Makefile's GO): the build cache serves both.
+  # The settings make builds image-keeper with (Makefile's GO_ENV): the build cache serves both.
   CGO_ENABLED=0 go test -trimpath -tags e2e -c -o "${out}/e2e.test" ./test/e2e/
   others=$(e2e "${out}/e2e.test" -test.list . | grep -vx "${node_test}" | grep '^Test' | paste -sd '|')
   [[ -n ${others} ]] || { echo "e2e: ${out}/e2e.test lists no tests" >&2; exit 1; }

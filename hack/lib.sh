@@ -40,7 +40,7 @@ export GOFLAGS="${GOFLAGS:+${GOFLAGS} }-mod=mod"
 # serves each package, once compiled, to all of them and to every tree: -trimpath keeps the
 # tree's directory out of the cache keys (the trees share most packages), and CGO_ENABLED=0 is
 # how upstream builds the kubelet. `go test -race`, which needs cgo, sets CGO_ENABLED=1 itself.
-# This repository's own vet and lint use it too, as the Makefile's builds (GO) and the e2e test
+# This repository's own vet and lint use it too, as the Makefile's builds (GO_ENV) and the e2e test
 # binary (hack/e2e.sh) do.
 kube_build_env() {
   [[ " ${GOFLAGS} " == *" -trimpath "* ]] || GOFLAGS="${GOFLAGS} -trimpath"

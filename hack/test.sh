@@ -15,12 +15,16 @@
 #      scenarios (make e2e-only), which then wait for the lane.
 #   4. When both are over, the checks' output is printed, then every stage's result.
 #
-# Nothing is built for the end-to-end tests in step 3: verify regenerates the assembled trees'
-# generated files in place, and a build or an assembly reading a tree meanwhile could see it
-# half-written. When a stage fails, the stages that do not need it still run: after a failed
-# e2e-deps the checks run alone; after a failed e2e-node-start the others run (make e2e-only
-# then starts the lane itself). The lane is always waited for (it removes its node when its test
-# ends) and its result printed, then make test fails.
+# Nothing is built from or in the assembled trees in step 3 but by the checks: verify
+# regenerates their generated files in place, and a build or an assembly reading a tree
+# meanwhile could see it half-written. (The scenarios build only this repository's test binary
+# and small tools; the lane compiles upstream's runner in the upstream tier's tree when it
+# starts, before step 3.) When a stage fails, the stages that do not need it still run: after a
+# failed e2e-deps the checks run alone; after a failed e2e-node-start the checks run, then
+# make e2e-only, which starts the lane itself (not beside the checks, since the lane's start
+# compiles in a tree). The lane is always waited for (it removes its node when its test ends)
+# and its result printed, then make test fails. Interrupting make test (INT or TERM) stops the
+# checks too (they run in a process group of their own); the lane goes on, as with make e2e.
 set -euo pipefail
 
 main() {
@@ -35,19 +39,27 @@ main() {
   else
     status=$?
   fi
-  if stage e2e-deps "${make[@]}" e2e-deps; then
-    mkdir -p "$(dirname "${checks_log}")"
+  mkdir -p "$(dirname "${checks_log}")"
+  if ! stage e2e-deps "${make[@]}" e2e-deps; then
+    status=1
+    checks 2>&1 | tee "${checks_log}" || checks_status=$?
+  elif ! ${started}; then
+    checks 2>&1 | tee "${checks_log}" || checks_status=$?
+    stage e2e "${make[@]}" e2e-only || status=$?
+  else
     printf '\n>>> test-unit, verify and test-upstream run beside the end-to-end tests; their output: %s, printed when both are over\n' "${checks_log}"
-    checks >"${checks_log}" 2>&1 &
+    # A process group of their own (job control on for this one job), stopped if make test is
+    # interrupted: without job control, background jobs ignore SIGINT, and so would the checks.
+    set -m
+    checks </dev/null >"${checks_log}" 2>&1 &
     checks_pid=$!
+    set +m
+    trap 'kill -TERM -- "-${checks_pid}" 2>/dev/null; exit 130' INT TERM
     stage e2e "${make[@]}" e2e-only || status=$?
     wait "${checks_pid}" || checks_status=$?
+    trap - INT TERM
     printf '\n>>> the output of test-unit, verify and test-upstream (%s):\n' "${checks_log}"
     cat "${checks_log}"
-  else
-    status=$?
-    mkdir -p "$(dirname "${checks_log}")"
-    checks 2>&1 | tee "${checks_log}" || checks_status=$?
   fi
   ((checks_status == 0)) || status=${checks_status}
   if ${started} && ! hack/e2e.sh --node-lane-reported; then

@@ -70,7 +70,7 @@ func (n *Node) PushKeeperImage(repoRoot string) (string, error) {
 	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
 	cmd := exec.Command("go", "run", "-trimpath", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // make's settings (GO): the build cache serves both
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // make's settings (GO_ENV): the build cache serves both
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
