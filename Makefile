@@ -72,8 +72,8 @@ kubelet-series: kubelet-upstream-tier ## Build the kubelets of the upstream tier
 kubelet-upstream-tier: ## Build the kubelet of the upstream tier alone (patches 0001-0004) into _output/bin/upstream-tier/kubelet
 	@$(STAGE) kubelet-upstream-tier env SERIES=upstream-tier cmd/kubelet/build.sh
 
-node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo and agnhost from the upstream tier's tree (the PR's commits), into _output/bin/upstream-tier, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
-	@$(STAGE) node-e2e-bins env SERIES=upstream-tier hack/build-kube.sh e2e_node.test ginkgo agnhost
+node-e2e-bins: ## Build upstream's node e2e suite (e2e_node.test), ginkgo, agnhost and upstream's local runner (run_local) from the upstream tier's tree (the PR's commits), into _output/bin/upstream-tier, for the e2e test that runs the suite in upstream's runner (TestUpstreamNodeE2E)
+	@$(STAGE) node-e2e-bins env SERIES=upstream-tier hack/build-kube.sh e2e_node.test ginkgo agnhost run_local
 
 e2e-node-start: build kubelet-upstream-tier node-e2e-bins ## Start upstream's node e2e suite (TestUpstreamNodeE2E) in the background; make e2e with E2E_NODE_LANE=started waits for it instead of starting it (make test does both)
 	@E2E_RUNTIMES=containerd-2.4 hack/install-e2e-deps.sh

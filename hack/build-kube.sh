@@ -6,16 +6,18 @@
 # _output/bin/stock, stamped v<upstream>:
 #   hack/build-kube.sh kubelet
 #   hack/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler etcd kubeadm kubectl
-#   hack/build-kube.sh e2e_node.test ginkgo agnhost
+#   hack/build-kube.sh e2e_node.test ginkgo agnhost run_local
 # etcd is the server upstream's go.mod pins (go.etcd.io/etcd/server/v3, whose root package is
 # etcd's main), built from the same module graph: the version upstream's own tests run against.
-# e2e_node.test (upstream's node e2e suite), ginkgo (its runner) and agnhost (the test image's
-# binary) are what upstream's node e2e lane runs (test/e2e/nodee2e_test.go).
+# e2e_node.test (upstream's node e2e suite), ginkgo (its runner), agnhost (the test image's
+# binary) and run_local (upstream's local node e2e runner, test/e2e_node/runner/local, which
+# hack/make-rules/test-e2e-node.sh runs with go run) are what upstream's node e2e lane runs
+# (test/e2e/nodee2e_test.go).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 kube_build_env # -trimpath, CGO_ENABLED=0: static binaries, as upstream ships them
 
-(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo, agnhost)"
+(($# > 0)) || die "usage: $0 <command>... (kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo, agnhost, run_local)"
 "${REPO_ROOT}/hack/assemble-upstream.sh"
 
 if git -C "${REPO_ROOT}" rev-parse -q --verify HEAD >/dev/null; then
@@ -58,7 +60,8 @@ for cmd in "$@"; do
     e2e_node.test) pkg="./test/e2e_node" ;;
     ginkgo) pkg="github.com/onsi/ginkgo/v2/ginkgo" ;;
     agnhost) pkg="./test/images/agnhost" ;;
-    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo or agnhost" ;;
+    run_local) pkg="./test/e2e_node/runner/local" ;;
+    *) die "unknown command ${cmd}: want kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm, kubectl, etcd, e2e_node.test, ginkgo, agnhost or run_local" ;;
   esac
   out="${BIN_DIR}/${cmd}"
   log "building ${cmd} ${version} (${tree_state}) -> ${out}"
@@ -77,8 +80,8 @@ for cmd in "$@"; do
     built_version=$("${out}" version --client)
   elif [[ "${cmd}" == ginkgo ]]; then
     built_version=$("${out}" version)
-  elif [[ "${cmd}" == agnhost ]]; then
-    built_version="agnhost of ${version}"
+  elif [[ "${cmd}" == agnhost || "${cmd}" == run_local ]]; then
+    built_version="${cmd} of ${version}"
   else
     built_version=$("${out}" --version 2>&1)
   fi

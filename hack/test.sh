@@ -18,11 +18,10 @@
 # Nothing is built from or in the assembled trees in step 3 but by the checks: verify
 # regenerates their generated files in place, and a build or an assembly reading a tree
 # meanwhile could see it half-written. (The scenarios build only this repository's test binary
-# and small tools; the lane compiles upstream's runner in the upstream tier's tree when it
-# starts, before step 3.) When a stage fails, the stages that do not need it still run: after a
-# failed e2e-deps the checks run alone; after a failed e2e-node-start the checks run, then
-# make e2e-only, which starts the lane itself (not beside the checks, since the lane's start
-# compiles in a tree). The lane is always waited for (it removes its node when its test ends)
+# and small tools; the lane runs upstream's runner built by make node-e2e-bins.) When a stage
+# fails, the stages that do not need it still run: after a failed e2e-deps the checks run alone;
+# after a failed e2e-node-start the checks run, then make e2e-only, which starts the lane itself
+# (after the checks, in case what failed left a tree half-assembled). The lane is always waited for (it removes its node when its test ends)
 # and its result printed, then make test fails. Interrupting make test (INT or TERM) stops the
 # checks too (they run in a process group of their own); the lane goes on, as with make e2e.
 set -euo pipefail

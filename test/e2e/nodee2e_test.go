@@ -70,7 +70,7 @@ func TestUpstreamNodeE2E(t *testing.T) {
 	// The upstream tier (patches 0001-0004, the PR): its tree, kubelet and suite.
 	tree := filepath.Join(repoRoot, "_output", "kubernetes-upstream-tier")
 	tierBin := filepath.Join(binDir, "upstream-tier")
-	for _, bin := range []string{"e2e_node.test", "ginkgo", "agnhost", "kubelet"} {
+	for _, bin := range []string{"e2e_node.test", "ginkgo", "agnhost", "run_local", "kubelet"} {
 		if _, err := os.Stat(filepath.Join(tierBin, bin)); err != nil {
 			t.Fatalf("%s: %v; run `make kubelet-series node-e2e-bins` first", filepath.Join(tierBin, bin), err)
 		}
@@ -270,15 +270,16 @@ serializeImagePulls: false
 		defer cancel()
 	}
 	// The runner's own command line, as hack/make-rules/test-e2e-node.sh gives it for REMOTE=false,
-	// with the dependencies built beforehand (make node-e2e-bins).
-	runner := exec.CommandContext(ctx, "go", "run", filepath.Join(tree, "test/e2e_node/runner/local/run_local.go"),
+	// with the dependencies built beforehand (make node-e2e-bins), the runner too: the script's
+	// go run would compile in the tree while make test's verify may be regenerating it.
+	runner := exec.CommandContext(ctx, filepath.Join(tierBin, "run_local"),
 		"--build-dependencies=false",
 		"--ginkgo-flags="+strings.Join(ginkgoFlags, " "),
 		"--test-flags="+strings.Join(testFlags, " "),
 		"--kubelet-config-file="+kubeletConfig,
 	)
-	// go run compiles the runner in the tree's module; ginkgo runs e2e_node.test in its own
-	// directory, where the framework writes its kubeconfig.
+	// The runner looks for its dependencies in the tree (KUBE_ROOT); ginkgo runs e2e_node.test in
+	// its own directory, where the framework writes its kubeconfig.
 	runner.Dir = tree
 	runner.Env = append(os.Environ(),
 		"PATH="+fakeBin+":"+os.Getenv("PATH"),
