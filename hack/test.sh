@@ -21,16 +21,17 @@
 # and small tools; the lane runs upstream's runner built by make node-e2e-bins.) When a stage
 # fails, the stages that do not need it still run: after a failed e2e-deps the checks run alone;
 # after a failed e2e-node-start the checks run, then make e2e-only, which starts the lane itself
-# (after the checks, in case what failed left a tree half-assembled). The lane is always waited for (it removes its node when its test ends)
-# and its result printed, then make test fails. Interrupting make test (INT or TERM) stops the
-# checks too (they run in a process group of their own); the lane goes on, as with make e2e.
+# (after the checks, in case what failed left a tree half-assembled). The lane is always waited
+# for (it removes its node when its test ends) and its result printed, then make test fails.
+# Interrupting make test (INT or TERM) stops the checks too (they run in a process group of
+# their own); the lane goes on, as with make e2e. hack/testsh/testsh_test.go tests this script.
 set -euo pipefail
 
 main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   make=("${MAKE:-make}" --no-print-directory)
   results=()
-  local status=0 started=false checks_status=0 checks_pid
+  local status=0 started=false deps=true checks_status=0 checks_pid
   local checks_log=${OUTPUT_DIR:-${PWD}/_output}/test-checks.log
   if stage e2e-node-start "${make[@]}" e2e-node-start; then
     export E2E_NODE_LANE=started
@@ -39,12 +40,12 @@ main() {
     status=$?
   fi
   mkdir -p "$(dirname "${checks_log}")"
-  if ! stage e2e-deps "${make[@]}" e2e-deps; then
-    status=1
+  stage e2e-deps "${make[@]}" e2e-deps || { status=1 deps=false; }
+  if ! ${deps} || ! ${started}; then
     checks 2>&1 | tee "${checks_log}" || checks_status=$?
-  elif ! ${started}; then
-    checks 2>&1 | tee "${checks_log}" || checks_status=$?
-    stage e2e "${make[@]}" e2e-only || status=$?
+    if ${deps}; then
+      stage e2e "${make[@]}" e2e-only || status=$?
+    fi
   else
     printf '\n>>> test-unit, verify and test-upstream run beside the end-to-end tests; their output: %s, printed when both are over\n' "${checks_log}"
     # A process group of their own (job control on for this one job), stopped if make test is

@@ -171,8 +171,7 @@ serializeImagePulls: false
 `, n.CgroupRoot())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(fakeBin, "fakesystemd"), "./test/e2e/nodee2e/fakesystemd")
-	build.Dir = repoRoot
+	build := framework.GoCommand(repoRoot, "build", "-o", filepath.Join(fakeBin, "fakesystemd"), "./test/e2e/nodee2e/fakesystemd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build fakesystemd: %v: %s", err, out)
 	}

@@ -20,7 +20,6 @@ import (
 	"cmp"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -68,9 +67,7 @@ func (n *Node) StartKeeper(args ...string) error {
 func (n *Node) PushKeeperImage(repoRoot string) (string, error) {
 	layout := n.path("image-keeper.oci")
 	ref := n.RegistryAddr + "/e2e/image-keeper:e2e"
-	cmd := exec.Command("go", "run", "-trimpath", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // make's settings (GO_ENV): the build cache serves both
+	cmd := GoCommand(repoRoot, "run", "./hack/image", "build", "--binary", filepath.Join(n.Bin, "image-keeper"), "--version", "e2e", "--out", layout)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}

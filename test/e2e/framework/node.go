@@ -19,7 +19,6 @@ package framework
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 
@@ -96,9 +95,8 @@ func NewNode(root, bin, repoRoot string, runtime Runtime) (*Node, error) {
 		}
 	}
 	out := n.path("sleeper")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./test/e2e/sleeper")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	build := GoCommand(repoRoot, "build", "-ldflags=-s -w", "-o", out, "./test/e2e/sleeper")
+	build.Env = append(build.Env, "GOOS=linux", "GOARCH=amd64")
 	if msg, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build sleeper: %v: %s", err, msg)
 	}

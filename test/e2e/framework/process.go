@@ -138,6 +138,16 @@ func (p *Process) CountInLog(s string) int {
 	return n
 }
 
+// GoCommand is a go command the harness runs in dir (the repository): `go build` or `go run`
+// with the settings make builds this repository's binaries with (the Makefile's GO_ENV and
+// -trimpath), so that the build cache compiles their dependencies once for all of them.
+func GoCommand(dir, subcommand string, args ...string) *exec.Cmd {
+	cmd := exec.Command("go", append([]string{subcommand, "-trimpath"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	return cmd
+}
+
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort() (int, error) {
 	portsMu.Lock()
